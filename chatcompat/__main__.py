@@ -1,0 +1,10 @@
+"""``python -m chatcompat`` is ``chatcompat``."""
+
+from __future__ import annotations
+
+import sys
+
+from chatcompat.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

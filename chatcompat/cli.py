@@ -1,0 +1,47 @@
+"""The ``chatcompat`` command: ``check`` runs the suite, ``mock`` runs the mock server,
+``export-model`` writes the reference model for real engines."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from chatcompat import __version__
+
+__all__ = ["main", "parser"]
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    from conformance import cli as check_cli
+    from mockserver import cli as mock_cli
+
+    top = argparse.ArgumentParser(
+        prog="chatcompat",
+        description="Conformance suite and mock server for OpenAI-compatible chat completions.",
+    )
+    top.add_argument("--version", action="version", version=f"chatcompat {__version__}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    check = commands.add_parser("check", help="run the conformance suite against an endpoint")
+    check_cli.add_arguments(check)
+    check.set_defaults(run=check_cli.run_command)
+    mock = commands.add_parser("mock", help="run the mock server in the foreground")
+    mock_cli.add_arguments(mock)
+    mock.set_defaults(run=mock_cli.run)
+    export = commands.add_parser(
+        "export-model", add_help=False, help="write the reference model for real engines"
+    )
+    export.set_defaults(run=None)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``chatcompat`` console script."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["export-model"]:
+        from reference_model.cli import export_main
+
+        return export_main(argv[1:])
+    args = parser().parse_args(argv)
+    code: int = args.run(args)
+    return code

@@ -1,0 +1,7 @@
+"""The checks, one module per group; importing this package registers them all."""
+
+from __future__ import annotations
+
+from conformance._checks import errors, models, response, stream
+
+__all__ = ["errors", "models", "response", "stream"]

@@ -1,0 +1,144 @@
+"""HTTP exchanges with the endpoint under test: bounded in time and size, recorded for reports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+__all__ = ["Endpoint", "Exchange", "send"]
+
+_EXCERPT = 600
+_SECRET_HEADERS = {"authorization", "api-key", "x-api-key"}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    base_url: str  # e.g. http://127.0.0.1:8000/v1 (no trailing slash)
+    model: str
+    api_key: str | None = None
+    timeout: float = 60.0  # seconds for one whole request, stream included
+    read_timeout: float = 30.0  # seconds without a byte before a stream counts as stalled
+    max_body_bytes: int = 8 * 1024 * 1024
+
+    def url(self, path: str) -> str:
+        """The absolute URL of API ``path`` (which starts with '/')."""
+        return self.base_url.rstrip("/") + path
+
+    def headers(self) -> dict[str, str]:
+        """Headers every request carries (the key, when one is set)."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+
+def _excerpt(data: bytes | str, limit: int = _EXCERPT) -> str:
+    """``data`` as text, its middle elided past ``limit`` chars (the end of a stream matters)."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]} [... {len(text) - 2 * half} of {len(text)} chars ...] {text[-half:]}"
+
+
+@dataclass
+class Exchange:
+    """One request and what came back (status None when no answer came)."""
+
+    method: str
+    url: str
+    sent: bytes | None
+    sent_headers: dict[str, str]
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    error: str | None = None  # transport trouble: refused, reset, stalled, too large
+    elapsed: float = 0.0
+
+    @property
+    def content_type(self) -> str:
+        """The media type of the answer, lower case, without parameters."""
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    @property
+    def request_id(self) -> str | None:
+        """The answer's request id header, if any."""
+        return self.headers.get("x-request-id") or self.headers.get("request-id")
+
+    def json(self) -> Any:
+        """The body as JSON (raises ValueError when it is not)."""
+        return json.loads(self.body)
+
+    def describe(self) -> list[str]:
+        """Report lines: what was sent and what was seen, the API key left out."""
+        sent = f"Sent: {self.method} {self.url}"
+        if self.sent is not None:
+            sent += f" {_excerpt(self.sent, 300)}"
+        if self.status is None:
+            return [sent, f"Seen: no answer ({self.error})"]
+        seen = f"Seen: {self.status} {self.headers.get('content-type', '(no content-type)')}"
+        if self.request_id:
+            seen += f" request-id {self.request_id}"
+        lines = [sent, seen, f"Body: {_excerpt(self.body)}" if self.body else "Body: (empty)"]
+        if self.error:
+            lines.append(f"Transport: {self.error}")
+        return lines
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    endpoint: Endpoint,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> Exchange:
+    """Send one request and read the whole answer, never longer than the endpoint's
+    timeouts and never more than its byte limit; transport trouble is recorded, not raised."""
+    sent = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request_headers = {**endpoint.headers(), **(headers or {})}
+    if sent is not None and raw is None:
+        request_headers.setdefault("Content-Type", "application/json")
+    exchange = Exchange(
+        method,
+        endpoint.url(path),
+        sent,
+        {k: v for k, v in request_headers.items() if k.lower() not in _SECRET_HEADERS},
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=endpoint.timeout, sock_connect=min(10.0, endpoint.timeout),
+        sock_read=endpoint.read_timeout,
+    )
+    started = time.monotonic()
+    body_parts: list[bytes] = []
+    size = 0
+    try:
+        async with session.request(
+            method, exchange.url, data=sent, headers=request_headers, timeout=timeout
+        ) as response:
+            exchange.status = response.status
+            exchange.headers = {k.lower(): v for k, v in response.headers.items()}
+            async for part in response.content.iter_any():
+                body_parts.append(part)
+                size += len(part)
+                if size > endpoint.max_body_bytes:
+                    exchange.error = f"answer larger than {endpoint.max_body_bytes} bytes; cut"
+                    break
+    except TimeoutError:
+        waited = time.monotonic() - started
+        exchange.error = f"timed out after {waited:.1f} s (stalled or too slow)"
+    except aiohttp.ClientPayloadError as exc:
+        exchange.error = f"answer cut short: {exc}"
+    except aiohttp.ClientError as exc:
+        exchange.error = f"{type(exc).__name__}: {exc}"
+    except asyncio.CancelledError:
+        raise
+    except OSError as exc:
+        exchange.error = f"{type(exc).__name__}: {exc}"
+    exchange.body = b"".join(body_parts)
+    exchange.elapsed = time.monotonic() - started
+    return exchange

@@ -1,0 +1,115 @@
+"""Running checks against an endpoint: each bounded in time, none able to crash the run."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from chatcompat import schemas
+from conformance import _checks  # noqa: F401  (registers the checks)
+from conformance._context import Context
+from conformance._http import Endpoint
+from conformance._outcome import CheckFailed, CheckSkipped, CheckWarning
+from conformance._registry import CHECKS, Check
+
+__all__ = ["Result", "RunResult", "run", "run_checks"]
+
+@dataclass(frozen=True)
+class Result:
+    check: Check
+    status: str  # passed | failed | skipped | warning
+    message: str  # "" when passed
+    duration: float
+
+
+@dataclass
+class RunResult:
+    endpoint: Endpoint
+    results: list[Result]
+    started: float
+    duration: float
+    requests: int
+    schema_level: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.counts = {s: 0 for s in ("passed", "failed", "skipped", "warning")}
+        for result in self.results:
+            self.counts[result.status] += 1
+
+    @property
+    def ok(self) -> bool:
+        """True when no check failed (warnings and skips allowed)."""
+        return self.counts["failed"] == 0
+
+
+async def _run_one(ctx: Context, check: Check, check_timeout: float) -> Result:
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(check.func(ctx), check_timeout)
+        status, message = "passed", ""
+    except CheckSkipped as exc:
+        status, message = "skipped", str(exc)
+    except CheckWarning as exc:
+        status, message = "warning", str(exc)
+    except CheckFailed as exc:
+        status = "warning" if check.severity == "should" else "failed"
+        message = str(exc)
+    except TimeoutError:
+        status, message = "failed", f"the check did not finish within {check_timeout:.0f} s"
+    except Exception as exc:  # a check must never take the run down
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        status = "failed"
+        message = (f"the check could not complete: {type(exc).__name__}: {exc} "
+                   f"(at {where.filename}:{where.lineno})")
+    if ctx.endpoint.api_key:
+        message = message.replace(ctx.endpoint.api_key, "<redacted>")
+    return Result(check, status, message, time.monotonic() - started)
+
+
+async def run_checks(
+    endpoint: Endpoint,
+    checks: Iterable[Check],
+    *,
+    schema_level: schemas.Level = "compatible",
+    concurrency: int = 4,
+    check_timeout: float | None = None,
+) -> RunResult:
+    """Run ``checks`` against ``endpoint``, at most ``concurrency`` at a time."""
+    checks = list(checks)
+    limit = check_timeout or endpoint.timeout * 3
+    started_wall, started = time.time(), time.monotonic()
+    gate = asyncio.Semaphore(concurrency)
+    connector = aiohttp.TCPConnector(limit=concurrency * 2, force_close=False)
+    async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
+        ctx = Context(endpoint, session, schema_level)
+
+        async def gated(check: Check) -> Result:
+            async with gate:
+                return await _run_one(ctx, check, limit)
+
+        results = await asyncio.gather(*(gated(c) for c in checks))
+    return RunResult(endpoint, list(results), started_wall, time.monotonic() - started,
+                     ctx.requests_sent, schema_level)
+
+
+def run(
+    endpoint: Endpoint,
+    ids: Iterable[str] | None = None,
+    *,
+    schema_level: schemas.Level = "compatible",
+    concurrency: int = 4,
+) -> RunResult:
+    """Run the checks named by ``ids`` (default: all) against ``endpoint`` and wait."""
+    unknown = sorted(set(ids or ()) - set(CHECKS))
+    if unknown:
+        raise ValueError(f"unknown check id(s) {unknown}; see chatcompat check --list")
+    selected = [CHECKS[i] for i in ids] if ids is not None else list(CHECKS.values())
+    return asyncio.run(
+        run_checks(endpoint, selected, schema_level=schema_level, concurrency=concurrency)
+    )

@@ -1,0 +1,118 @@
+"""The ``chatcompat check`` command."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from chatcompat import schemas
+from conformance._http import Endpoint
+from conformance._registry import CHECKS
+from conformance._report import console_text, write_reports
+from conformance._runner import run
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "add_arguments", "run_command"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_EMBEDDED_MODEL = "meta-llama/llama-3.3-70b-instruct"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``chatcompat check``."""
+    parser.add_argument(
+        "--base-url",
+        help="API base URL, e.g. https://host/v1 (default: start the embedded mock)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("CHATCOMPAT_API_KEY"),
+        help="bearer token (default: $CHATCOMPAT_API_KEY); never printed",
+    )
+    parser.add_argument("--model", help="model id to test (default: the first listed one)")
+    parser.add_argument("--report-json", type=Path, metavar="PATH", help="write the JSON report")
+    parser.add_argument("--junit", type=Path, metavar="PATH", help="write JUnit XML")
+    parser.add_argument(
+        "--check", action="append", dest="checks", metavar="ID",
+        help="run only this check (repeatable); see --list",
+    )
+    parser.add_argument("--list", action="store_true", help="print the checks and exit")
+    parser.add_argument(
+        "--schema-level", choices=schemas.LEVELS, default="compatible",
+        help="validate answers against OpenAI's strict schemas or what clients accept "
+        "(default: compatible)",
+    )
+    parser.add_argument("--timeout", type=float, default=60.0,
+                        help="seconds per request, stream included (default 60)")
+    parser.add_argument("--concurrency", type=int, default=4,
+                        help="checks run at once (default 4)")
+
+
+def _list_checks() -> str:
+    width = max(map(len, CHECKS))
+    return "\n".join(
+        f"{c.id:<{width}}  {c.group:<8} {c.severity:<6} {c.capability:<6} {c.doc}"
+        for c in CHECKS.values()
+    )
+
+
+def _reachable(base_url: str, timeout: float = 5.0) -> str | None:
+    """None when a TCP connection to ``base_url``'s host opens, else why not."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"--base-url must be an http(s) URL, got {base_url!r}"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return f"cannot connect to {parts.hostname}:{port}: {exc}"
+
+
+@contextlib.contextmanager
+def _embedded_mock(api_key: str | None, model: str) -> Iterator[str]:
+    """The mock server on a free loopback port for the length of the run; yields its URL."""
+    from mockserver import MockConfig, MockServer
+
+    with MockServer(MockConfig(api_key=api_key, models=(model,))) as server:
+        yield server.base_url
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the suite; the exit status says whether it passed (0), failed (1) or could not
+    start (2)."""
+    if args.list:
+        print(_list_checks())
+        return EXIT_OK
+    unknown = sorted(set(args.checks or ()) - set(CHECKS))
+    if unknown:
+        print(f"chatcompat check: unknown check id(s): {', '.join(unknown)}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.timeout <= 0 or args.concurrency < 1:
+        print("chatcompat check: --timeout must be > 0 and --concurrency >= 1", file=sys.stderr)
+        return EXIT_USAGE
+    with contextlib.ExitStack() as stack:
+        base_url = args.base_url
+        model = args.model
+        if base_url is None:
+            model = model or DEFAULT_EMBEDDED_MODEL
+            base_url = stack.enter_context(_embedded_mock(args.api_key, model))
+        problem = _reachable(base_url)
+        if problem:
+            print(f"chatcompat check: {problem}", file=sys.stderr)
+            return EXIT_USAGE
+        if model is None:
+            print("chatcompat check: --model is required with --base-url", file=sys.stderr)
+            return EXIT_USAGE
+        endpoint = Endpoint(base_url.rstrip("/"), model, args.api_key, timeout=args.timeout,
+                            read_timeout=min(30.0, args.timeout))
+        result = run(endpoint, args.checks, schema_level=args.schema_level,
+                     concurrency=args.concurrency)
+    print(console_text(result))
+    write_reports(result, json_path=args.report_json, junit_path=args.junit)
+    return EXIT_OK if result.ok else EXIT_FAILED

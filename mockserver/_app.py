@@ -1,0 +1,153 @@
+"""The aiohttp application: one route table, typed handlers, state in AppKeys."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from mockserver import _defects
+from mockserver._answers import completion, stream_chunks
+from mockserver._config import MockConfig
+from mockserver._errors import ApiError, Handler, error_body, error_middleware
+from mockserver._sse import DONE, encode_chunk, write_stream
+from mockserver._validation import parse_body, validate_request
+
+__all__ = ["CONFIG", "create_app"]
+
+CONFIG = web.AppKey("config", MockConfig)
+
+
+def _config(request: web.Request) -> MockConfig:
+    return request.app[CONFIG]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=json.dumps(data).encode(), content_type="application/json")
+
+
+def _render_error(request: web.Request, error: ApiError) -> web.Response:
+    """The error envelope, after the active defects have had their say."""
+    status, body = _defects.apply(
+        request.app[CONFIG].defects, "error", (error.status, error_body(error))
+    )
+    response = _json(body, status)
+    response.headers.update(error.headers)
+    return response
+
+
+@web.middleware
+async def _request_id(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give every answer an ``x-request-id`` (set before streams start)."""
+    request["request_id"] = f"req_{uuid.uuid4().hex}"
+    response = await handler(request)
+    if not response.prepared:
+        response.headers["x-request-id"] = request["request_id"]
+    return response
+
+
+@web.middleware
+async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """With an API key configured, every API route wants ``Authorization: Bearer <key>``."""
+    config = _config(request)
+    if config.api_key is None or not request.path.startswith(config.prefix + "/"):
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    if not header:
+        raise ApiError(
+            401,
+            "You didn't provide an API key. You need to provide your API key in an "
+            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            code="invalid_api_key",
+        )
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or token.strip() != config.api_key:
+        raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
+    return await handler(request)
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    """POST /chat/completions: validate, then answer as JSON or as an SSE stream."""
+    config = _config(request)
+    content_type = request.headers.get("Content-Type", "application/json")
+    if "json" not in content_type.lower():
+        raise ApiError(
+            400,
+            f"Unsupported Content-Type {content_type!r}: send the request as application/json.",
+        )
+    body = parse_body(await request.read())
+    validate_request(body, config)
+    meta = {"completion_id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time())}
+    headers = {"x-request-id": request["request_id"]}
+    if not body.get("stream"):
+        answer = _defects.apply(config.defects, "completion", completion(body, **meta))
+        response = _json(answer)
+        response.headers.update(headers)
+        return response
+    chunks = _defects.apply(config.defects, "chunks", stream_chunks(body, **meta))
+    events = _defects.apply(config.defects, "events", [*map(encode_chunk, chunks), DONE])
+    content_type = _defects.apply(config.defects, "stream_content_type", "text/event-stream")
+    return await write_stream(request, events, content_type=content_type, headers=headers)
+
+
+def _model_object(config: MockConfig, model_id: str) -> dict[str, Any]:
+    return {
+        "id": model_id,
+        "object": "model",
+        "created": config.created,
+        "owned_by": config.owned_by,
+    }
+
+
+async def list_models(request: web.Request) -> web.Response:
+    """GET /models: the listed models."""
+    config = _config(request)
+    listing = {
+        "object": "list",
+        "data": [_model_object(config, m) for m in config.listed_models],
+    }
+    return _json(_defects.apply(config.defects, "models", listing))
+
+
+async def retrieve_model(request: web.Request) -> web.Response:
+    """GET /models/{model}: one listed model, else 404 model_not_found."""
+    config = _config(request)
+    model_id = request.match_info["model"]
+    if model_id in config.listed_models or _defects.apply(
+        config.defects, "retrieve_unknown", False
+    ):
+        return _json(_model_object(config, model_id))
+    raise ApiError(
+        404,
+        f"The model '{model_id}' does not exist",
+        param="model",
+        code="model_not_found",
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    """GET /health: 200 while the server runs."""
+    return _json({"status": "ok"})
+
+
+def create_app(config: MockConfig | None = None) -> web.Application:
+    """The mock server as an aiohttp application."""
+    config = config or MockConfig()
+    app = web.Application(
+        middlewares=[_request_id, error_middleware(_render_error), _auth],
+        client_max_size=config.max_body_bytes,
+    )
+    app[CONFIG] = config
+    prefix = config.prefix
+    app.router.add_routes(
+        [
+            web.post(f"{prefix}/chat/completions", chat_completions),
+            web.get(f"{prefix}/models", list_models),
+            web.get(f"{prefix}/models/{{model:.+}}", retrieve_model),
+            web.get("/health", health),
+        ]
+    )
+    return app

@@ -1,0 +1,39 @@
+"""Configuration of one mock server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_MODEL", "MockConfig"]
+
+DEFAULT_MODEL = "meta-llama/llama-3.3-70b-instruct"
+
+
+@dataclass(frozen=True)
+class MockConfig:
+    api_key: str | None = None  # when set, every /v1 route wants "Authorization: Bearer <key>"
+    models: tuple[str, ...] = ()  # served models; empty = any name is served, DEFAULT_MODEL listed
+    defects: tuple[str, ...] = ()  # names from mockserver.DEFECTS, each breaking one behaviour
+    prefix: str = "/v1"  # path prefix of the API routes
+    context_length: int = 131072  # tokens of prompt + completion per model
+    max_body_bytes: int = 8 * 1024 * 1024  # larger request bodies get 413
+    owned_by: str = "chatcompat"
+    created: int = 1731542400  # "created" of every listed model
+
+    def __post_init__(self) -> None:
+        from mockserver._defects import DEFECTS
+
+        unknown = [name for name in self.defects if name not in DEFECTS]
+        if unknown:
+            raise ValueError(f"unknown defect(s) {unknown}; known: {sorted(DEFECTS)}")
+        if self.prefix and (not self.prefix.startswith("/") or self.prefix.endswith("/")):
+            raise ValueError(f"prefix must start with '/' and not end with it, got {self.prefix!r}")
+
+    @property
+    def listed_models(self) -> tuple[str, ...]:
+        """The ids GET /models lists."""
+        return self.models or (DEFAULT_MODEL,)
+
+    def serves(self, model: str) -> bool:
+        """Whether a chat completion for ``model`` is answered (else 404 model_not_found)."""
+        return not self.models or model in self.models

@@ -1,0 +1,109 @@
+"""The OpenAI error envelope, the exception that carries it, and the middleware that renders it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["ApiError", "error_body", "error_middleware", "error_response"]
+
+log = logging.getLogger("mockserver")
+
+_TYPE_BY_STATUS = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    403: "invalid_request_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_exceeded",
+    500: "server_error",
+    503: "server_error",
+}
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status plus the fields of ``{"error": {...}}``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        type: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.type = type or _TYPE_BY_STATUS.get(status, "invalid_request_error")
+        self.headers = headers or {}
+
+
+def error_body(error: ApiError) -> dict[str, Any]:
+    """The OpenAI envelope for ``error``."""
+    return {
+        "error": {
+            "message": error.message,
+            "type": error.type,
+            "param": error.param,
+            "code": error.code,
+        }
+    }
+
+
+def error_response(error: ApiError) -> web.Response:
+    """A JSON response carrying ``error`` in the envelope."""
+    return web.Response(
+        status=error.status,
+        body=json.dumps(error_body(error)).encode(),
+        content_type="application/json",
+        headers=error.headers,
+    )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ErrorHook = Callable[[web.Request, ApiError], web.StreamResponse]
+
+
+def _from_http_exception(exc: web.HTTPException) -> ApiError:
+    status = exc.status
+    if status == 413:
+        return ApiError(413, "Request body too large.", code="request_too_large")
+    if status == 405:
+        allow = exc.headers.get("Allow", "")
+        return ApiError(405, f"Method not allowed. Allowed: {allow}.", headers={"Allow": allow})
+    if status == 404:
+        return ApiError(404, "Unknown request URL. Please check the URL.", code="unknown_url")
+    return ApiError(status, exc.reason or "HTTP error")
+
+
+def error_middleware(render: ErrorHook) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Middleware turning every error (raised ApiError, aiohttp's HTTP errors, bugs) into the
+    envelope through ``render``, so that no answer ever leaves without it."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return render(request, exc)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return render(request, _from_http_exception(exc))
+        except Exception:
+            log.exception("unhandled error in %s %s", request.method, request.path)
+            return render(request, ApiError(500, "The server had an error processing your request."))
+
+    return middleware

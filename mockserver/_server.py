@@ -1,0 +1,121 @@
+"""Running the mock: in a background thread (tests, the embedded suite) or in the foreground."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+from types import TracebackType
+
+from aiohttp import web
+
+from mockserver._app import create_app
+from mockserver._config import MockConfig
+
+__all__ = ["MockServer", "serve_forever", "start_site"]
+
+
+async def start_site(
+    app: web.Application, host: str, port: int, *, access_log: bool = False
+) -> tuple[web.AppRunner, int]:
+    """Start ``app`` on ``host:port`` (0 = a free port); the runner and the bound port."""
+    runner = web.AppRunner(app) if access_log else web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = runner.addresses[0][1]
+    return runner, int(bound)
+
+
+class MockServer:
+    """The mock on a loopback port in a thread of its own; a context manager that always stops.
+
+    >>> with MockServer(MockConfig()) as server:
+    ...     server.base_url  # 'http://127.0.0.1:<port>/v1'
+    """
+
+    def __init__(self, config: MockConfig | None = None, host: str = "127.0.0.1", port: int = 0):
+        self.config = config or MockConfig()
+        self.host = host
+        self.port = port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The URL clients use as their base (ends with the API prefix)."""
+        return f"http://{self.host}:{self.port}{self.config.prefix}"
+
+    def start(self, timeout: float = 10.0) -> MockServer:
+        """Start serving; returns once the port is bound (raises if it could not be)."""
+        if self._thread is not None:
+            raise RuntimeError("server already started")
+        self._thread = threading.Thread(target=self._run, name="chatcompat-mock", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError(f"mock server did not start within {timeout} s")
+        if self._error is not None:
+            self._thread.join()
+            raise RuntimeError(f"mock server failed to start: {self._error}") from self._error
+        return self
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._runner, self.port = self._loop.run_until_complete(
+                start_site(create_app(self.config), self.host, self.port)
+            )
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            self._loop.close()
+            return
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            self._loop.run_until_complete(self._runner.cleanup())
+            self._loop.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop serving and join the thread; safe to call twice."""
+        if self._thread is None or self._loop is None:
+            return
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)
+        self._thread = None
+
+    def __enter__(self) -> MockServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def serve_forever(config: MockConfig, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve in the foreground until SIGINT or SIGTERM, logging each request."""
+
+    async def main() -> None:
+        runner, bound = await start_site(create_app(config), host, port, access_log=True)
+        print(f"chatcompat mock listening on http://{host}:{bound}{config.prefix}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())

@@ -1,0 +1,163 @@
+"""Request validation: the compatible request schema, then the rules a schema cannot say.
+
+Every problem becomes an :class:`ApiError` with status 400 (404 for an unknown model), the
+offending parameter in ``param`` and a message that names it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from jsonschema import ValidationError
+from jsonschema.exceptions import best_match
+
+from chatcompat import schemas
+from mockserver._answers import completion_limit
+from mockserver._config import MockConfig
+from mockserver._errors import ApiError
+from mockserver._tokens import count_prompt_tokens
+
+__all__ = ["VOCAB_SIZE", "parse_body", "validate_request"]
+
+VOCAB_SIZE = 128256  # Llama 3: logit_bias keys must be token ids below this
+INT64 = (-(2**63), 2**63 - 1)
+_MAX_MESSAGE = 300
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """The JSON object in ``raw``, or a 400 saying why it is not one."""
+    try:
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(
+            400,
+            "We could not parse the JSON body of your request. (HINT: This likely means you "
+            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
+            f"but what was sent was not valid JSON: {type(exc).__name__}.)",
+        ) from None
+    if not isinstance(body, dict):
+        raise ApiError(400, f"The request body must be a JSON object, got {type(body).__name__}.")
+    return body
+
+
+def _param(error: ValidationError) -> str | None:
+    path = ""
+    for part in error.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or None
+
+
+def _schema_error(body: dict[str, Any]) -> ApiError | None:
+    error = best_match(schemas.validator("chat-completion-request").iter_errors(body))
+    if error is None:
+        return None
+    param = _param(error)
+    message = error.message
+    if len(message) > _MAX_MESSAGE:
+        message = message[:_MAX_MESSAGE] + "..."
+    where = f"Invalid value for '{param}'" if param else "Invalid request"
+    return ApiError(400, f"{where}: {message}", param=param, code="invalid_value")
+
+
+def _rule_errors(body: dict[str, Any], config: MockConfig) -> Iterable[ApiError]:
+    """Rules beyond the schema, in the order a client would want to hear of them."""
+    if not body.get("stream") and body.get("stream_options") is not None:
+        yield ApiError(
+            400,
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+        )
+    if body.get("top_logprobs") is not None and not body.get("logprobs"):
+        yield ApiError(
+            400, "'logprobs' must be set to true when 'top_logprobs' is used.", param="top_logprobs"
+        )
+    for key in ("max_tokens", "max_completion_tokens"):
+        value = body.get(key)
+        if value is not None and value < 1:
+            yield ApiError(
+                400,
+                f"Invalid '{key}': integer below minimum value. Expected a value >= 1, "
+                f"but got {value} instead.",
+                param=key,
+                code="integer_below_min_value",
+            )
+    seed = body.get("seed")
+    if seed is not None and not INT64[0] <= seed <= INT64[1]:
+        yield ApiError(400, "Invalid 'seed': it must fit in a signed 64-bit integer.", param="seed")
+    for key, bias in (body.get("logit_bias") or {}).items():
+        if not key.lstrip("-").isdigit() or not 0 <= int(key) < VOCAB_SIZE:
+            yield ApiError(
+                400,
+                f"Invalid key in 'logit_bias': {key!r} is not a token id in [0, {VOCAB_SIZE}).",
+                param="logit_bias",
+            )
+        elif not isinstance(bias, int | float) or not -100 <= bias <= 100:
+            yield ApiError(
+                400,
+                f"Invalid value in 'logit_bias' for {key!r}: {bias!r} is not in [-100, 100].",
+                param="logit_bias",
+            )
+    response_format = body.get("response_format") or {}
+    if response_format.get("type") == "json_schema":
+        spec = response_format.get("json_schema") or {}
+        if not isinstance(spec.get("schema"), dict):
+            yield ApiError(
+                400,
+                "Invalid 'response_format.json_schema': a 'schema' object is required.",
+                param="response_format.json_schema.schema",
+            )
+    yield from _tool_choice_errors(body)
+    limit = completion_limit(body) or 0
+    prompt = count_prompt_tokens(body["messages"])
+    if prompt + limit > config.context_length:
+        yield ApiError(
+            400,
+            f"This model's maximum context length is {config.context_length} tokens. However, "
+            f"you requested {prompt + limit} tokens ({prompt} in the messages, {limit} in the "
+            "completion). Please reduce the length of the messages or completion.",
+            param="messages",
+            code="context_length_exceeded",
+        )
+
+
+def _tool_choice_errors(body: dict[str, Any]) -> Iterable[ApiError]:
+    choice = body.get("tool_choice")
+    tools = body.get("tools") or []
+    if choice is None or choice == "none":
+        return
+    if not tools:
+        yield ApiError(
+            400, "'tool_choice' is only allowed when 'tools' are specified.", param="tool_choice"
+        )
+        return
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        name = (choice.get("function") or {}).get("name")
+        names = {(t.get("function") or {}).get("name") for t in tools}
+        if name not in names:
+            yield ApiError(
+                400,
+                f"Invalid 'tool_choice': function {name!r} is not among the supplied tools.",
+                param="tool_choice",
+            )
+
+
+def validate_request(body: dict[str, Any], config: MockConfig) -> None:
+    """Raise the first problem with ``body`` as a chat-completion request to this server."""
+    schema_error = _schema_error(body)
+    if schema_error is not None:
+        raise schema_error
+    if not config.serves(body["model"]):
+        raise ApiError(
+            404,
+            f"The model `{body['model']}` does not exist or you do not have access to it.",
+            param="model",
+            code="model_not_found",
+        )
+    for error in _rule_errors(body, config):
+        raise error

@@ -1,0 +1,55 @@
+"""The ``chatcompat mock`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from mockserver._config import MockConfig
+from mockserver._defects import DEFECTS
+from mockserver._server import serve_forever
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``chatcompat mock``."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port to bind (0 = any free port)")
+    parser.add_argument("--api-key", help="require Authorization: Bearer API_KEY")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="serve only this model (repeatable); default: any name is served",
+    )
+    parser.add_argument(
+        "--defect",
+        action="append",
+        default=[],
+        choices=sorted(DEFECTS),
+        metavar="NAME",
+        help="break one behaviour (repeatable); see --list-defects",
+    )
+    parser.add_argument("--prefix", default="/v1", help="path prefix of the API (default /v1)")
+    parser.add_argument(
+        "--list-defects", action="store_true", help="print the defect modes and exit"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the mock in the foreground until interrupted."""
+    if args.list_defects:
+        width = max(map(len, DEFECTS))
+        for defect in DEFECTS.values():
+            print(f"{defect.name:<{width}}  caught by {defect.caught_by:<18}  {defect.doc}")
+        return 0
+    config = MockConfig(
+        api_key=args.api_key,
+        models=tuple(args.model),
+        defects=tuple(args.defect),
+        prefix=args.prefix,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    serve_forever(config, args.host, args.port)
+    return 0
