@@ -1,0 +1,27 @@
+"""The reference model: a small seeded Llama 3 style transformer, its tokenizer, chat format,
+sampler of record (with vLLM / HF / llama.cpp dialects), exports and generation API."""
+
+from __future__ import annotations
+
+from .chat_format import CHAT_TEMPLATE, encode_dialog, render_dialog
+from .cli import export_main
+from .export import export_gguf, export_hf
+from .model import ModelArgs, Transformer
+from .tokenizer import SPECIAL_TOKENS, Tokenizer, default_tokenizer
+from .weights import build_model, init_model
+
+__all__ = [
+    "CHAT_TEMPLATE",
+    "SPECIAL_TOKENS",
+    "ModelArgs",
+    "Tokenizer",
+    "Transformer",
+    "build_model",
+    "default_tokenizer",
+    "encode_dialog",
+    "export_gguf",
+    "export_hf",
+    "export_main",
+    "init_model",
+    "render_dialog",
+]
