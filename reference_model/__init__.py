@@ -7,13 +7,28 @@ from .chat_format import CHAT_TEMPLATE, encode_dialog, render_dialog
 from .cli import export_main
 from .export import export_gguf, export_hf
 from .model import ModelArgs, Transformer
+from .sampling import (
+    DIALECTS,
+    Dialect,
+    Sample,
+    SamplingParams,
+    make_generator,
+    process_logits,
+    processed_probs,
+    sample,
+    sample_from_probs,
+)
 from .tokenizer import SPECIAL_TOKENS, Tokenizer, default_tokenizer
 from .weights import build_model, init_model
 
 __all__ = [
     "CHAT_TEMPLATE",
+    "DIALECTS",
     "SPECIAL_TOKENS",
+    "Dialect",
     "ModelArgs",
+    "Sample",
+    "SamplingParams",
     "Tokenizer",
     "Transformer",
     "build_model",
@@ -23,5 +38,10 @@ __all__ = [
     "export_hf",
     "export_main",
     "init_model",
+    "make_generator",
+    "process_logits",
+    "processed_probs",
     "render_dialog",
+    "sample",
+    "sample_from_probs",
 ]
