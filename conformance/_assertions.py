@@ -9,7 +9,7 @@ from conformance._http import Exchange
 from conformance._outcome import CheckFailed
 from conformance._sse import Event, parse_events
 
-__all__ = ["chunks_of", "json_body", "require_status"]
+__all__ = ["chunks_of", "envelope_problem", "json_body", "require_status"]
 
 
 def require_status(exchange: Exchange, *expected: int) -> None:
@@ -58,3 +58,24 @@ def chunks_of(exchange: Exchange) -> tuple[list[Event], list[dict[str, Any]]]:
             exchange=exchange,
         )
     return events, chunks
+
+
+def envelope_problem(body: Any) -> str | None:
+    """What keeps ``body`` from being the OpenAI error envelope (catalogue D.23), or None:
+    {"error": {"message": str, "type": str, "param": str|null, "code": str|int|null}}."""
+    if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
+        return f'the body is not {{"error": {{...}}}}: {json.dumps(body)[:200]}'
+    error = body["error"]
+    if not isinstance(error.get("message"), str):
+        return f"error.message is not a string: {error.get('message')!r}"
+    if not isinstance(error.get("type"), str):
+        return f"error.type is not a string: {error.get('type')!r}"
+    for key in ("param", "code"):
+        if key not in error:
+            return f"error.{key} is missing (null when it does not apply)"
+    if error["param"] is not None and not isinstance(error["param"], str):
+        return f"error.param is not a string or null: {error['param']!r}"
+    code = error["code"]
+    if code is not None and (not isinstance(code, str | int) or isinstance(code, bool)):
+        return f"error.code is not a string, integer or null: {code!r}"
+    return None

@@ -110,7 +110,8 @@ async def send(
         {k: v for k, v in request_headers.items() if k.lower() not in _SECRET_HEADERS},
     )
     timeout = aiohttp.ClientTimeout(
-        total=endpoint.timeout, sock_connect=min(10.0, endpoint.timeout),
+        total=endpoint.timeout,
+        sock_connect=min(10.0, endpoint.timeout),
         sock_read=endpoint.read_timeout,
     )
     started = time.monotonic()

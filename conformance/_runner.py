@@ -19,6 +19,7 @@ from conformance._registry import CHECKS, Check
 
 __all__ = ["Result", "RunResult", "run", "run_checks"]
 
+
 @dataclass(frozen=True)
 class Result:
     check: Check
@@ -65,8 +66,10 @@ async def _run_one(ctx: Context, check: Check, check_timeout: float) -> Result:
     except Exception as exc:  # a check must never take the run down
         where = traceback.extract_tb(exc.__traceback__)[-1]
         status = "failed"
-        message = (f"the check could not complete: {type(exc).__name__}: {exc} "
-                   f"(at {where.filename}:{where.lineno})")
+        message = (
+            f"the check could not complete: {type(exc).__name__}: {exc} "
+            f"(at {where.filename}:{where.lineno})"
+        )
     if ctx.endpoint.api_key:
         message = message.replace(ctx.endpoint.api_key, "<redacted>")
     return Result(check, status, message, time.monotonic() - started)
@@ -94,8 +97,14 @@ async def run_checks(
                 return await _run_one(ctx, check, limit)
 
         results = await asyncio.gather(*(gated(c) for c in checks))
-    return RunResult(endpoint, list(results), started_wall, time.monotonic() - started,
-                     ctx.requests_sent, schema_level)
+    return RunResult(
+        endpoint,
+        list(results),
+        started_wall,
+        time.monotonic() - started,
+        ctx.requests_sent,
+        schema_level,
+    )
 
 
 def run(

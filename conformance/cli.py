@@ -38,19 +38,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-json", type=Path, metavar="PATH", help="write the JSON report")
     parser.add_argument("--junit", type=Path, metavar="PATH", help="write JUnit XML")
     parser.add_argument(
-        "--check", action="append", dest="checks", metavar="ID",
+        "--check",
+        action="append",
+        dest="checks",
+        metavar="ID",
         help="run only this check (repeatable); see --list",
     )
     parser.add_argument("--list", action="store_true", help="print the checks and exit")
     parser.add_argument(
-        "--schema-level", choices=schemas.LEVELS, default="compatible",
+        "--schema-level",
+        choices=schemas.LEVELS,
+        default="compatible",
         help="validate answers against OpenAI's strict schemas or what clients accept "
         "(default: compatible)",
     )
-    parser.add_argument("--timeout", type=float, default=60.0,
-                        help="seconds per request, stream included (default 60)")
-    parser.add_argument("--concurrency", type=int, default=4,
-                        help="checks run at once (default 4)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds per request, stream included (default 60)",
+    )
+    parser.add_argument("--concurrency", type=int, default=4, help="checks run at once (default 4)")
 
 
 def _list_checks() -> str:
@@ -109,10 +117,16 @@ def run_command(args: argparse.Namespace) -> int:
         if model is None:
             print("chatcompat check: --model is required with --base-url", file=sys.stderr)
             return EXIT_USAGE
-        endpoint = Endpoint(base_url.rstrip("/"), model, args.api_key, timeout=args.timeout,
-                            read_timeout=min(30.0, args.timeout))
-        result = run(endpoint, args.checks, schema_level=args.schema_level,
-                     concurrency=args.concurrency)
+        endpoint = Endpoint(
+            base_url.rstrip("/"),
+            model,
+            args.api_key,
+            timeout=args.timeout,
+            read_timeout=min(30.0, args.timeout),
+        )
+        result = run(
+            endpoint, args.checks, schema_level=args.schema_level, concurrency=args.concurrency
+        )
     print(console_text(result))
     write_reports(result, json_path=args.report_json, junit_path=args.junit)
     return EXIT_OK if result.ok else EXIT_FAILED

@@ -19,6 +19,7 @@ from mockserver._validation import parse_body, validate_request
 __all__ = ["CONFIG", "create_app"]
 
 CONFIG = web.AppKey("config", MockConfig)
+REQUEST_ID = web.RequestKey("request_id", str)
 
 
 def _config(request: web.Request) -> MockConfig:
@@ -26,7 +27,9 @@ def _config(request: web.Request) -> MockConfig:
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=json.dumps(data).encode(), content_type="application/json")
+    return web.Response(
+        status=status, body=json.dumps(data).encode(), content_type="application/json"
+    )
 
 
 def _render_error(request: web.Request, error: ApiError) -> web.Response:
@@ -42,10 +45,10 @@ def _render_error(request: web.Request, error: ApiError) -> web.Response:
 @web.middleware
 async def _request_id(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give every answer an ``x-request-id`` (set before streams start)."""
-    request["request_id"] = f"req_{uuid.uuid4().hex}"
+    request[REQUEST_ID] = f"req_{uuid.uuid4().hex}"
     response = await handler(request)
     if not response.prepared:
-        response.headers["x-request-id"] = request["request_id"]
+        response.headers["x-request-id"] = request[REQUEST_ID]
     return response
 
 
@@ -80,14 +83,19 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         )
     body = parse_body(await request.read())
     validate_request(body, config)
-    meta = {"completion_id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time())}
-    headers = {"x-request-id": request["request_id"]}
+    completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    headers = {"x-request-id": request[REQUEST_ID]}
     if not body.get("stream"):
-        answer = _defects.apply(config.defects, "completion", completion(body, **meta))
+        answer = _defects.apply(
+            config.defects,
+            "completion",
+            completion(body, completion_id=completion_id, created=created),
+        )
         response = _json(answer)
         response.headers.update(headers)
         return response
-    chunks = _defects.apply(config.defects, "chunks", stream_chunks(body, **meta))
+    chunks = stream_chunks(body, completion_id=completion_id, created=created)
+    chunks = _defects.apply(config.defects, "chunks", chunks)
     events = _defects.apply(config.defects, "events", [*map(encode_chunk, chunks), DONE])
     content_type = _defects.apply(config.defects, "stream_content_type", "text/event-stream")
     return await write_stream(request, events, content_type=content_type, headers=headers)

@@ -21,6 +21,7 @@ class Defect:
     caught_by: str  # the conformance check id that must fail against this defect
     doc: str
     hooks: dict[str, Hook] = field(default_factory=dict)  # stage -> value transform
+    also_caught_by: tuple[str, ...] = ()  # other checks that see the same broken behaviour
 
 
 def _set(key: str, value: Any) -> Hook:
@@ -43,7 +44,7 @@ def _flat_error(answer: tuple[int, dict[str, Any]]) -> tuple[int, dict[str, Any]
 
 def _server_error(answer: tuple[int, dict[str, Any]]) -> tuple[int, dict[str, Any]]:
     status, body = answer
-    return (500 if 400 <= status < 500 and status != 401 else status), body
+    return (500 if status == 400 else status), body
 
 
 def _bad_model_entries(listing: dict[str, Any]) -> dict[str, Any]:
@@ -92,6 +93,7 @@ _TABLE = (
         "err_envelope",
         'Errors are answered as {"detail": "..."} instead of the OpenAI envelope.',
         {"error": _flat_error},
+        also_caught_by=("models_list",),  # its 404 for an unknown model loses the envelope too
     ),
     Defect(
         "500-on-bad-request",

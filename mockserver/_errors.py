@@ -104,6 +104,8 @@ def error_middleware(render: ErrorHook) -> Callable[..., Awaitable[web.StreamRes
             return render(request, _from_http_exception(exc))
         except Exception:
             log.exception("unhandled error in %s %s", request.method, request.path)
-            return render(request, ApiError(500, "The server had an error processing your request."))
+            return render(
+                request, ApiError(500, "The server had an error processing your request.")
+            )
 
     return middleware

@@ -17,10 +17,19 @@ __all__ = ["MockServer", "serve_forever", "start_site"]
 
 
 async def start_site(
-    app: web.Application, host: str, port: int, *, access_log: bool = False
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    access_log: bool = False,
+    shutdown_timeout: float = 1.0,
 ) -> tuple[web.AppRunner, int]:
-    """Start ``app`` on ``host:port`` (0 = a free port); the runner and the bound port."""
-    runner = web.AppRunner(app) if access_log else web.AppRunner(app, access_log=None)
+    """Start ``app`` on ``host:port`` (0 = a free port); the runner and the bound port.
+    On cleanup, requests still running get ``shutdown_timeout`` seconds, then are cancelled."""
+    options: dict[str, object] = {"shutdown_timeout": shutdown_timeout}
+    if not access_log:
+        options["access_log"] = None
+    runner = web.AppRunner(app, **options)  # type: ignore[arg-type]
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -35,7 +44,9 @@ class MockServer:
     ...     server.base_url  # 'http://127.0.0.1:<port>/v1'
     """
 
-    def __init__(self, config: MockConfig | None = None, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self, config: MockConfig | None = None, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.config = config or MockConfig()
         self.host = host
         self.port = port

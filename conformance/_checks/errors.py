@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from conformance._assertions import json_body
+from conformance._assertions import envelope_problem, json_body
 from conformance._context import Context
 from conformance._http import Exchange
 from conformance._outcome import CheckFailed
@@ -67,10 +69,14 @@ async def _send_bad(ctx: Context, case: BadRequest) -> Exchange:
 
 async def _bad_exchanges(ctx: Context) -> list[tuple[BadRequest, Exchange]]:
     """Each bad request with its answer, sent once per run whichever check asks first."""
-    return [
-        (case, await ctx.shared(f"bad:{case.name}", lambda case=case: _send_bad(ctx, case)))
-        for case in BAD_REQUESTS
-    ]
+
+    def sender(case: BadRequest) -> Callable[[], Awaitable[Exchange]]:
+        return lambda: _send_bad(ctx, case)
+
+    exchanges = await asyncio.gather(
+        *(ctx.shared(f"bad:{case.name}", sender(case)) for case in BAD_REQUESTS)
+    )
+    return list(zip(BAD_REQUESTS, exchanges, strict=True))
 
 
 @check(group="errors")
@@ -101,7 +107,7 @@ async def err_envelope(ctx: Context) -> None:
             continue
         seen += 1
         body = json_body(exchange)
-        error = ctx.validate("error", body)
+        error = envelope_problem(body) or ctx.validate("error", body)
         if error:
             raise CheckFailed(
                 f"the error answer to '{case.name}' is not the OpenAI envelope",
@@ -111,5 +117,7 @@ async def err_envelope(ctx: Context) -> None:
                 exchange=exchange,
             )
     if not seen:
-        raise CheckFailed("no invalid request got an error status, so no envelope was seen",
-                          expected="4xx answers carrying the envelope")
+        raise CheckFailed(
+            "no invalid request got an error status, so no envelope was seen",
+            expected="4xx answers carrying the envelope",
+        )

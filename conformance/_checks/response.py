@@ -16,8 +16,12 @@ async def resp_schema(ctx: Context) -> None:
     exchange = await ctx.completion()
     require_status(exchange, 200)
     if exchange.content_type != "application/json":
-        raise CheckFailed("wrong Content-Type", expected="application/json",
-                          received=exchange.content_type or "(none)", exchange=exchange)
+        raise CheckFailed(
+            "wrong Content-Type",
+            expected="application/json",
+            received=exchange.content_type or "(none)",
+            exchange=exchange,
+        )
     body = json_body(exchange)
     error = ctx.validate("chat-completion", body)
     if error:
@@ -28,9 +32,17 @@ async def resp_schema(ctx: Context) -> None:
         )
     for position, choice in enumerate(body["choices"]):
         if choice.get("index") != position:
-            raise CheckFailed(f"choices[{position}].index is wrong", expected=str(position),
-                              received=repr(choice.get("index")), exchange=exchange)
+            raise CheckFailed(
+                f"choices[{position}].index is wrong",
+                expected=str(position),
+                received=repr(choice.get("index")),
+                exchange=exchange,
+            )
         role = (choice.get("message") or {}).get("role")
         if role != "assistant":
-            raise CheckFailed(f"choices[{position}].message.role is wrong",
-                              expected="assistant", received=repr(role), exchange=exchange)
+            raise CheckFailed(
+                f"choices[{position}].message.role is wrong",
+                expected="assistant",
+                received=repr(role),
+                exchange=exchange,
+            )

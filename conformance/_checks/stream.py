@@ -26,12 +26,12 @@ async def sse_done(ctx: Context) -> None:
             exchange=exchange,
         )
     if exchange.error:
-        raise CheckFailed("the stream did not end cleanly", received=exchange.error,
-                          exchange=exchange)
+        raise CheckFailed(
+            "the stream did not end cleanly", received=exchange.error, exchange=exchange
+        )
     events, problems = parse_events(exchange.body)
     if problems:
-        raise CheckFailed("SSE framing is broken", received="; ".join(problems),
-                          exchange=exchange)
+        raise CheckFailed("SSE framing is broken", received="; ".join(problems), exchange=exchange)
     if not events:
         raise CheckFailed("the stream holds no event", exchange=exchange)
     for position, event in enumerate(events):
@@ -52,8 +52,9 @@ async def sse_done(ctx: Context) -> None:
         )
     for position, event in enumerate(body_events):
         if event.data == "[DONE]":
-            raise CheckFailed(f"event {position} is [DONE] but more events follow",
-                              exchange=exchange)
+            raise CheckFailed(
+                f"event {position} is [DONE] but more events follow", exchange=exchange
+            )
         try:
             value = json.loads(event.data)
         except ValueError:
@@ -90,8 +91,12 @@ async def chunk_meta_stable(ctx: Context) -> None:
     _, chunks = chunks_of(exchange)
     first = chunks[0]
     if not isinstance(first.get("created"), int) or isinstance(first.get("created"), bool):
-        raise CheckFailed("created is not an integer", expected="unix seconds as an integer",
-                          received=repr(first.get("created")), exchange=exchange)
+        raise CheckFailed(
+            "created is not an integer",
+            expected="unix seconds as an integer",
+            received=repr(first.get("created")),
+            exchange=exchange,
+        )
     for position, chunk in enumerate(chunks):
         if chunk.get("object") != "chat.completion.chunk":
             raise CheckFailed(

@@ -1,0 +1,159 @@
+"""The mock at the HTTP level: exact bytes, headers, and no 5xx for any bad input."""
+
+from __future__ import annotations
+
+import http.client
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mockserver._sse import DONE, encode_chunk, encode_data
+
+
+def request(server, method, path, body=b"", headers=None):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def post(server, body, content_type="application/json"):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return request(server, "POST", "/v1/chat/completions", data, {"Content-Type": content_type})
+
+
+def test_encode_data_writes_one_event():
+    assert encode_data('{"a":1}') == b'data: {"a":1}\n\n'
+    assert encode_chunk({"a": "é"}) == 'data: {"a":"é"}\n\n'.encode()
+    assert DONE == b"data: [DONE]\n\n"
+
+
+def test_stream_bytes_are_the_chunks_then_done(mock):
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    status, headers, raw = post(mock, body)
+    assert status == 200
+    assert headers["Content-Type"] == "text/event-stream; charset=utf-8"
+    assert headers["Cache-Control"] == "no-cache"
+    assert headers["X-Accel-Buffering"] == "no"
+    events = raw.split(b"\n\n")
+    assert events[-2:] == [b"data: [DONE]", b""]
+    chunks = [json.loads(e.removeprefix(b"data: ")) for e in events[:-2]]
+    assert raw == b"".join(encode_chunk(c) for c in chunks) + DONE
+    assert len(chunks) == 9
+
+
+def test_seed_stream_keeps_the_provider_shape(mock):
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    _, _, raw = post(mock, body)
+    last = json.loads(raw.split(b"\n\n")[-3].removeprefix(b"data: "))
+    assert last["choices"][0]["finish_reason"] == "stop"
+    assert last["choices"][0]["delta"] == {"content": "just want to chat?"}
+    assert last["choices"][0]["content_filter_results"]["hate"] == {"filtered": False}
+
+
+def envelope(raw):
+    error = json.loads(raw)["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    return error
+
+
+def test_malformed_json_is_a_400_envelope(mock):
+    status, headers, raw = post(mock, b'{"model": ')
+    assert status == 400
+    assert headers["Content-Type"].startswith("application/json")
+    assert "could not parse the JSON body" in envelope(raw)["message"]
+
+
+def test_missing_messages_is_a_400_naming_it(mock):
+    status, _, raw = post(mock, {"model": "m"})
+    assert status == 400
+    assert "'messages' is a required property" in envelope(raw)["message"]
+
+
+def test_wrong_type_names_the_path(mock):
+    status, _, raw = post(mock, {"model": "m", "messages": [{"role": 123, "content": "x"}]})
+    assert status == 400
+    assert envelope(raw)["param"] == "messages[0].role" or envelope(raw)["param"] == "messages[0]"
+
+
+def test_unknown_route_and_method_keep_the_envelope(mock):
+    status, _, raw = request(mock, "GET", "/v1/nothing-here")
+    assert status == 404
+    assert envelope(raw)["code"] == "unknown_url"
+    status, headers, raw = request(mock, "GET", "/v1/chat/completions")
+    assert status == 405
+    assert "POST" in headers["Allow"]
+    envelope(raw)
+
+
+def test_too_large_body_is_413(start_mock):
+    server = start_mock(max_body_bytes=1000)
+    status, _, raw = post(server, b"{" + b" " * 2000 + b"}")
+    assert status == 413
+    assert envelope(raw)["code"] == "request_too_large"
+
+
+def test_health(mock):
+    status, _, raw = request(mock, "GET", "/health")
+    assert (status, json.loads(raw)) == (200, {"status": "ok"})
+
+
+def test_every_answer_has_a_request_id(mock):
+    _, headers, _ = post(mock, b"nope")
+    assert headers["x-request-id"].startswith("req_")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+request_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "model": json_values | st.just("m"),
+        "messages": json_values
+        | st.lists(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "role": json_values | st.sampled_from(["user", "system", "assistant", "tool"]),
+                    "content": json_values,
+                },
+            ),
+            max_size=3,
+        ),
+        "stream": json_values,
+        "n": json_values,
+        "max_tokens": json_values,
+        "temperature": json_values,
+        "logit_bias": json_values,
+        "tools": json_values,
+        "tool_choice": json_values,
+        "stop": json_values,
+        "response_format": json_values,
+        "stream_options": json_values,
+        "seed": json_values,
+    },
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.binary(max_size=64)
+    | json_values.map(lambda v: json.dumps(v).encode())
+    | request_like.map(lambda v: json.dumps(v).encode())
+)
+def test_garbage_never_gets_a_5xx(mock, body):
+    status, _, raw = post(mock, body)
+    assert status < 500, raw
+    if status >= 400:
+        envelope(raw)

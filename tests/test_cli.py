@@ -1,0 +1,182 @@
+"""The chatcompat command as a user runs it: real processes, real sockets."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from contextlib import contextmanager
+
+import pytest
+
+from conformance import CHECKS
+from mockserver import DEFECTS
+
+
+def chatcompat(*args, timeout=120):
+    return subprocess.run(
+        [sys.executable, "-m", "chatcompat", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@contextmanager
+def mock_process(*args):
+    """``chatcompat mock --port 0 ARGS`` in a child process; yields its base URL; always
+    stopped."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mockserver", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("chatcompat mock listening on "), line
+        yield line.split()[-1]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stdout.close()
+
+
+def test_check_against_the_embedded_mock_passes_and_writes_reports(tmp_path):
+    done = chatcompat(
+        "check", "--report-json", str(tmp_path / "r.json"), "--junit", str(tmp_path / "r.xml")
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for check_id in CHECKS:
+        assert check_id in done.stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["report_version"] == 1
+    assert report["ok"] is True
+    assert report["summary"] == {"passed": len(CHECKS), "failed": 0, "skipped": 0, "warning": 0}
+    assert sorted(c["id"] for c in report["checks"]) == sorted(CHECKS)
+    for entry in report["checks"]:
+        assert set(entry) == {
+            "id",
+            "group",
+            "severity",
+            "capability",
+            "description",
+            "status",
+            "message",
+            "duration_s",
+        }
+        assert entry["status"] == "passed"
+    suite = ET.parse(tmp_path / "r.xml").getroot()
+    assert suite.tag == "testsuite"
+    assert suite.get("tests") == str(len(CHECKS))
+    assert suite.get("failures") == "0"
+
+
+def test_check_against_a_separate_mock_passes():
+    with mock_process() as url:
+        done = chatcompat("check", "--base-url", url, "--model", "m")
+    assert done.returncode == 0, done.stdout
+    assert "0 failed" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "defect", ["missing-done", "500-on-bad-request"], ids=["missing-done", "500-on-bad-request"]
+)
+def test_check_against_a_defective_mock_exits_1_naming_the_check(tmp_path, defect):
+    with mock_process("--defect", defect, "--model", "m") as url:
+        done = chatcompat(
+            "check", "--base-url", url, "--model", "m", "--report-json", str(tmp_path / "r.json")
+        )
+    assert done.returncode == 1
+    assert f"[FAIL] {DEFECTS[defect].caught_by}" in done.stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    failed = [c for c in report["checks"] if c["status"] == "failed"]
+    assert [c["id"] for c in failed] == [DEFECTS[defect].caught_by]
+    assert "Sent: POST" in failed[0]["message"]
+
+
+def test_api_key_is_used_and_never_printed(tmp_path):
+    with mock_process("--api-key", "sk-secret-123", "--model", "m") as url:
+        done = chatcompat(
+            "check",
+            "--base-url",
+            url,
+            "--model",
+            "m",
+            "--api-key",
+            "sk-secret-123",
+            "--report-json",
+            str(tmp_path / "r.json"),
+        )
+        wrong = chatcompat(
+            "check",
+            "--base-url",
+            url,
+            "--model",
+            "m",
+            "--api-key",
+            "sk-nope",
+            "--report-json",
+            str(tmp_path / "w.json"),
+        )
+    assert done.returncode == 0, done.stdout
+    assert wrong.returncode == 1
+    assert "401" in wrong.stdout
+    for text in (done.stdout, wrong.stdout, (tmp_path / "w.json").read_text()):
+        assert "sk-secret-123" not in text
+        assert "sk-nope" not in text
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", "--check", "no_such_check"],
+        ["check", "--base-url", "http://127.0.0.1:{port}/v1", "--model", "m"],
+        ["check", "--base-url", "ftp://example/v1", "--model", "m"],
+        ["check", "--timeout", "0"],
+        ["check", "--no-such-flag"],
+    ],
+    ids=["unknown-check", "unreachable", "not-http", "bad-timeout", "bad-flag"],
+)
+def test_run_that_cannot_start_exits_2(args):
+    args = [a.format(port=free_port()) for a in args]
+    done = chatcompat(*args)
+    assert done.returncode == 2
+    assert done.stderr.strip()
+
+
+def test_list_prints_every_check():
+    done = subprocess.run(
+        [sys.executable, "-m", "conformance", "--list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert [line.split()[0] for line in done.stdout.splitlines()] == list(CHECKS)
+
+
+def test_mock_lists_its_defects():
+    done = subprocess.run(
+        [sys.executable, "-m", "mockserver", "--list-defects"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert [line.split()[0] for line in done.stdout.splitlines()] == list(DEFECTS)
+
+
+def test_single_check_runs_alone():
+    done = chatcompat("check", "--check", "sse_done")
+    assert done.returncode == 0
+    assert "1 checks: 1 passed" in done.stdout
