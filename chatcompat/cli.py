@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["export-model"]:
         from reference_model.cli import export_main
 
-        return export_main(argv[1:])
+        exported: int = export_main(argv[1:])
+        return exported
     args = parser().parse_args(argv)
     code: int = args.run(args)
     return code
