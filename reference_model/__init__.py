@@ -6,6 +6,7 @@ from __future__ import annotations
 from .chat_format import CHAT_TEMPLATE, encode_dialog, render_dialog
 from .cli import export_main
 from .export import export_gguf, export_hf
+from .generate import Generation, GenerationRequest, Step, ToolCall, Usage, generate
 from .model import ModelArgs, Transformer
 from .sampling import (
     DIALECTS,
@@ -26,17 +27,23 @@ __all__ = [
     "DIALECTS",
     "SPECIAL_TOKENS",
     "Dialect",
+    "Generation",
+    "GenerationRequest",
     "ModelArgs",
     "Sample",
     "SamplingParams",
+    "Step",
     "Tokenizer",
+    "ToolCall",
     "Transformer",
+    "Usage",
     "build_model",
     "default_tokenizer",
     "encode_dialog",
     "export_gguf",
     "export_hf",
     "export_main",
+    "generate",
     "init_model",
     "make_generator",
     "process_logits",

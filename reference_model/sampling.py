@@ -342,14 +342,18 @@ def sample(
     dialect: Dialect = "vllm",
     n_top_logprobs: int = 0,
     return_probs: bool = False,
+    allowed: Tensor | None = None,
 ) -> Sample:
     """Choose one token from ``logits`` [V]; logprobs come from the raw distribution.
 
     Greedy (T < 1e-5) consumes no random numbers. The draw uses ``sample_from_probs`` on the
     oracle ``processed_probs`` — the same code path the statistical tests use in bulk.
+    ``allowed`` (bool [V]) masks the rest to -inf after the raw logprobs are taken and before
+    every processor, like vLLM's ``allowed_token_ids`` (used for constrained output).
     """
+    x = logits if allowed is None else logits.float().masked_fill(~allowed, _NEG_INF)
     probs = processed_probs(
-        logits, params, prompt_ids=prompt_ids, output_ids=output_ids, dialect=dialect
+        x, params, prompt_ids=prompt_ids, output_ids=output_ids, dialect=dialect
     )
     if params.greedy:
         token = int(probs.argmax())
