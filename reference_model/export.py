@@ -31,7 +31,7 @@ __all__ = ["export_gguf", "export_hf", "gguf_tensors", "hf_config", "hf_state_di
 def hf_state_dict(model: Transformer) -> dict[str, Tensor]:
     """Our weights under transformers' LlamaForCausalLM names."""
     sd = {"model.embed_tokens.weight": model.tok_embeddings.weight}
-    for i, layer in enumerate(model.layers):
+    for i, layer in enumerate(model.blocks):
         p = f"model.layers.{i}."
         att, ff = layer.attention, layer.feed_forward
         sd |= {
@@ -236,7 +236,7 @@ def gguf_tensors(model: Transformer) -> dict[str, Tensor]:
     """Our weights under llama.cpp's GGUF names, q/k in Meta's interleaved layout."""
     a = model.args
     sd = {"token_embd.weight": model.tok_embeddings.weight}
-    for i, layer in enumerate(model.layers):
+    for i, layer in enumerate(model.blocks):
         att, ff = layer.attention, layer.feed_forward
         sd |= {
             f"blk.{i}.attn_norm.weight": layer.attention_norm.weight,

@@ -223,7 +223,8 @@ class Generation:
             out.append(token)
             self.usage.completion_tokens += 1
             pos = torch.tensor([len(prompt) + len(out) - 1])
-            return model(torch.tensor([[token]]), pos)[0, -1]
+            step_logits: Tensor = model(torch.tensor([[token]]), pos)[0, -1]
+            return step_logits
 
         while True:
             if plan is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +54,9 @@ class ModelArgs:
 
 
 class KVCache(nn.Module):
+    k_cache: Tensor  # [B, H_kv, S_max, D]
+    v_cache: Tensor
+
     def __init__(self, batch: int, max_seq_len: int, n_kv_heads: int, head_dim: int) -> None:
         super().__init__()
         shape = (batch, n_kv_heads, max_seq_len, head_dim)
@@ -68,6 +72,9 @@ class KVCache(nn.Module):
 
 
 class Transformer(nn.Module):
+    rope_cos: Tensor
+    rope_sin: Tensor
+
     def __init__(self, args: ModelArgs) -> None:
         super().__init__()
         self.args = args
@@ -79,10 +86,14 @@ class Transformer(nn.Module):
         self.register_buffer("rope_cos", cos, persistent=False)  # [max_seq_len, head_dim]
         self.register_buffer("rope_sin", sin, persistent=False)
 
+    @property
+    def blocks(self) -> list[TransformerBlock]:
+        return [cast(TransformerBlock, b) for b in self.layers]
+
     def setup_caches(self, batch: int, max_seq_len: int) -> None:
         """Allocate a KV cache per layer; positions must then stay below ``max_seq_len``."""
         assert max_seq_len <= self.args.max_seq_len
-        for layer in self.layers:
+        for layer in self.blocks:
             layer.attention.kv_cache = KVCache(
                 batch, max_seq_len, self.args.n_kv_heads, self.args.head_dim
             )
@@ -92,9 +103,10 @@ class Transformer(nn.Module):
         pos = torch.arange(idx.shape[1]) if input_pos is None else input_pos
         cos, sin = self.rope_cos[pos], self.rope_sin[pos]  # [S, D]
         x = self.tok_embeddings(idx)  # [B, S, dim]
-        for layer in self.layers:
+        for layer in self.blocks:
             x = layer(x, cos, sin, input_pos)
-        return self.output(self.norm(x))  # [B, S, V]
+        logits: Tensor = self.output(self.norm(x))  # [B, S, V]
+        return logits
 
 
 class TransformerBlock(nn.Module):
@@ -106,8 +118,9 @@ class TransformerBlock(nn.Module):
         self.ffn_norm = RMSNorm(args.dim, args.norm_eps)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, input_pos: Tensor | None) -> Tensor:
-        h = x + self.attention(self.attention_norm(x), cos, sin, input_pos)
-        return h + self.feed_forward(self.ffn_norm(h))
+        h: Tensor = x + self.attention(self.attention_norm(x), cos, sin, input_pos)
+        out: Tensor = h + self.feed_forward(self.ffn_norm(h))
+        return out
 
 
 class Attention(nn.Module):
@@ -137,7 +150,8 @@ class Attention(nn.Module):
             mask = torch.arange(k.shape[2])[None, :] <= input_pos[:, None]  # [S, T]
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         y = y.transpose(1, 2).contiguous().view(bsz, seqlen, self.n_heads * self.head_dim)
-        return self.wo(y)
+        out: Tensor = self.wo(y)
+        return out
 
 
 class FeedForward(nn.Module):
@@ -148,7 +162,8 @@ class FeedForward(nn.Module):
         self.w2 = nn.Linear(args.hidden_dim, args.dim, bias=False)  # down_proj
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+        out: Tensor = self.w2(F.silu(self.w1(x)) * self.w3(x))
+        return out
 
 
 class RMSNorm(nn.Module):

@@ -184,8 +184,8 @@ def apply_top_p(logits: Tensor, p: float, *, rule: Literal["ascending", "llamacp
     sorted_logits, idx = torch.sort(logits, dim=-1, descending=True, stable=True)
     probs = sorted_logits.float().softmax(dim=-1)
     flat = probs.reshape(-1, probs.shape[-1])
-    cum = np.cumsum(flat.numpy(), axis=-1, dtype=np.float32)  # sequential float32, as llama.cpp
-    reached = cum >= np.float32(p)
+    cum_np = np.cumsum(flat.numpy(), axis=-1, dtype=np.float32)  # sequential float32: llama.cpp
+    reached = cum_np >= np.float32(p)
     keep_n = np.where(reached.any(axis=-1), reached.argmax(axis=-1) + 1, flat.shape[-1])
     pos = torch.arange(logits.shape[-1]).expand_as(flat)
     drop_sorted = (pos >= torch.from_numpy(keep_n)[:, None]).reshape(logits.shape)

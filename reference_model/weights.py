@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import astuple
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +51,7 @@ def init_model(args: ModelArgs, seed: int) -> Transformer:
 
 @functools.cache
 def _fitted_state(seed: int, args_key: tuple[object, ...], steps: int) -> dict[str, torch.Tensor]:
-    args = ModelArgs(*args_key[:-2])  # the last two fields are derived
+    args = ModelArgs(*cast(Any, args_key[:-2]))  # the last two fields are derived
     model = init_model(args, seed).double()
     data = torch.tensor(corpus_token_stream(default_tokenizer()))
     g = torch.Generator().manual_seed(seed + 1)
@@ -61,7 +62,7 @@ def _fitted_state(seed: int, args_key: tuple[object, ...], steps: int) -> dict[s
         logits = model(batch[:, :-1])
         loss = F.cross_entropy(logits.reshape(-1, args.vocab_size), batch[:, 1:].reshape(-1))
         opt.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
     return {k: v.detach().float().clone() for k, v in model.state_dict().items()}
 
