@@ -10,10 +10,11 @@ from typing import Any
 from aiohttp import web
 
 from mockserver import _defects
-from mockserver._answers import completion, stream_chunks
 from mockserver._config import MockConfig
+from mockserver._dialects import DIALECTS, completion_body, stream_chunks
 from mockserver._errors import ApiError, Handler, error_body, error_middleware
 from mockserver._sse import DONE, encode_chunk, write_stream
+from mockserver._template import template_answer
 from mockserver._validation import parse_body, validate_request
 
 __all__ = ["CONFIG", "create_app"]
@@ -83,19 +84,17 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         )
     body = parse_body(await request.read())
     validate_request(body, config)
-    completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    answer = template_answer(
+        body, completion_id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time())
+    )
+    dialect = DIALECTS[config.dialect]
     headers = {"x-request-id": request[REQUEST_ID]}
     if not body.get("stream"):
-        answer = _defects.apply(
-            config.defects,
-            "completion",
-            completion(body, completion_id=completion_id, created=created),
-        )
-        response = _json(answer)
+        completion = _defects.apply(config.defects, "completion", completion_body(answer, dialect))
+        response = _json(completion)
         response.headers.update(headers)
         return response
-    chunks = stream_chunks(body, completion_id=completion_id, created=created)
-    chunks = _defects.apply(config.defects, "chunks", chunks)
+    chunks = _defects.apply(config.defects, "chunks", stream_chunks(answer, dialect))
     events = _defects.apply(config.defects, "events", [*map(encode_chunk, chunks), DONE])
     content_type = _defects.apply(config.defects, "stream_content_type", "text/event-stream")
     return await write_stream(request, events, content_type=content_type, headers=headers)

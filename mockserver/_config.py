@@ -17,12 +17,16 @@ class MockConfig:
     prefix: str = "/v1"  # path prefix of the API routes
     context_length: int = 131072  # tokens of prompt + completion per model
     max_body_bytes: int = 8 * 1024 * 1024  # larger request bodies get 413
+    dialect: str = "openai"  # how answers are shaped: a name from mockserver.DIALECTS
     owned_by: str = "chatcompat"
     created: int = 1731542400  # "created" of every listed model
 
     def __post_init__(self) -> None:
         from mockserver._defects import DEFECTS
+        from mockserver._dialects import DIALECTS
 
+        if self.dialect not in DIALECTS:
+            raise ValueError(f"unknown dialect {self.dialect!r}; known: {sorted(DIALECTS)}")
         unknown = [name for name in self.defects if name not in DEFECTS]
         if unknown:
             raise ValueError(f"unknown defect(s) {unknown}; known: {sorted(DEFECTS)}")

@@ -14,9 +14,9 @@ from jsonschema import ValidationError
 from jsonschema.exceptions import best_match
 
 from chatcompat import schemas
-from mockserver._answers import completion_limit
 from mockserver._config import MockConfig
 from mockserver._errors import ApiError
+from mockserver._template import completion_limit
 from mockserver._tokens import count_prompt_tokens
 
 __all__ = ["VOCAB_SIZE", "parse_body", "validate_request"]

@@ -7,6 +7,7 @@ import logging
 
 from mockserver._config import MockConfig
 from mockserver._defects import DEFECTS
+from mockserver._dialects import DIALECTS
 from mockserver._server import serve_forever
 
 __all__ = ["add_arguments", "run"]
@@ -33,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--prefix", default="/v1", help="path prefix of the API (default /v1)")
     parser.add_argument(
+        "--dialect",
+        default="openai",
+        choices=sorted(DIALECTS),
+        help="shape answers like this server (default openai)",
+    )
+    parser.add_argument(
         "--list-defects", action="store_true", help="print the defect modes and exit"
     )
 
@@ -49,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         models=tuple(args.model),
         defects=tuple(args.defect),
         prefix=args.prefix,
+        dialect=args.dialect,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     serve_forever(config, args.host, args.port)

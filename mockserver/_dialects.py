@@ -1,0 +1,272 @@
+"""Dialects: how real servers shape the same answer. Each is a row of data (fields and flags)
+read by two functions, :func:`completion_body` and :func:`stream_chunks`."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mockserver._answer import Answer, Choice
+
+__all__ = ["DIALECTS", "Dialect", "completion_body", "stream_chunks"]
+
+_FILTERS_NOVITA = {
+    "hate": {"filtered": False},
+    "self_harm": {"filtered": False},
+    "sexual": {"filtered": False},
+    "violence": {"filtered": False},
+    "jailbreak": {"filtered": False, "detected": False},
+    "profanity": {"filtered": False, "detected": False},
+}
+_SAFE = {"filtered": False, "severity": "safe"}
+_FILTERS_AZURE = {"hate": _SAFE, "self_harm": _SAFE, "sexual": _SAFE, "violence": _SAFE}
+
+
+def _llamacpp_timings(answer: Answer) -> dict[str, Any]:
+    # llama.cpp reports timings with every final answer; these are nominal, not measured.
+    prompt, predicted = answer.usage.prompt_tokens, answer.usage.completion_tokens
+    return {
+        "timings": {
+            "prompt_n": prompt,
+            "prompt_ms": prompt * 0.5,
+            "prompt_per_token_ms": 0.5,
+            "prompt_per_second": 2000.0,
+            "predicted_n": predicted,
+            "predicted_ms": predicted * 10.0,
+            "predicted_per_token_ms": 10.0,
+            "predicted_per_second": 100.0,
+        }
+    }
+
+
+def _azure_prompt_filters(answer: Answer) -> dict[str, Any]:
+    return {
+        "prompt_filter_results": [
+            {"prompt_index": 0, "content_filter_results": copy.deepcopy(_FILTERS_AZURE)}
+        ]
+    }
+
+
+def _nothing(answer: Answer) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    sampling: str  # the reference sampler's semantics in generate mode: vllm | hf | llamacpp
+    doc: str
+    system_fingerprint: str | None = None  # None: the key is left out
+    top_level: dict[str, Any] = field(default_factory=dict)  # extra keys of every object
+    message_extra: dict[str, Any] = field(default_factory=dict)  # extra keys of a message
+    choice_extra: dict[str, Any] = field(default_factory=dict)  # extra keys of every choice
+    usage_details: dict[str, Any] | None = None  # *_tokens_details; None: both null
+    usage_details_key: bool = True  # False: the *_tokens_details keys are left out
+    role_delta: dict[str, Any] = field(default_factory=lambda: {"role": "assistant"})
+    finish_delta: dict[str, Any] = field(default_factory=dict)  # delta of the finish chunk
+    finish_on_last_token: bool = False  # finish_reason rides on the last content chunk
+    logprobs_key: bool = True  # choices carry "logprobs": null when not asked
+    final_extra: Callable[[Answer], dict[str, Any]] = _nothing  # keys of the last object
+    prompt_filter_chunk: bool = False  # a first chunk with choices [] and prompt filters
+
+
+_OPENAI_DETAILS = {
+    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+    "completion_tokens_details": {
+        "reasoning_tokens": 0,
+        "audio_tokens": 0,
+        "accepted_prediction_tokens": 0,
+        "rejected_prediction_tokens": 0,
+    },
+}
+
+_TABLE = (
+    Dialect(
+        "openai",
+        "vllm",
+        "api.openai.com: refusal and annotations in messages, token details, service_tier, "
+        "a separate finish chunk with an empty delta.",
+        system_fingerprint="fp_chatcompat",
+        top_level={"service_tier": "default"},
+        message_extra={"refusal": None, "annotations": []},
+        usage_details=_OPENAI_DETAILS,
+        role_delta={"role": "assistant", "content": "", "refusal": None},
+    ),
+    Dialect(
+        "vllm",
+        "vllm",
+        "vLLM's OpenAI server: stop_reason per choice, reasoning_content and tool_calls [] in "
+        "messages, a finish chunk whose delta is an empty content.",
+        message_extra={"reasoning_content": None, "tool_calls": []},
+        choice_extra={"stop_reason": None},
+        top_level={"prompt_logprobs": None},
+        usage_details={"prompt_tokens_details": None},
+        role_delta={"role": "assistant", "content": ""},
+        finish_delta={"content": ""},
+    ),
+    Dialect(
+        "llamacpp",
+        "llamacpp",
+        "llama.cpp's llama-server: build fingerprint, content null in the role chunk, timings "
+        "on the last object, no logprobs key unless asked.",
+        system_fingerprint="b6000-chatcompat",
+        usage_details_key=False,
+        role_delta={"role": "assistant", "content": None},
+        logprobs_key=False,
+        final_extra=_llamacpp_timings,
+    ),
+    Dialect(
+        "novita",
+        "vllm",
+        "The seed provider (../shared/seed): content_filter_results in every choice, null token "
+        "details, empty system_fingerprint, finish_reason on the last content chunk.",
+        system_fingerprint="",
+        choice_extra={"content_filter_results": _FILTERS_NOVITA},
+        usage_details={"prompt_tokens_details": None, "completion_tokens_details": None},
+        finish_on_last_token=True,
+        logprobs_key=False,
+    ),
+    Dialect(
+        "azure",
+        "vllm",
+        "Azure OpenAI: prompt_filter_results, content_filter_results per choice, and a first "
+        "stream chunk with empty choices that carries only the prompt filters.",
+        system_fingerprint="fp_chatcompat",
+        message_extra={"refusal": None},
+        choice_extra={"content_filter_results": _FILTERS_AZURE},
+        usage_details=_OPENAI_DETAILS,
+        role_delta={"role": "assistant", "content": "", "refusal": None},
+        final_extra=_nothing,
+        prompt_filter_chunk=True,
+    ),
+)
+
+DIALECTS: dict[str, Dialect] = {d.name: d for d in _TABLE}
+
+
+def _usage(answer: Answer, dialect: Dialect) -> dict[str, Any]:
+    usage: dict[str, Any] = {
+        "prompt_tokens": answer.usage.prompt_tokens,
+        "completion_tokens": answer.usage.completion_tokens,
+        "total_tokens": answer.usage.total_tokens,
+    }
+    if dialect.usage_details_key:
+        details = dialect.usage_details or {}
+        for key in ("prompt_tokens_details", "completion_tokens_details"):
+            if key in details or dialect.usage_details is None:
+                usage[key] = copy.deepcopy(details.get(key))
+    return usage
+
+
+def _head(answer: Answer, dialect: Dialect, obj: str) -> dict[str, Any]:
+    head: dict[str, Any] = {
+        "id": answer.id,
+        "object": obj,
+        "created": answer.created,
+        "model": answer.model,
+    }
+    head.update(copy.deepcopy(dialect.top_level))
+    if dialect.system_fingerprint is not None:
+        head["system_fingerprint"] = dialect.system_fingerprint
+    return head
+
+
+def _logprobs(entries: list[dict[str, Any]], answer: Answer) -> dict[str, Any] | None:
+    return {"content": entries, "refusal": None} if answer.logprobs else None
+
+
+def _message(choice: Choice, dialect: Dialect) -> dict[str, Any]:
+    calls = choice.tool_calls
+    message: dict[str, Any] = {"role": "assistant", "content": None if calls else choice.content}
+    message.update(copy.deepcopy(dialect.message_extra))
+    if calls:
+        message["tool_calls"] = calls
+    return message
+
+
+def completion_body(answer: Answer, dialect: Dialect) -> dict[str, Any]:
+    """The ``chat.completion`` object of ``answer`` in ``dialect``."""
+    body = _head(answer, dialect, "chat.completion")
+    if dialect.prompt_filter_chunk:
+        body.update(_azure_prompt_filters(answer))
+    choices = []
+    for choice in answer.choices:
+        item: dict[str, Any] = {"index": choice.index, "message": _message(choice, dialect)}
+        if dialect.logprobs_key or answer.logprobs:
+            item["logprobs"] = _logprobs(choice.logprobs, answer)
+        item["finish_reason"] = choice.finish_reason
+        item.update(copy.deepcopy(dialect.choice_extra))
+        choices.append(item)
+    body["choices"] = choices
+    body["usage"] = _usage(answer, dialect)
+    body.update(dialect.final_extra(answer))
+    return body
+
+
+def _chunk(
+    answer: Answer,
+    dialect: Dialect,
+    index: int,
+    delta: dict[str, Any],
+    finish: str | None,
+    logprobs: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    choice: dict[str, Any] = {"index": index, "delta": delta}
+    if dialect.logprobs_key or answer.logprobs:
+        choice["logprobs"] = _logprobs(logprobs or [], answer) if logprobs is not None else None
+    choice["finish_reason"] = finish
+    choice.update(copy.deepcopy(dialect.choice_extra))
+    chunk = _head(answer, dialect, "chat.completion.chunk")
+    chunk["choices"] = [choice]
+    if answer.include_usage:
+        chunk["usage"] = None
+    return chunk
+
+
+def _choice_chunks(answer: Answer, dialect: Dialect, choice: Choice) -> list[dict[str, Any]]:
+    chunks = [_chunk(answer, dialect, choice.index, copy.deepcopy(dialect.role_delta), None)]
+    for position, token in enumerate(choice.tokens):
+        delta: dict[str, Any] = {}
+        if token.text or not token.tool_calls:
+            delta["content"] = token.text
+        if token.tool_calls:
+            delta["tool_calls"] = [copy.deepcopy(t) for t in token.tool_calls]
+        last = position == len(choice.tokens) - 1
+        finish = choice.finish_reason if last and dialect.finish_on_last_token else None
+        logprobs = list(token.logprobs) if answer.logprobs else None
+        chunks.append(_chunk(answer, dialect, choice.index, delta, finish, logprobs))
+    if not dialect.finish_on_last_token or not choice.tokens:
+        finish_delta = copy.deepcopy(dialect.finish_delta)
+        chunks.append(_chunk(answer, dialect, choice.index, finish_delta, choice.finish_reason))
+    return chunks
+
+
+def stream_chunks(answer: Answer, dialect: Dialect) -> list[dict[str, Any]]:
+    """The ``chat.completion.chunk`` objects of ``answer`` in ``dialect``: per choice a role
+    chunk, one chunk per token and the finish; choices interleaved step by step."""
+    per_choice = [_choice_chunks(answer, dialect, c) for c in answer.choices]
+    chunks: list[dict[str, Any]] = []
+    if dialect.prompt_filter_chunk:
+        chunks.append(
+            {
+                "choices": [],
+                "created": 0,
+                "id": "",
+                "model": "",
+                "object": "",
+                **_azure_prompt_filters(answer),
+            }
+        )
+    for step in range(max(map(len, per_choice), default=0)):
+        chunks.extend(c[step] for c in per_choice if step < len(c))
+    if answer.include_usage:
+        usage_chunk = _head(answer, dialect, "chat.completion.chunk")
+        usage_chunk["choices"] = []
+        usage_chunk["usage"] = _usage(answer, dialect)
+        usage_chunk.update(dialect.final_extra(answer))
+        chunks.append(usage_chunk)
+    elif chunks:
+        chunks[-1].update(dialect.final_extra(answer))
+    return chunks

@@ -1,0 +1,195 @@
+"""The template source: answers made from the provider's documented examples
+(``mockserver/data/seed``), shaped by the request.
+
+Choice i says the text of documented answer i mod 2 (so n > 1 choices differ), one token per
+Llama 3 pre-tokenizer piece. ``max_tokens`` / ``max_completion_tokens`` truncate with "length",
+``stop`` cuts the text, ``logprobs`` / ``top_logprobs`` give deterministic, well-formed entries
+(the sampled token first), ``tools`` with a tool_choice other than "none" give one call to the
+named (or first) tool with arguments that validate against its parameters, and
+``response_format`` json_object / json_schema give JSON (a schema-valid instance).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+from mockserver._answer import Answer, Choice, Token, Usage
+from mockserver._tokens import count_prompt_tokens, pieces
+
+__all__ = ["completion_limit", "example_for", "seed_texts", "template_answer"]
+
+
+@functools.cache
+def seed_texts() -> tuple[str, ...]:
+    """The texts of the provider's documented non-stream answers."""
+    folder = resources.files("mockserver") / "data" / "seed"
+    return tuple(
+        json.loads((folder / name).read_text(encoding="utf-8"))["choices"][0]["message"]["content"]
+        for name in ("response.json", "response-2.json")
+    )
+
+
+def completion_limit(request: dict[str, Any]) -> int | None:
+    """The completion token limit: max_completion_tokens, else max_tokens, else none."""
+    for key in ("max_completion_tokens", "max_tokens"):
+        if request.get(key) is not None:
+            return int(request[key])
+    return None
+
+
+def _stops(request: dict[str, Any]) -> list[str]:
+    stop = request.get("stop")
+    if stop is None:
+        return []
+    return [stop] if isinstance(stop, str) else [s for s in stop if s]
+
+
+def example_for(schema: Any, depth: int = 0) -> Any:
+    """A small instance of JSON Schema ``schema`` (const, enum, type, required properties,
+    minItems, minimum), enough for the common tool-parameter and response-format schemas."""
+    if not isinstance(schema, dict) or depth > 8:
+        return {}
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            return example_for(schema[key][0], depth + 1)
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        properties = schema.get("properties") or {}
+        return {
+            k: example_for(properties.get(k, {}), depth + 1)
+            for k in schema.get("required", list(properties))
+        }
+    if kind == "array":
+        return [
+            example_for(schema.get("items", {}), depth + 1)
+            for _ in range(schema.get("minItems", 1))
+        ]
+    if kind in ("integer", "number"):
+        low = schema.get("minimum", schema.get("exclusiveMinimum", -1) + 1)
+        return int(low) if kind == "integer" else float(low)
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    text = "Paris"
+    return text.ljust(schema.get("minLength", 0), "!")[: schema.get("maxLength", 64)]
+
+
+def _chosen_tool(request: dict[str, Any]) -> dict[str, Any] | None:
+    tools = [t for t in request.get("tools") or [] if t.get("type") == "function"]
+    choice = request.get("tool_choice", "auto")
+    if not tools or choice == "none":
+        return None
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        name = (choice.get("function") or {}).get("name")
+        return next((t for t in tools if t["function"]["name"] == name), None)
+    return tools[0]
+
+
+def _text_for(request: dict[str, Any], index: int) -> str:
+    text = seed_texts()[index % len(seed_texts())]
+    response_format = request.get("response_format") or {}
+    if response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema") or {}
+        return json.dumps(example_for(schema))
+    if response_format.get("type") == "json_object":
+        return json.dumps({"answer": text})
+    return text
+
+
+def _logprob_entries(piece: str, position: int, top: int) -> tuple[dict[str, Any], ...]:
+    def entry(token: str, logprob: float) -> dict[str, Any]:
+        return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
+
+    logprob = -round(0.05 + (position % 7) * 0.11, 4)
+    alternatives = [entry(piece, logprob)] + [
+        entry(alt, round(logprob - 1.5 - i, 4))
+        for i, alt in enumerate(
+            [
+                " the",
+                " a",
+                ",",
+                ".",
+                " I",
+                " you",
+                " it",
+                " to",
+                " and",
+                " of",
+                " is",
+                " in",
+                " that",
+                " for",
+                " on",
+                " with",
+                " as",
+                " be",
+                " at",
+            ]
+        )
+    ]
+    return ({**entry(piece, logprob), "top_logprobs": alternatives[:top]},)
+
+
+def _tool_tokens(tool: dict[str, Any], index: int) -> tuple[Token, ...]:
+    function = tool["function"]
+    arguments = json.dumps(example_for(function.get("parameters") or {}))
+    head = {
+        "index": 0,
+        "id": f"call_chatcompat{index}",
+        "type": "function",
+        "function": {"name": function["name"], "arguments": ""},
+    }
+    tail = [{"index": 0, "function": {"arguments": part}} for part in pieces(arguments)]
+    return (Token(tool_calls=(head,)), *(Token(tool_calls=(t,)) for t in tail))
+
+
+def _choice(request: dict[str, Any], index: int) -> tuple[Choice, int]:
+    """Choice ``index`` and the completion tokens it spent."""
+    tool = _chosen_tool(request)
+    if tool is not None:
+        tokens = _tool_tokens(tool, index)
+        return Choice(index, tokens, "tool_calls"), len(tokens) + 1
+    limit = completion_limit(request)
+    text = _text_for(request, index)
+    parts = pieces(text)
+    finish = "stop"
+    if limit is not None and limit < len(parts) + 1:  # + 1: the end-of-turn token
+        parts, finish = parts[:limit], "length"
+    text = "".join(parts)
+    hits = [i for i in (text.find(s) for s in _stops(request)) if i >= 0]
+    if hits:
+        parts, finish = pieces(text[: min(hits)]), "stop"
+    want_logprobs, top = bool(request.get("logprobs")), request.get("top_logprobs") or 0
+    tokens = tuple(
+        Token(part, logprobs=_logprob_entries(part, i, top) if want_logprobs else ())
+        for i, part in enumerate(parts)
+    )
+    return Choice(index, tokens, finish), len(tokens) + (finish == "stop")
+
+
+def template_answer(request: dict[str, Any], *, completion_id: str, created: int) -> Answer:
+    """The template answer to a validated ``request``."""
+    choices, spent = [], 0
+    for index in range(request.get("n") or 1):
+        choice, used = _choice(request, index)
+        choices.append(choice)
+        spent += used
+    return Answer(
+        id=completion_id,
+        created=created,
+        model=request["model"],
+        choices=tuple(choices),
+        usage=Usage(count_prompt_tokens(request["messages"]), spent),
+        logprobs=bool(request.get("logprobs")),
+        include_usage=bool((request.get("stream_options") or {}).get("include_usage")),
+    )
