@@ -85,7 +85,9 @@ def example_for(schema: Any, depth: int = 0) -> Any:
 
 
 def _chosen_tool(request: dict[str, Any]) -> dict[str, Any] | None:
-    tools = [t for t in request.get("tools") or [] if t.get("type") == "function"]
+    tools: list[dict[str, Any]] = [
+        t for t in request.get("tools") or [] if t.get("type") == "function"
+    ]
     choice = request.get("tool_choice", "auto")
     if not tools or choice == "none":
         return None

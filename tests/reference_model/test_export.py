@@ -7,6 +7,7 @@ import torch
 
 from reference_model import CHAT_TEMPLATE, ModelArgs, encode_dialog, export_gguf, export_main
 from reference_model.export import gguf_tensors, hf_state_dict
+from reference_model.model import precompute_rope
 
 TOOLS = [
     {
@@ -144,6 +145,19 @@ def test_gguf_qk_permutation_is_meta_layout(model):
     half = a.head_dim // 2
     assert torch.equal(wq[:, 0::2], hf[:, :half])
     assert torch.equal(wq[:, 1::2], hf[:, half:])
+
+
+def test_gguf_rope_freqs_reproduce_llama3_scaling(model):
+    # llama.cpp divides each base frequency by rope_freqs[i]; that must give our RoPE table
+    a = model.args
+    factors = gguf_tensors(model)["rope_freqs.weight"].double()
+    assert factors.min() == 1.0 and factors.max() == a.rope_factor  # all three bands occur
+    base = 1.0 / (a.rope_theta ** (torch.arange(0, a.head_dim, 2).double() / a.head_dim))
+    cos, sin = precompute_rope(a)
+    for pos in (1, 100, 1999):
+        angles = torch.cat([pos * base / factors] * 2)
+        torch.testing.assert_close(cos[pos].double(), angles.cos(), atol=2e-4, rtol=0)
+        torch.testing.assert_close(sin[pos].double(), angles.sin(), atol=2e-4, rtol=0)
 
 
 @pytest.mark.parametrize("fmt", ["hf", "gguf"], ids=["hf", "gguf"])

@@ -20,8 +20,10 @@ from reference_model.sampling import (
     sample,
 )
 
-transformers = pytest.importorskip("transformers")
-lp = transformers.generation.logits_process
+
+@pytest.fixture(scope="module")
+def lp():
+    return pytest.importorskip("transformers.generation.logits_process")
 
 
 def _random_logits(seed: int, rows: int = 4, vocab: int = 200) -> torch.Tensor:
@@ -34,28 +36,31 @@ def _input_ids(seed: int, rows: int = 4, length: int = 30, vocab: int = 200) -> 
 
 HF_CASES = {
     "repetition-1.3": (
-        lambda: lp.RepetitionPenaltyLogitsProcessor(1.3),
+        lambda lp: lp.RepetitionPenaltyLogitsProcessor(1.3),
         lambda x, ids: apply_repetition_penalty(x, ids, 1.3),
     ),
     "repetition-0.7": (
-        lambda: lp.RepetitionPenaltyLogitsProcessor(0.7),
+        lambda lp: lp.RepetitionPenaltyLogitsProcessor(0.7),
         lambda x, ids: apply_repetition_penalty(x, ids, 0.7),
     ),
     "temperature-0.7": (
-        lambda: lp.TemperatureLogitsWarper(0.7),
+        lambda lp: lp.TemperatureLogitsWarper(0.7),
         lambda x, ids: apply_temperature(x, 0.7),
     ),
-    "top-k-5": (lambda: lp.TopKLogitsWarper(5), lambda x, ids: apply_top_k(x, 5, keep_ties=True)),
+    "top-k-5": (
+        lambda lp: lp.TopKLogitsWarper(5),
+        lambda x, ids: apply_top_k(x, 5, keep_ties=True),
+    ),
     "top-p-0.8": (
-        lambda: lp.TopPLogitsWarper(0.8),
+        lambda lp: lp.TopPLogitsWarper(0.8),
         lambda x, ids: apply_top_p(x, 0.8, rule="ascending"),
     ),
     "top-p-0.3": (
-        lambda: lp.TopPLogitsWarper(0.3),
+        lambda lp: lp.TopPLogitsWarper(0.3),
         lambda x, ids: apply_top_p(x, 0.3, rule="ascending"),
     ),
     "min-p-0.1": (
-        lambda: lp.MinPLogitsWarper(0.1),
+        lambda lp: lp.MinPLogitsWarper(0.1),
         lambda x, ids: apply_min_p(x, 0.1, log_space=False),
     ),
 }
@@ -63,17 +68,17 @@ HF_CASES = {
 
 @pytest.mark.parametrize("case", list(HF_CASES), ids=list(HF_CASES))
 @pytest.mark.parametrize("seed", [0, 1, 2], ids=["seed0", "seed1", "seed2"])
-def test_hf_processor_equals_transformers(case, seed):
+def test_hf_processor_equals_transformers(lp, case, seed):
     make_theirs, ours = HF_CASES[case]
     scores, ids = _random_logits(seed), _input_ids(seed)
-    expected = make_theirs()(ids, scores.clone())
+    expected = make_theirs(lp)(ids, scores.clone())
     for row in range(scores.shape[0]):
         got = ours(scores[row], ids[row].tolist())
         torch.testing.assert_close(got, expected[row], atol=1e-6, rtol=1e-6)
 
 
 @pytest.mark.parametrize("seed", [0, 1], ids=["seed0", "seed1"])
-def test_hf_chain_equals_transformers(seed):
+def test_hf_chain_equals_transformers(lp, seed):
     params = SamplingParams(
         temperature=0.8, top_k=20, top_p=0.9, min_p=0.05, repetition_penalty=1.2
     )
