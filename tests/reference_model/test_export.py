@@ -151,7 +151,8 @@ def test_gguf_rope_freqs_reproduce_llama3_scaling(model):
     # llama.cpp divides each base frequency by rope_freqs[i]; that must give our RoPE table
     a = model.args
     factors = gguf_tensors(model)["rope_freqs.weight"].double()
-    assert factors.min() == 1.0 and factors.max() == a.rope_factor  # all three bands occur
+    assert factors.min() == 1.0 and factors.max() == a.rope_factor
+    assert ((factors > 1) & (factors < a.rope_factor)).any()  # the smooth band occurs too
     base = 1.0 / (a.rope_theta ** (torch.arange(0, a.head_dim, 2).double() / a.head_dim))
     cos, sin = precompute_rope(a)
     for pos in (1, 100, 1999):
