@@ -24,6 +24,8 @@ class Endpoint:
     timeout: float = 60.0  # seconds for one whole request, stream included
     read_timeout: float = 30.0  # seconds without a byte before a stream counts as stalled
     max_body_bytes: int = 8 * 1024 * 1024
+    capabilities: frozenset[str] = frozenset({"core"})  # what the endpoint claims
+    context_length: int | None = None  # tokens, when known (profile or flag)
 
     def url(self, path: str) -> str:
         """The absolute URL of API ``path`` (which starts with '/')."""

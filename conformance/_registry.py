@@ -13,11 +13,37 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from conformance._context import Context
 
-__all__ = ["CHECKS", "GROUPS", "Check", "CheckFunc", "Severity", "check"]
+__all__ = ["CAPABILITIES", "CHECKS", "GROUPS", "Check", "CheckFunc", "Severity", "check"]
 
 Severity = Literal["must", "should"]
 CheckFunc = Callable[["Context"], Awaitable[None]]
-GROUPS = ("stream", "response", "errors", "models")
+GROUPS = (
+    "stream",
+    "usage",
+    "response",
+    "errors",
+    "tools",
+    "logprobs",
+    "n",
+    "seed",
+    "json",
+    "sampling",
+    "models",
+)
+# What an endpoint may claim. "core" is always claimed; the rest come from flags or a profile.
+CAPABILITIES = {
+    "core": "every OpenAI-compatible endpoint",
+    "tools": "tools and tool_choice, streamed tool calls",
+    "logprobs": "logprobs and top_logprobs",
+    "n": "n > 1 choices",
+    "seed": "seed gives reproducible samples",
+    "sampling": "answers are sampled: temperature, top_k, top_p, penalties take effect",
+    "json": "response_format json_object and json_schema",
+    "ext": "top_k, min_p, repetition_penalty as top-level fields",
+    "auth": "requests without the right bearer key get 401",
+    "ratelimit": "429 with Retry-After and 503 on overload can be provoked (opt-in)",
+    "faults": "the chatcompat mock's X-Chatcompat-Fault header (mid-stream errors)",
+}
 
 
 @dataclass(frozen=True)
@@ -39,6 +65,8 @@ def check(
     """Register the decorated function as a check whose id is its name."""
     if group not in GROUPS:
         raise ValueError(f"unknown group {group!r}; expected one of {GROUPS}")
+    if capability not in CAPABILITIES:
+        raise ValueError(f"unknown capability {capability!r}; expected one of {CAPABILITIES}")
 
     def register(func: CheckFunc) -> CheckFunc:
         name = func.__name__

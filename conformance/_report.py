@@ -12,7 +12,14 @@ from chatcompat import __version__
 from conformance._registry import GROUPS
 from conformance._runner import RunResult
 
-__all__ = ["REPORT_VERSION", "console_text", "json_report", "junit_xml", "write_reports"]
+__all__ = [
+    "REPORT_VERSION",
+    "console_text",
+    "json_report",
+    "junit_xml",
+    "markdown_summary",
+    "write_reports",
+]
 
 REPORT_VERSION = 1
 _MARK = {"passed": "PASS", "failed": "FAIL", "warning": "WARN", "skipped": "SKIP"}
@@ -28,6 +35,7 @@ def console_text(run: RunResult) -> str:
     lines = [
         f"chatcompat {__version__}: {run.endpoint.base_url}  model {run.endpoint.model}  "
         f"({run.schema_level} schemas)",
+        f"capabilities: {', '.join(sorted(run.endpoint.capabilities))}",
         "",
         f"{'group':<9} {'check':<{width}}  {'status':<6} {'time':>7}  description",
     ]
@@ -59,6 +67,7 @@ def json_report(run: RunResult) -> dict[str, Any]:
         "base_url": run.endpoint.base_url,
         "model": run.endpoint.model,
         "schema_level": run.schema_level,
+        "capabilities": sorted(run.endpoint.capabilities),
         "started": dt.datetime.fromtimestamp(run.started, dt.UTC).isoformat(timespec="seconds"),
         "duration_s": round(run.duration, 3),
         "requests": run.requests,
@@ -110,7 +119,33 @@ def junit_xml(run: RunResult) -> str:
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def write_reports(run: RunResult, *, json_path: Path | None, junit_path: Path | None) -> None:
+def markdown_summary(run: RunResult) -> str:
+    """A Markdown summary for a CI comment: the verdict, counts, and a table of what did not
+    pass (messages cut to their first line)."""
+    counts = run.counts
+    verdict = "passed" if run.ok else "FAILED"
+    lines = [
+        f"### chatcompat {verdict}: `{run.endpoint.model}` at `{run.endpoint.base_url}`",
+        "",
+        f"{counts['passed']} passed, {counts['failed']} failed, {counts['warning']} warning, "
+        f"{counts['skipped']} skipped ({run.requests} requests, {run.duration:.1f} s)",
+    ]
+    shown = [r for r in _ordered(run) if r.status in ("failed", "warning")]
+    if shown:
+        lines += ["", "| check | group | status | what was seen |", "|---|---|---|---|"]
+        for r in shown:
+            first = (r.message.splitlines() or [""])[0].replace("|", "\\|")
+            lines.append(f"| `{r.check.id}` | {r.check.group} | {r.status} | {first} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(
+    run: RunResult,
+    *,
+    json_path: Path | None,
+    junit_path: Path | None,
+    markdown_path: Path | None = None,
+) -> None:
     """Write the requested report files (parent folders are created)."""
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,3 +153,6 @@ def write_reports(run: RunResult, *, json_path: Path | None, junit_path: Path | 
     if junit_path is not None:
         junit_path.parent.mkdir(parents=True, exist_ok=True)
         junit_path.write_text(junit_xml(run), encoding="utf-8")
+    if markdown_path is not None:
+        markdown_path.parent.mkdir(parents=True, exist_ok=True)
+        markdown_path.write_text(markdown_summary(run), encoding="utf-8")

@@ -51,6 +51,12 @@ class RunResult:
 
 async def _run_one(ctx: Context, check: Check, check_timeout: float) -> Result:
     started = time.monotonic()
+    if check.capability not in ctx.endpoint.capabilities:
+        reason = (
+            f"the endpoint does not claim capability {check.capability!r} "
+            f"(--capability {check.capability} or a profile that has it)"
+        )
+        return Result(check, "skipped", reason, 0.0)
     try:
         await asyncio.wait_for(check.func(ctx), check_timeout)
         status, message = "passed", ""

@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 
 from chatcompat import schemas
 from conformance._http import Endpoint
-from conformance._registry import CHECKS
+from conformance._profiles import PROFILES, Profile, load_profile
+from conformance._registry import CAPABILITIES, CHECKS
 from conformance._report import console_text, write_reports
 from conformance._runner import run
 
@@ -45,6 +46,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run only this check (repeatable); see --list",
     )
     parser.add_argument("--list", action="store_true", help="print the checks and exit")
+    parser.add_argument(
+        "--profile",
+        metavar="NAME|PATH",
+        help=f"what the endpoint claims: one of {', '.join(PROFILES)} or a TOML file "
+        "(default: mock for the embedded mock, else core only)",
+    )
+    parser.add_argument(
+        "--capability",
+        action="append",
+        default=[],
+        metavar="CAP",
+        choices=sorted(CAPABILITIES),
+        help="claim a capability (repeatable): " + ", ".join(sorted(CAPABILITIES)),
+    )
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        metavar="CAP",
+        choices=sorted(CAPABILITIES),
+        help="withdraw a capability the profile claims (repeatable)",
+    )
+    parser.add_argument(
+        "--context-length",
+        type=int,
+        metavar="TOKENS",
+        help="the model's context length (default: the profile's)",
+    )
+    parser.add_argument(
+        "--report-md", type=Path, metavar="PATH", help="write a Markdown summary (for CI comments)"
+    )
     parser.add_argument(
         "--schema-level",
         choices=schemas.LEVELS,
@@ -91,6 +123,16 @@ def _embedded_mock(api_key: str | None, model: str) -> Iterator[str]:
         yield server.base_url
 
 
+def _profile(args: argparse.Namespace) -> Profile:
+    """The claimed capabilities: the profile, then --capability and --without."""
+    name = args.profile or ("mock" if args.base_url is None else None)
+    base = load_profile(name) if name else Profile("core", "core only", frozenset({"core"}))
+    add = tuple(args.capability)
+    if args.base_url is None and args.api_key:
+        add += ("auth",)  # the embedded mock then requires the key
+    return base.with_changes(add=add, remove=tuple(args.without))
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run the suite; the exit status says whether it passed (0), failed (1) or could not
     start (2)."""
@@ -103,6 +145,11 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.timeout <= 0 or args.concurrency < 1:
         print("chatcompat check: --timeout must be > 0 and --concurrency >= 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        profile = _profile(args)
+    except ValueError as exc:
+        print(f"chatcompat check: {exc}", file=sys.stderr)
         return EXIT_USAGE
     with contextlib.ExitStack() as stack:
         base_url = args.base_url
@@ -123,10 +170,14 @@ def run_command(args: argparse.Namespace) -> int:
             args.api_key,
             timeout=args.timeout,
             read_timeout=min(30.0, args.timeout),
+            capabilities=profile.capabilities,
+            context_length=args.context_length or profile.context_length,
         )
         result = run(
             endpoint, args.checks, schema_level=args.schema_level, concurrency=args.concurrency
         )
     print(console_text(result))
-    write_reports(result, json_path=args.report_json, junit_path=args.junit)
+    write_reports(
+        result, json_path=args.report_json, junit_path=args.junit, markdown_path=args.report_md
+    )
     return EXIT_OK if result.ok else EXIT_FAILED

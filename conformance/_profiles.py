@@ -1,0 +1,57 @@
+"""Capability profiles: what an endpoint claims, from a built-in or a user's TOML file."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from conformance._registry import CAPABILITIES
+
+__all__ = ["PROFILES", "Profile", "load_profile"]
+
+PROFILES = ("llamacpp", "mock", "novita", "openai", "vllm")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    capabilities: frozenset[str]  # always includes "core"
+    context_length: int | None = None
+
+    def with_changes(self, add: tuple[str, ...] = (), remove: tuple[str, ...] = ()) -> Profile:
+        """This profile with capabilities added and removed (``core`` stays)."""
+        unknown = sorted((set(add) | set(remove)) - set(CAPABILITIES))
+        if unknown:
+            raise ValueError(f"unknown capability {unknown}; known: {sorted(CAPABILITIES)}")
+        capabilities = (self.capabilities | set(add)) - (set(remove) - {"core"})
+        return Profile(self.name, self.description, frozenset(capabilities), self.context_length)
+
+
+def _parse(name: str, text: str) -> Profile:
+    data = tomllib.loads(text)
+    capabilities = data.get("capabilities", [])
+    unknown = sorted(set(capabilities) - set(CAPABILITIES))
+    if unknown:
+        raise ValueError(f"profile {name}: unknown capability {unknown}")
+    context = data.get("context_length")
+    if context is not None and (not isinstance(context, int) or context < 1):
+        raise ValueError(f"profile {name}: context_length must be a positive integer")
+    return Profile(
+        name, str(data.get("description", "")), frozenset({"core", *capabilities}), context
+    )
+
+
+def load_profile(name_or_path: str) -> Profile:
+    """A built-in profile by name, or a TOML file by path."""
+    if name_or_path in PROFILES:
+        text = (resources.files("conformance") / "profiles" / f"{name_or_path}.toml").read_text(
+            encoding="utf-8"
+        )
+        return _parse(name_or_path, text)
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ValueError(f"no profile {name_or_path!r}: not one of {PROFILES} and not a file")
+    return _parse(path.stem, path.read_text(encoding="utf-8"))
