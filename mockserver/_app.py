@@ -83,7 +83,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             f"Unsupported Content-Type {content_type!r}: send the request as application/json.",
         )
     body = parse_body(await request.read())
+    body = _defects.apply(config.defects, "request_raw", body)  # before validation
     validate_request(body, config)
+    body = _defects.apply(config.defects, "request", body)  # validated, before answering
     answer = template_answer(
         body, completion_id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time())
     )

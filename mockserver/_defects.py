@@ -1,7 +1,16 @@
 """Defect modes: each breaks one behaviour, so that a conformance check can be shown to fail.
 
 A defect is data: its name, the check id that must catch it, a one-line doc and the hooks it
-installs at named stages of the answer pipeline. Handlers call :func:`apply` at each stage.
+installs at named stages of the answer pipeline. Handlers call :func:`apply` at each stage:
+
+- ``request_raw`` (parsed body, before validation) and ``request`` (validated body, before the
+  answer is made): dict -> dict
+- ``completion`` (a non-stream answer) and ``models`` (the GET /models listing): dict -> dict
+- ``chunks`` (the stream's chunk objects): list[dict] -> list[dict]
+- ``events`` (the stream's SSE event bytes, [DONE] last): list[bytes] -> list[bytes]
+- ``stream_content_type``: str -> str
+- ``error`` (status, envelope): tuple -> tuple
+- ``retrieve_unknown`` (whether GET /models/{id} serves an unlisted id): bool -> bool
 """
 
 from __future__ import annotations
