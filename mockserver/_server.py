@@ -23,15 +23,17 @@ async def start_site(
     *,
     access_log: bool = False,
     shutdown_timeout: float = 1.0,
+    reuse_port: bool = False,
 ) -> tuple[web.AppRunner, int]:
     """Start ``app`` on ``host:port`` (0 = a free port); the runner and the bound port.
-    On cleanup, requests still running get ``shutdown_timeout`` seconds, then are cancelled."""
+    On cleanup, requests still running get ``shutdown_timeout`` seconds, then are cancelled;
+    ``reuse_port`` sets SO_REUSEPORT so that several processes can share the port."""
     options: dict[str, object] = {"shutdown_timeout": shutdown_timeout}
     if not access_log:
         options["access_log"] = None
     runner = web.AppRunner(app, **options)  # type: ignore[arg-type]
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
     await site.start()
     bound = runner.addresses[0][1]
     return runner, int(bound)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from mockserver._config import MockConfig
 from mockserver._defects import DEFECTS
 from mockserver._dialects import DIALECTS
 from mockserver._server import serve_forever
+from mockserver._workers import LOG_FORMAT, serve_workers
 
 __all__ = ["add_arguments", "run"]
 
@@ -40,6 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="shape answers like this server (default openai)",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="serve with N processes sharing the port (SO_REUSEPORT); with --port 0 a free "
+        "port is picked first (default 1)",
+    )
+    parser.add_argument(
         "--list-defects", action="store_true", help="print the defect modes and exit"
     )
 
@@ -58,6 +68,12 @@ def run(args: argparse.Namespace) -> int:
         prefix=args.prefix,
         dialect=args.dialect,
     )
+    if args.workers < 1:
+        print("chatcompat mock: --workers must be >= 1", file=sys.stderr)
+        return 2
+    if args.workers > 1:
+        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+        return serve_workers(config, args.host, args.port, args.workers)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     serve_forever(config, args.host, args.port)
     return 0
