@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,8 +15,9 @@ from jsonschema.exceptions import best_match
 
 from chatcompat import schemas
 from conformance._http import Endpoint, Exchange, send
+from conformance._outcome import CheckSkipped
 
-__all__ = ["Context"]
+__all__ = ["Budget", "Context", "retry_after", "tokens_of"]
 
 BASE_MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant."},
@@ -23,13 +25,63 @@ BASE_MESSAGES = [
 ]
 
 
+_RETRY_STATUSES = (429,)
+_MAX_RETRY_WAIT = 20.0  # seconds: a Retry-After longer than this is not waited for
+
+
+def tokens_of(exchange: Exchange) -> int:
+    """The tokens an exchange spent by its own usage report (0 when it gives none)."""
+    if exchange.status != 200 or not exchange.body:
+        return 0
+    try:
+        if exchange.content_type == "text/event-stream":
+            usage: dict[str, Any] = {}
+            for line in reversed(exchange.body.splitlines()):
+                if line.startswith(b"data: {") and b'"usage"' in line:
+                    usage = json.loads(line[6:]).get("usage") or {}
+                    if usage:
+                        break
+        else:
+            usage = json.loads(exchange.body).get("usage") or {}
+        total = usage.get("total_tokens", 0)
+        return total if isinstance(total, int) else 0
+    except (ValueError, AttributeError):
+        return 0
+
+
+def retry_after(exchange: Exchange) -> float | None:
+    """Seconds a 429 asks to wait (retry-after-ms, else Retry-After in seconds), or None."""
+    for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = exchange.headers.get(header)
+        if value is not None:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                continue
+    return None
+
+
+@dataclass
+class Budget:
+    max_requests: int = 300
+    max_tokens: int = 50_000
+    requests: int = 0
+    tokens: int = 0
+    retries: int = 0
+
+
 @dataclass
 class Context:
     endpoint: Endpoint
     session: aiohttp.ClientSession
     schema_level: schemas.Level = "compatible"
-    requests_sent: int = 0
+    budget: Budget = field(default_factory=Budget)
     _shared: dict[str, asyncio.Task[Exchange]] = field(default_factory=dict)
+
+    @property
+    def requests_sent(self) -> int:
+        """Requests sent so far, retries included."""
+        return self.budget.requests
 
     def request(self, **overrides: Any) -> dict[str, Any]:
         """A small valid chat request for the model under test, with ``overrides`` applied."""
@@ -41,10 +93,28 @@ class Context:
         body.update(overrides)
         return body
 
-    async def send(self, method: str, path: str, **kwargs: Any) -> Exchange:
-        """Send one request to the endpoint (see conformance._http.send)."""
-        self.requests_sent += 1
-        return await send(self.session, self.endpoint, method, path, **kwargs)
+    async def send(
+        self, method: str, path: str, *, retry_429: bool = True, **kwargs: Any
+    ) -> Exchange:
+        """Send one request to the endpoint (see conformance._http.send), within the run's
+        budget; a 429 is retried twice after the wait it asks for (unless ``retry_429`` is
+        false, or it asks for more than 20 s)."""
+        for attempt in range(3):
+            if self.budget.requests >= self.budget.max_requests:
+                raise CheckSkipped(
+                    f"the run's budget of {self.budget.max_requests} requests is spent"
+                )
+            if self.budget.tokens >= self.budget.max_tokens:
+                raise CheckSkipped(f"the run's budget of {self.budget.max_tokens} tokens is spent")
+            self.budget.requests += 1
+            exchange = await send(self.session, self.endpoint, method, path, **kwargs)
+            self.budget.tokens += tokens_of(exchange)
+            wait = retry_after(exchange) if exchange.status in _RETRY_STATUSES else None
+            if not retry_429 or wait is None or wait > _MAX_RETRY_WAIT or attempt == 2:
+                return exchange
+            self.budget.retries += 1
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
 
     async def chat(self, body: Any = None, **kwargs: Any) -> Exchange:
         """POST /chat/completions."""

@@ -29,7 +29,14 @@ def _ordered(run: RunResult) -> list[Any]:
     return sorted(run.results, key=lambda r: (GROUPS.index(r.check.group), r.check.id))
 
 
-def console_text(run: RunResult) -> str:
+def _spend(run: RunResult, price_per_mtok: float | None) -> str:
+    text = f"{run.requests} requests ({run.retries} retried after 429), {run.tokens} tokens"
+    if price_per_mtok is not None:
+        text += f", about ${run.tokens * price_per_mtok / 1e6:.4f} at ${price_per_mtok}/Mtok"
+    return text
+
+
+def console_text(run: RunResult, *, price_per_mtok: float | None = None) -> str:
     """The table of checks by group, then the details of each one that did not pass."""
     width = max([len(r.check.id) for r in run.results] + [5])
     lines = [
@@ -48,8 +55,8 @@ def console_text(run: RunResult) -> str:
     lines += [
         "",
         f"{len(run.results)} checks: {counts['passed']} passed, {counts['failed']} failed, "
-        f"{counts['warning']} warning, {counts['skipped']} skipped; "
-        f"{run.requests} requests in {run.duration:.1f} s",
+        f"{counts['warning']} warning, {counts['skipped']} skipped in {run.duration:.1f} s; "
+        f"{_spend(run, price_per_mtok)}",
     ]
     details = [r for r in _ordered(run) if r.status != "passed"]
     for result in details:
@@ -58,7 +65,7 @@ def console_text(run: RunResult) -> str:
     return "\n".join(lines)
 
 
-def json_report(run: RunResult) -> dict[str, Any]:
+def json_report(run: RunResult, *, price_per_mtok: float | None = None) -> dict[str, Any]:
     """The machine-readable report; its shape is documented in the README and versioned."""
     return {
         "report_version": REPORT_VERSION,
@@ -71,6 +78,9 @@ def json_report(run: RunResult) -> dict[str, Any]:
         "started": dt.datetime.fromtimestamp(run.started, dt.UTC).isoformat(timespec="seconds"),
         "duration_s": round(run.duration, 3),
         "requests": run.requests,
+        "retries": run.retries,
+        "tokens": run.tokens,
+        "cost_usd": None if price_per_mtok is None else round(run.tokens * price_per_mtok / 1e6, 6),
         "summary": dict(run.counts),
         "ok": run.ok,
         "checks": [
@@ -128,7 +138,7 @@ def markdown_summary(run: RunResult) -> str:
         f"### chatcompat {verdict}: `{run.endpoint.model}` at `{run.endpoint.base_url}`",
         "",
         f"{counts['passed']} passed, {counts['failed']} failed, {counts['warning']} warning, "
-        f"{counts['skipped']} skipped ({run.requests} requests, {run.duration:.1f} s)",
+        f"{counts['skipped']} skipped in {run.duration:.1f} s ({_spend(run, None)})",
     ]
     shown = [r for r in _ordered(run) if r.status in ("failed", "warning")]
     if shown:
@@ -145,11 +155,15 @@ def write_reports(
     json_path: Path | None,
     junit_path: Path | None,
     markdown_path: Path | None = None,
+    price_per_mtok: float | None = None,
 ) -> None:
     """Write the requested report files (parent folders are created)."""
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(json_report(run), indent=2) + "\n", encoding="utf-8")
+        json_path.write_text(
+            json.dumps(json_report(run, price_per_mtok=price_per_mtok), indent=2) + "\n",
+            encoding="utf-8",
+        )
     if junit_path is not None:
         junit_path.parent.mkdir(parents=True, exist_ok=True)
         junit_path.write_text(junit_xml(run), encoding="utf-8")

@@ -5,19 +5,19 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import aiohttp
 
 from chatcompat import schemas
 from conformance import _checks  # noqa: F401  (registers the checks)
-from conformance._context import Context
+from conformance._context import Budget, Context
 from conformance._http import Endpoint
 from conformance._outcome import CheckFailed, CheckSkipped, CheckWarning
 from conformance._registry import CHECKS, Check
 
-__all__ = ["Result", "RunResult", "run", "run_checks"]
+__all__ = ["Progress", "Result", "RunResult", "run", "run_checks"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class RunResult:
     duration: float
     requests: int
     schema_level: str
+    tokens: int = 0  # as reported by the endpoint's usage
+    retries: int = 0  # 429s waited out
     counts: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -81,6 +83,9 @@ async def _run_one(ctx: Context, check: Check, check_timeout: float) -> Result:
     return Result(check, status, message, time.monotonic() - started)
 
 
+Progress = Callable[[Result, int, int], None]  # (result, finished, total)
+
+
 async def run_checks(
     endpoint: Endpoint,
     checks: Iterable[Check],
@@ -88,28 +93,51 @@ async def run_checks(
     schema_level: schemas.Level = "compatible",
     concurrency: int = 4,
     check_timeout: float | None = None,
+    deadline: float | None = None,
+    budget: Budget | None = None,
+    progress: Progress | None = None,
 ) -> RunResult:
-    """Run ``checks`` against ``endpoint``, at most ``concurrency`` at a time."""
+    """Run ``checks`` against ``endpoint``, at most ``concurrency`` at a time, each within
+    ``check_timeout`` and all within ``deadline`` seconds (checks still running then fail)."""
     checks = list(checks)
     limit = check_timeout or endpoint.timeout * 3
     started_wall, started = time.time(), time.monotonic()
     gate = asyncio.Semaphore(concurrency)
     connector = aiohttp.TCPConnector(limit=concurrency * 2, force_close=False)
+    done: list[Result] = []
     async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
-        ctx = Context(endpoint, session, schema_level)
+        ctx = Context(endpoint, session, schema_level, budget or Budget())
 
         async def gated(check: Check) -> Result:
             async with gate:
-                return await _run_one(ctx, check, limit)
+                result = await _run_one(ctx, check, limit)
+            done.append(result)
+            if progress is not None:
+                progress(result, len(done), len(checks))
+            return result
 
-        results = await asyncio.gather(*(gated(c) for c in checks))
+        tasks = {check.id: asyncio.ensure_future(gated(check)) for check in checks}
+        _, pending = await asyncio.wait(tasks.values(), timeout=deadline)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    results = []
+    for check in checks:
+        task = tasks[check.id]
+        if task.cancelled() or not task.done():
+            message = f"the run's deadline of {deadline:.0f} s passed before the check finished"
+            results.append(Result(check, "failed", message, time.monotonic() - started))
+        else:
+            results.append(task.result())
     return RunResult(
         endpoint,
-        list(results),
+        results,
         started_wall,
         time.monotonic() - started,
-        ctx.requests_sent,
+        ctx.budget.requests,
         schema_level,
+        tokens=ctx.budget.tokens,
+        retries=ctx.budget.retries,
     )
 
 
@@ -119,6 +147,9 @@ def run(
     *,
     schema_level: schemas.Level = "compatible",
     concurrency: int = 4,
+    deadline: float | None = None,
+    budget: Budget | None = None,
+    progress: Progress | None = None,
 ) -> RunResult:
     """Run the checks named by ``ids`` (default: all) against ``endpoint`` and wait."""
     unknown = sorted(set(ids or ()) - set(CHECKS))
@@ -126,5 +157,13 @@ def run(
         raise ValueError(f"unknown check id(s) {unknown}; see chatcompat check --list")
     selected = [CHECKS[i] for i in ids] if ids is not None else list(CHECKS.values())
     return asyncio.run(
-        run_checks(endpoint, selected, schema_level=schema_level, concurrency=concurrency)
+        run_checks(
+            endpoint,
+            selected,
+            schema_level=schema_level,
+            concurrency=concurrency,
+            deadline=deadline,
+            budget=budget,
+            progress=progress,
+        )
     )

@@ -12,11 +12,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from chatcompat import schemas
+from conformance._context import Budget
 from conformance._http import Endpoint
 from conformance._profiles import PROFILES, Profile, load_profile
 from conformance._registry import CAPABILITIES, CHECKS
 from conformance._report import console_text, write_reports
-from conformance._runner import run
+from conformance._runner import Result, run
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "add_arguments", "run_command"]
 
@@ -91,6 +92,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds per request, stream included (default 60)",
     )
     parser.add_argument("--concurrency", type=int, default=4, help="checks run at once (default 4)")
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=900.0,
+        metavar="S",
+        help="seconds for the whole run; checks still running then fail (900)",
+    )
+    parser.add_argument(
+        "--max-requests",
+        type=int,
+        default=300,
+        metavar="N",
+        help="request budget of the run; checks past it are skipped (300)",
+    )
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=50_000,
+        metavar="N",
+        help="token budget (by the endpoint's usage) of the run (50000)",
+    )
+    parser.add_argument(
+        "--price-per-mtok",
+        type=float,
+        metavar="USD",
+        help="price per million tokens, for the cost estimate",
+    )
+
+
+def _progress_bar(result: Result, finished: int, total: int) -> None:
+    """A one-line progress bar on stderr (a terminal only)."""
+    width = 30
+    filled = width * finished // max(total, 1)
+    bar = "=" * filled + " " * (width - filled)
+    end = "\n" if finished == total else ""
+    print(
+        f"\r[{bar}] {finished}/{total} {result.check.id:<32}", end=end, file=sys.stderr, flush=True
+    )
 
 
 def _list_checks() -> str:
@@ -143,8 +182,12 @@ def run_command(args: argparse.Namespace) -> int:
     if unknown:
         print(f"chatcompat check: unknown check id(s): {', '.join(unknown)}", file=sys.stderr)
         return EXIT_USAGE
-    if args.timeout <= 0 or args.concurrency < 1:
-        print("chatcompat check: --timeout must be > 0 and --concurrency >= 1", file=sys.stderr)
+    if min(args.timeout, args.deadline) <= 0 or min(args.concurrency, args.max_requests) < 1:
+        print(
+            "chatcompat check: --timeout and --deadline must be > 0, --concurrency and "
+            "--max-requests >= 1",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
         profile = _profile(args)
@@ -174,10 +217,20 @@ def run_command(args: argparse.Namespace) -> int:
             context_length=args.context_length or profile.context_length,
         )
         result = run(
-            endpoint, args.checks, schema_level=args.schema_level, concurrency=args.concurrency
+            endpoint,
+            args.checks,
+            schema_level=args.schema_level,
+            concurrency=args.concurrency,
+            deadline=args.deadline,
+            budget=Budget(max_requests=args.max_requests, max_tokens=args.max_tokens),
+            progress=_progress_bar if sys.stderr.isatty() else None,
         )
-    print(console_text(result))
+    print(console_text(result, price_per_mtok=args.price_per_mtok))
     write_reports(
-        result, json_path=args.report_json, junit_path=args.junit, markdown_path=args.report_md
+        result,
+        json_path=args.report_json,
+        junit_path=args.junit,
+        markdown_path=args.report_md,
+        price_per_mtok=args.price_per_mtok,
     )
     return EXIT_OK if result.ok else EXIT_FAILED

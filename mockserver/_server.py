@@ -92,6 +92,11 @@ class MockServer:
             self._loop.run_forever()
         finally:
             self._loop.run_until_complete(self._runner.cleanup())
+            pending = asyncio.all_tasks(self._loop)  # handlers cleanup gave up on
+            for task in pending:
+                task.cancel()
+            if pending:
+                self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self._loop.close()
 
     def stop(self, timeout: float = 10.0) -> None:
