@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import time
 
@@ -19,8 +20,9 @@ from .test_broken_endpoints import RawServer
 
 
 def test_budget_exhausted_skips_the_rest(mock):
-    result = run(Endpoint(mock.base_url, "m", timeout=10), budget=Budget(max_requests=3),
-                 concurrency=1)
+    result = run(
+        Endpoint(mock.base_url, "m", timeout=10), budget=Budget(max_requests=3), concurrency=1
+    )
     assert result.requests == 3
     skipped = [r for r in result.results if r.status == "skipped"]
     assert skipped
@@ -34,8 +36,12 @@ def test_tokens_are_counted_from_usage(mock):
 
 @pytest.mark.parametrize(
     ("headers", "wait"),
-    [({"retry-after-ms": "1500"}, 1.5), ({"retry-after": "2"}, 2.0), ({"retry-after": "x"}, None),
-     ({}, None)],
+    [
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"retry-after": "2"}, 2.0),
+        ({"retry-after": "x"}, None),
+        ({}, None),
+    ],
     ids=["ms", "seconds", "garbage", "absent"],
 )
 def test_retry_after(headers, wait):
@@ -50,17 +56,30 @@ def test_429_is_retried_after_the_wait_it_asks_for():
         attempts.append(time.monotonic())
         if len(attempts) < 3:
             return web.json_response(
-                {"error": {"message": "slow down", "type": "rate_limit_exceeded", "param": None,
-                           "code": None}},
-                status=429, headers={"retry-after-ms": "200"})
-        return web.json_response({"object": "list", "data": [
-            {"id": "m", "object": "model", "created": 1, "owned_by": "x"}]})
+                {
+                    "error": {
+                        "message": "slow down",
+                        "type": "rate_limit_exceeded",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+                status=429,
+                headers={"retry-after-ms": "200"},
+            )
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [{"id": "m", "object": "model", "created": 1, "owned_by": "x"}],
+            }
+        )
 
     app = web.Application()
     app.router.add_route("*", "/v1/{tail:.*}", handler)
     with RawServer(app) as server:
-        result = run(Endpoint(f"http://127.0.0.1:{server.port}/v1", "m", timeout=5),
-                     ["models_list"])
+        result = run(
+            Endpoint(f"http://127.0.0.1:{server.port}/v1", "m", timeout=5), ["models_list"]
+        )
     assert result.retries >= 2
     assert attempts[2] - attempts[0] >= 0.4
 
@@ -74,8 +93,7 @@ def test_deadline_fails_what_is_still_running():
     app.router.add_route("*", "/v1/{tail:.*}", stall)
     with RawServer(app) as server:
         started = time.monotonic()
-        result = run(Endpoint(f"http://127.0.0.1:{server.port}/v1", "m", timeout=20),
-                     deadline=1.0)
+        result = run(Endpoint(f"http://127.0.0.1:{server.port}/v1", "m", timeout=20), deadline=1.0)
         elapsed = time.monotonic() - started
     assert elapsed < 10
     assert {r.status for r in result.results} == {"failed"}
@@ -114,13 +132,7 @@ def test_profile_file_and_flags(tmp_path):
 
 
 def test_cli_profile_defaults():
-    class Args:
-        profile = None
-        base_url = None
-        api_key = "k"
-        capability: list[str] = []
-        without: list[str] = []
-
-    assert "auth" in _profile(Args()).capabilities  # embedded mock with a key
-    Args.base_url = "http://x/v1"
-    assert _profile(Args()).capabilities == {"core"}
+    args = argparse.Namespace(profile=None, base_url=None, api_key="k", capability=[], without=[])
+    assert "auth" in _profile(args).capabilities  # the embedded mock then requires the key
+    args.base_url = "http://x/v1"
+    assert _profile(args).capabilities == {"core"}
