@@ -9,9 +9,18 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["ApiError", "error_body", "error_middleware", "error_response"]
+__all__ = [
+    "CLIENT_CLOSED_REQUEST",
+    "ApiError",
+    "client_left",
+    "error_body",
+    "error_middleware",
+    "error_response",
+]
 
 log = logging.getLogger("mockserver")
+
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before the answer ended
 
 _TYPE_BY_STATUS = {
     400: "invalid_request_error",
@@ -88,6 +97,12 @@ def _from_http_exception(exc: web.HTTPException) -> ApiError:
     return ApiError(status, exc.reason or "HTTP error")
 
 
+def client_left(request: web.Request) -> bool:
+    """Whether the client of ``request`` has gone (its connection lost or closing)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 def error_middleware(render: ErrorHook) -> Callable[..., Awaitable[web.StreamResponse]]:
     """Middleware turning every error (raised ApiError, aiohttp's HTTP errors, bugs) into the
     envelope through ``render``, so that no answer ever leaves without it."""
@@ -102,7 +117,10 @@ def error_middleware(render: ErrorHook) -> Callable[..., Awaitable[web.StreamRes
             if exc.status < 400:
                 raise
             return render(request, _from_http_exception(exc))
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, ConnectionResetError) and client_left(request):
+                log.debug("the client left during %s %s", request.method, request.path)
+                return web.Response(status=CLIENT_CLOSED_REQUEST)  # never sent: access log only
             log.exception("unhandled error in %s %s", request.method, request.path)
             return render(
                 request, ApiError(500, "The server had an error processing your request.")

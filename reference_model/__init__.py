@@ -7,6 +7,7 @@ from .chat_format import CHAT_TEMPLATE, encode_dialog, render_dialog
 from .cli import export_main
 from .export import export_gguf, export_hf
 from .generate import Generation, GenerationRequest, Step, ToolCall, Usage, generate
+from .load import load_hf
 from .model import ModelArgs, Transformer
 from .sampling import (
     DIALECTS,
@@ -45,6 +46,7 @@ __all__ = [
     "export_main",
     "generate",
     "init_model",
+    "load_hf",
     "make_generator",
     "process_logits",
     "processed_probs",
