@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 import time
 import uuid
 from typing import Any
 
 from aiohttp import web
 
-from mockserver import _defects
+from mockserver import _defects, _faults
 from mockserver._config import MockConfig
 from mockserver._dialects import DIALECTS, completion_body, stream_chunks
 from mockserver._errors import ApiError, Handler, error_body, error_middleware
+from mockserver._faults import FAULT_HEADER, FAULT_KEY_HEADER, FailCounter, Fault, StreamPlan
 from mockserver._sse import DONE, encode_chunk, write_stream
 from mockserver._template import template_answer
 from mockserver._validation import parse_body, validate_request
@@ -21,6 +24,8 @@ __all__ = ["CONFIG", "create_app"]
 
 CONFIG = web.AppKey("config", MockConfig)
 REQUEST_ID = web.RequestKey("request_id", str)
+FAIL_COUNTER = web.AppKey("fail_counter", FailCounter)  # fail-first attempts per key
+TIMING_RNG = web.AppKey("timing_rng", random.Random)  # draws of the timing pauses
 
 
 def _config(request: web.Request) -> MockConfig:
@@ -73,6 +78,24 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await handler(request)
 
 
+def _request_fault(request: web.Request, model: str | None) -> Fault | None:
+    """The fault injected into this valid request: a status fault is raised as its error, a
+    mid-stream fault returned."""
+    config = _config(request)
+    fault = _faults.select_fault(
+        request.headers.get(FAULT_HEADER),
+        request.headers.get(FAULT_KEY_HEADER),
+        config.fault_rules,
+        request.app[FAIL_COUNTER],
+        path=request.path,
+        prefix=config.prefix,
+        model=model,
+    )
+    if fault is not None and not fault.mid_stream:
+        raise _faults.status_error(fault)
+    return fault
+
+
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     """POST /chat/completions: validate, then answer as JSON or as an SSE stream."""
     config = _config(request)
@@ -86,20 +109,36 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = _defects.apply(config.defects, "request_raw", body)  # before validation
     validate_request(body, config)
     body = _defects.apply(config.defects, "request", body)  # validated, before answering
+    fault = _request_fault(request, body["model"])
     answer = template_answer(
         body, completion_id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time())
     )
+    if fault is not None and fault.split_utf8:
+        answer = _faults.with_multibyte(answer)
+    timing, rng = config.timing, request.app[TIMING_RNG]
     dialect = DIALECTS[config.dialect]
     headers = {"x-request-id": request[REQUEST_ID]}
     if not body.get("stream"):
         completion = _defects.apply(config.defects, "completion", completion_body(answer, dialect))
+        if timing.enabled:
+            await asyncio.sleep(timing.answer_delay(answer.usage.completion_tokens, rng))
         response = _json(completion)
         response.headers.update(headers)
         return response
     chunks = _defects.apply(config.defects, "chunks", stream_chunks(answer, dialect))
     events = _defects.apply(config.defects, "events", [*map(encode_chunk, chunks), DONE])
     content_type = _defects.apply(config.defects, "stream_content_type", "text/event-stream")
-    return await write_stream(request, events, content_type=content_type, headers=headers)
+    plan = StreamPlan(events, timing.stream_delays(len(events), rng) if timing.enabled else None)
+    if fault is not None:
+        plan = _faults.break_stream(fault, plan)
+    return await write_stream(
+        request,
+        plan.events,
+        content_type=content_type,
+        headers=headers,
+        delays=plan.delays,
+        end=plan.end,
+    )
 
 
 def _model_object(config: MockConfig, model_id: str) -> dict[str, Any]:
@@ -114,6 +153,7 @@ def _model_object(config: MockConfig, model_id: str) -> dict[str, Any]:
 async def list_models(request: web.Request) -> web.Response:
     """GET /models: the listed models."""
     config = _config(request)
+    _request_fault(request, None)
     listing = {
         "object": "list",
         "data": [_model_object(config, m) for m in config.listed_models],
@@ -128,6 +168,7 @@ async def retrieve_model(request: web.Request) -> web.Response:
     if model_id in config.listed_models or _defects.apply(
         config.defects, "retrieve_unknown", False
     ):
+        _request_fault(request, model_id)
         return _json(_model_object(config, model_id))
     raise ApiError(
         404,
@@ -150,6 +191,8 @@ def create_app(config: MockConfig | None = None) -> web.Application:
         client_max_size=config.max_body_bytes,
     )
     app[CONFIG] = config
+    app[FAIL_COUNTER] = FailCounter()
+    app[TIMING_RNG] = random.Random(config.timing_seed)
     prefix = config.prefix
     app.router.add_routes(
         [

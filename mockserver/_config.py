@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mockserver._faults import Fault
+    from mockserver._timing import Timing
 
 __all__ = ["DEFAULT_MODEL", "MockConfig"]
 
@@ -17,6 +23,11 @@ class MockConfig:
     prefix: str = "/v1"  # path prefix of the API routes
     context_length: int = 131072  # tokens of prompt + completion per model
     max_body_bytes: int = 8 * 1024 * 1024  # larger request bodies get 413
+    faults: tuple[str, ...] = ()  # fault specs (mockserver._faults); the first in scope applies
+    ttft: float | str = 0.0  # pause before a stream's first event: 0.2, uniform:A,B, lognormal:M,S
+    itl: float | str = 0.0  # pause before every later event, same forms
+    itl_jitter: float = 0.0  # a fixed itl x becomes uniform:x-J,x+J
+    timing_seed: int = 0  # seed of the timing draws
     dialect: str = "openai"  # how answers are shaped: a name from mockserver.DIALECTS
     owned_by: str = "chatcompat"
     created: int = 1731542400  # "created" of every listed model
@@ -25,6 +36,7 @@ class MockConfig:
         from mockserver._defects import DEFECTS
         from mockserver._dialects import DIALECTS
 
+        _ = self.fault_rules, self.timing  # parsed now: a bad spec is a ValueError here
         if self.dialect not in DIALECTS:
             raise ValueError(f"unknown dialect {self.dialect!r}; known: {sorted(DIALECTS)}")
         unknown = [name for name in self.defects if name not in DEFECTS]
@@ -32,6 +44,20 @@ class MockConfig:
             raise ValueError(f"unknown defect(s) {unknown}; known: {sorted(DEFECTS)}")
         if self.prefix and (not self.prefix.startswith("/") or self.prefix.endswith("/")):
             raise ValueError(f"prefix must start with '/' and not end with it, got {self.prefix!r}")
+
+    @cached_property
+    def fault_rules(self) -> tuple[Fault, ...]:
+        """The parsed fault rules."""
+        from mockserver._faults import parse_fault
+
+        return tuple(map(parse_fault, self.faults))
+
+    @cached_property
+    def timing(self) -> Timing:
+        """The parsed timing of answers."""
+        from mockserver._timing import Timing
+
+        return Timing.from_specs(self.ttft, self.itl, self.itl_jitter, self.timing_seed)
 
     @property
     def listed_models(self) -> tuple[str, ...]:

@@ -55,7 +55,8 @@ class ApiError(Exception):
         self.message = message
         self.param = param
         self.code = code
-        self.type = type or _TYPE_BY_STATUS.get(status, "invalid_request_error")
+        default = "server_error" if status >= 500 else "invalid_request_error"
+        self.type = type or _TYPE_BY_STATUS.get(status, default)
         self.headers = headers or {}
 
 

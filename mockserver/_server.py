@@ -52,6 +52,7 @@ class MockServer:
         self.config = config or MockConfig()
         self.host = host
         self.port = port
+        self.app: web.Application | None = None  # the application served, once started
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -79,8 +80,9 @@ class MockServer:
     def _run(self) -> None:
         self._loop = asyncio.new_event_loop()
         try:
+            self.app = create_app(self.config)
             self._runner, self.port = self._loop.run_until_complete(
-                start_site(create_app(self.config), self.host, self.port)
+                start_site(self.app, self.host, self.port)
             )
         except BaseException as exc:
             self._error = exc

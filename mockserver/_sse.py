@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterable
+import socket
+import struct
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -33,13 +36,44 @@ async def write_stream(
     *,
     content_type: str = "text/event-stream",
     headers: dict[str, str] | None = None,
+    delays: Sequence[float] | None = None,
+    end: str = "eof",
 ) -> web.StreamResponse:
-    """Send ``events`` as a 200 stream, one write per event, then close."""
-    response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **(headers or {})})
+    """Send ``events`` as a 200 stream: without ``delays`` in one write, else one write per
+    event after its pause; ``end`` "eof" completes the body, "close" closes the connection
+    mid-body (FIN), "reset" aborts it (TCP RST)."""
+    all_headers = {**SSE_HEADERS, **(headers or {})}
+    if delays is None and end == "eof":  # the instant path: a plain response, one write
+        return web.Response(
+            body=b"".join(events), headers=all_headers, content_type=content_type, charset="utf-8"
+        )
+    response = web.StreamResponse(status=200, headers=all_headers)
     response.content_type = content_type
     response.charset = "utf-8"
     await response.prepare(request)
-    for event in events:
-        await response.write(event)
-    await response.write_eof()
+    if delays is None:
+        await response.write(b"".join(events))
+    else:
+        for event, delay in zip(events, delays, strict=True):
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await response.write(event)
+    if end == "eof":
+        await response.write_eof()
+    else:
+        _cut(request, reset=end == "reset")
     return response
+
+
+def _cut(request: web.Request, *, reset: bool) -> None:
+    """Close the connection under a started stream: FIN, or RST (SO_LINGER 0, then abort)."""
+    transport = request.transport
+    if transport is None:
+        return
+    if not reset:
+        transport.close()
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()

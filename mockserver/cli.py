@@ -9,10 +9,30 @@ import sys
 from mockserver._config import MockConfig
 from mockserver._defects import DEFECTS
 from mockserver._dialects import DIALECTS
+from mockserver._faults import parse_fault
 from mockserver._server import serve_forever
+from mockserver._timing import parse_delay
 from mockserver._workers import LOG_FORMAT, serve_workers
 
 __all__ = ["add_arguments", "run"]
+
+
+def _fault_spec(text: str) -> str:
+    """A fault spec that parses (else argparse reports it)."""
+    try:
+        parse_fault(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _delay_spec(text: str) -> str:
+    """A delay spec that parses (else argparse reports it)."""
+    try:
+        parse_delay(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +70,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "port is picked first (default 1)",
     )
     parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        type=_fault_spec,
+        metavar="SPEC",
+        help="inject a fault (repeatable; the first in scope applies), e.g. "
+        "'status=429;retry-after=2', 'fail-first=3;status=503', 'disconnect-after=5;model=m'; "
+        "see README",
+    )
+    parser.add_argument(
+        "--ttft",
+        default="0",
+        type=_delay_spec,
+        metavar="DELAY",
+        help="pause before a stream's first event: seconds, uniform:LOW,HIGH or "
+        "lognormal:MEDIAN,SIGMA (default 0)",
+    )
+    parser.add_argument(
+        "--itl",
+        default="0",
+        type=_delay_spec,
+        metavar="DELAY",
+        help="pause before every later event, same forms (default 0)",
+    )
+    parser.add_argument(
+        "--itl-jitter",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="a fixed --itl X becomes uniform:X-S,X+S (default 0)",
+    )
+    parser.add_argument(
+        "--timing-seed", type=int, default=0, help="seed of the timing draws (default 0)"
+    )
+    parser.add_argument(
         "--list-defects", action="store_true", help="print the defect modes and exit"
     )
 
@@ -67,6 +122,11 @@ def run(args: argparse.Namespace) -> int:
         defects=tuple(args.defect),
         prefix=args.prefix,
         dialect=args.dialect,
+        faults=tuple(args.fault),
+        ttft=args.ttft,
+        itl=args.itl,
+        itl_jitter=args.itl_jitter,
+        timing_seed=args.timing_seed,
     )
     if args.workers < 1:
         print("chatcompat mock: --workers must be >= 1", file=sys.stderr)
