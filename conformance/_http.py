@@ -26,6 +26,9 @@ class Endpoint:
     max_body_bytes: int = 8 * 1024 * 1024
     capabilities: frozenset[str] = frozenset({"core"})  # what the endpoint claims
     context_length: int | None = None  # tokens, when known (profile or flag)
+    reference: str | None = None  # an HF export dir of the model the endpoint serves
+    dialect: str = "vllm"  # the sampling semantics the endpoint claims (reference mode)
+    reference_samples: int = 300  # samples per sampling case in reference mode
 
     def url(self, path: str) -> str:
         """The absolute URL of API ``path`` (which starts with '/')."""

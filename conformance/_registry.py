@@ -43,6 +43,7 @@ CAPABILITIES = {
     "auth": "requests without the right bearer key get 401",
     "ratelimit": "429 with Retry-After and 503 on overload can be provoked (opt-in)",
     "faults": "the chatcompat mock's X-Chatcompat-Fault header (mid-stream errors)",
+    "reference": "serves the model of chatcompat export-model (--reference DIR)",
 }
 
 

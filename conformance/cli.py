@@ -76,6 +76,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the model's context length (default: the profile's)",
     )
     parser.add_argument(
+        "--reference",
+        metavar="DIR",
+        help="the endpoint serves the model `chatcompat export-model --format hf DIR` wrote: "
+        "claim capability reference and check exact distributions (needs the reference extra)",
+    )
+    parser.add_argument(
+        "--dialect",
+        choices=("vllm", "hf", "llamacpp"),
+        default="vllm",
+        help="the sampling semantics the endpoint claims, for --reference (default vllm)",
+    )
+    parser.add_argument(
+        "--reference-samples",
+        type=int,
+        default=300,
+        metavar="N",
+        help="samples per sampling case with --reference (default 300)",
+    )
+    parser.add_argument(
         "--report-md", type=Path, metavar="PATH", help="write a Markdown summary (for CI comments)"
     )
     parser.add_argument(
@@ -169,6 +188,8 @@ def _profile(args: argparse.Namespace) -> Profile:
     add = tuple(args.capability)
     if args.base_url is None and args.api_key:
         add += ("auth",)  # the embedded mock then requires the key
+    if args.reference:
+        add += ("reference",)
     return base.with_changes(add=add, remove=tuple(args.without))
 
 
@@ -215,6 +236,9 @@ def run_command(args: argparse.Namespace) -> int:
             read_timeout=min(30.0, args.timeout),
             capabilities=profile.capabilities,
             context_length=args.context_length or profile.context_length,
+            reference=args.reference,
+            dialect=args.dialect,
+            reference_samples=args.reference_samples,
         )
         result = run(
             endpoint,

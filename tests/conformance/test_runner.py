@@ -132,7 +132,9 @@ def test_profile_file_and_flags(tmp_path):
 
 
 def test_cli_profile_defaults():
-    args = argparse.Namespace(profile=None, base_url=None, api_key="k", capability=[], without=[])
+    args = argparse.Namespace(
+        profile=None, base_url=None, api_key="k", capability=[], without=[], reference=None
+    )
     assert "auth" in _profile(args).capabilities  # the embedded mock then requires the key
     args.base_url = "http://x/v1"
     assert _profile(args).capabilities == {"core"}

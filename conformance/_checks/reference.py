@@ -1,0 +1,150 @@
+"""Reference mode (issue 5, section 4): the endpoint serves the model of ``chatcompat
+export-model``, so the suite knows the exact distributions it must sample from."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+from conformance._assertions import json_body, require_status
+from conformance._context import Context
+from conformance._oracle import STOP, chi_square_pvalue, load_oracle
+from conformance._outcome import CheckFailed
+from conformance._registry import check
+
+__all__ = ["SAMPLING_CASES", "ref_greedy_chain", "ref_logprobs", "ref_sampling_fit"]
+
+ALPHA = 0.001  # family-wise false-alarm rate of ref_sampling_fit (Bonferroni over its cases)
+LOGPROB_TOLERANCE = 0.02  # nats; float32 engines agree far closer, bf16 ones within this
+GREEDY_TOKENS = 24
+# First-token cases: each exercises a parameter, and together they tell the dialects apart
+# (min_p before top_p: vllm; temperature last: llamacpp; penalties over the prompt: llamacpp).
+SAMPLING_CASES: dict[str, dict[str, Any]] = {
+    "temperature-0.7": {"temperature": 0.7},
+    "top_k-3": {"temperature": 1.0, "top_k": 3},
+    "top_p-0.9": {"temperature": 1.0, "top_p": 0.9},
+    "min_p-0.05": {"temperature": 1.0, "min_p": 0.05},
+    "min_p-0.1-top_p-0.85": {"temperature": 1.0, "min_p": 0.1, "top_p": 0.85},
+    "temperature-0.5-top_p-0.85": {"temperature": 0.5, "top_p": 0.85},
+    "repetition-1.3": {"temperature": 1.0, "repetition_penalty": 1.3},
+    "frequency-presence": {"temperature": 1.0, "frequency_penalty": 1.5, "presence_penalty": 1.0},
+    "logit_bias-ban": {"temperature": 1.0, "logit_bias": {"10": -100}},  # 10 is "\n"
+}
+
+
+async def _oracle(ctx: Context) -> Any:
+    assert ctx.endpoint.reference is not None  # the capability says so
+    return await asyncio.to_thread(load_oracle, ctx.endpoint.reference)
+
+
+@check(group="sampling", capability="reference")
+async def ref_greedy_chain(ctx: Context) -> None:
+    """At temperature 0 the answer is the reference model's greedy chain, token for token."""
+    oracle = await _oracle(ctx)
+    body = ctx.request(temperature=0, max_tokens=GREEDY_TOKENS)
+    exchange = await ctx.chat(body)
+    require_status(exchange, 200)
+    text = json_body(exchange)["choices"][0]["message"].get("content") or ""
+    expected = await asyncio.to_thread(
+        oracle.greedy_text, body, GREEDY_TOKENS, ctx.endpoint.dialect
+    )
+    if text != expected:
+        raise CheckFailed(
+            "the greedy answer differs from the reference model's greedy chain",
+            expected=repr(expected),
+            received=repr(text),
+            exchange=exchange,
+        )
+
+
+def _entry_id(oracle: Any, entry: dict[str, Any]) -> int | None:
+    data = bytes(entry["bytes"]) if entry.get("bytes") else str(entry["token"]).encode()
+    token: int | None = oracle.token_id(data)
+    return token
+
+
+@check(group="sampling", capability="reference")
+async def ref_logprobs(ctx: Context) -> None:
+    """Returned logprobs (sampled and top) equal the reference model's raw logprobs."""
+    oracle = await _oracle(ctx)
+    body = ctx.request(temperature=0, max_tokens=12, logprobs=True, top_logprobs=5)
+    exchange = await ctx.chat(body)
+    require_status(exchange, 200)
+    entries = (json_body(exchange)["choices"][0].get("logprobs") or {}).get("content") or []
+    ids = [_entry_id(oracle, e) for e in entries]
+    if not entries or None in ids:
+        raise CheckFailed(
+            "the logprobs do not name tokens of the reference vocabulary",
+            expected="one entry per token, with the token's bytes",
+            received=f"{len(entries)} entries, unknown at positions "
+            f"{[i for i, t in enumerate(ids) if t is None]}",
+            exchange=exchange,
+        )
+    rows = await asyncio.to_thread(oracle.raw_logprobs, body, ids)
+    for position, (entry, row) in enumerate(zip(entries, rows, strict=True)):
+        for candidate in [entry, *(entry.get("top_logprobs") or [])]:
+            token = _entry_id(oracle, candidate)
+            if token is None or abs(row[token] - candidate["logprob"]) > LOGPROB_TOLERANCE:
+                raise CheckFailed(
+                    f"the logprob of {candidate.get('token')!r} at position {position} is off",
+                    expected=f"{row[token]:.4f} (raw log-softmax)"
+                    if token is not None
+                    else "a token of the reference vocabulary",
+                    received=f"{candidate.get('logprob')}",
+                    exchange=exchange,
+                )
+
+
+def _category(choice: dict[str, Any]) -> str:
+    content = (choice.get("message") or {}).get("content") or ""
+    return STOP if choice.get("finish_reason") == "stop" and not content else content
+
+
+async def _samples(ctx: Context, body: dict[str, Any], count: int) -> tuple[Counter[str], Any]:
+    """``count`` one-token answers to ``body`` (in requests of up to 100 choices when the
+    endpoint claims n > 1), by category, and the last exchange."""
+    per_request = min(100, count) if "n" in ctx.endpoint.capabilities else 1
+    counts: Counter[str] = Counter()
+    exchange = None
+    while sum(counts.values()) < count:
+        exchange = await ctx.chat({**body, "n": per_request} if per_request > 1 else body)
+        require_status(exchange, 200)
+        counts.update(_category(c) for c in json_body(exchange)["choices"])
+    return counts, exchange
+
+
+@check(group="sampling", capability="reference")
+async def ref_sampling_fit(ctx: Context) -> None:
+    """Sampled first tokens fit the reference sampler's distribution, parameter by parameter."""
+    oracle = await _oracle(ctx)
+    dialect, samples = ctx.endpoint.dialect, ctx.endpoint.reference_samples
+    alpha = ALPHA / len(SAMPLING_CASES)
+    for name, params in SAMPLING_CASES.items():
+        body = ctx.request(max_tokens=1, **params)
+        expected = await asyncio.to_thread(oracle.first_token_distribution, body, dialect)
+        counts, exchange = await _samples(ctx, body, samples)
+        total = sum(counts.values())
+        outside = sorted(c for c in counts if expected.get(c, 0.0) == 0.0)
+        if outside:
+            raise CheckFailed(
+                f"case {name}: sampled tokens that {dialect}'s rules exclude",
+                expected=f"only {sorted(expected)[:12]}",
+                received=", ".join(f"{c!r} x{counts[c]}" for c in outside),
+                exchange=exchange,
+            )
+        big = [c for c, p in expected.items() if p * total >= 5]
+        observed = [counts[c] for c in big] + [total - sum(counts[c] for c in big)]
+        wanted = [expected[c] * total for c in big] + [total * (1 - sum(expected[c] for c in big))]
+        if wanted[-1] < 1e-9:
+            observed, wanted = observed[:-1], wanted[:-1]
+        p_value = chi_square_pvalue(observed, wanted)
+        if p_value < alpha:
+            top = sorted(big, key=lambda c: -expected[c])[:5]
+            raise CheckFailed(
+                f"case {name}: frequencies do not fit {dialect}'s distribution "
+                f"(chi-square p = {p_value:.2e} < {alpha:.1e}, {total} samples)",
+                expected=", ".join(f"{c!r} {expected[c]:.3f}" for c in top),
+                received=", ".join(f"{c!r} {counts[c] / total:.3f}" for c in top),
+                exchange=exchange,
+            )

@@ -1,0 +1,120 @@
+"""The oracle of reference mode: the exported reference model, loaded back, tells the exact
+distribution an endpoint serving it must sample from (needs torch: the ``reference`` extra)."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["STOP", "Oracle", "chi_square_pvalue", "load_oracle", "sampling_params"]
+
+STOP = "<STOP>"  # the category of a choice that ended before its first token (an end token)
+_PARAMS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "frequency_penalty",
+           "presence_penalty")  # fmt: skip
+
+
+def sampling_params(request: Mapping[str, Any]) -> Any:
+    """The reference sampler's SamplingParams for the sampling fields of ``request``."""
+    from reference_model import SamplingParams
+
+    values = {k: request[k] for k in _PARAMS if request.get(k) is not None}
+    bias = {int(k): float(v) for k, v in (request.get("logit_bias") or {}).items()}
+    return SamplingParams(**values, logit_bias=bias, seed=request.get("seed"))
+
+
+def chi_square_pvalue(observed: Sequence[int], expected: Sequence[float]) -> float:
+    """P(X >= statistic) for Pearson's chi-square with len - 1 degrees of freedom."""
+    import torch
+
+    statistic = sum((o - e) ** 2 / e for o, e in zip(observed, expected, strict=True))
+    dof = len(observed) - 1
+    if dof < 1:
+        return 1.0
+    q = torch.special.gammaincc(
+        torch.tensor(dof / 2, dtype=torch.float64), torch.tensor(statistic / 2, dtype=torch.float64)
+    )
+    return float(q) if not math.isnan(float(q)) else 0.0
+
+
+class Oracle:
+    """The model and tokenizer of one export, with the questions the checks ask of them."""
+
+    def __init__(self, directory: str) -> None:
+        from reference_model import load_hf
+
+        self.directory = directory
+        self.model, self.tokenizer = load_hf(directory)
+
+    def prompt_ids(self, messages: Sequence[Mapping[str, Any]]) -> list[int]:
+        """The prompt ids the Llama 3 chat format makes of ``messages``."""
+        from reference_model import encode_dialog
+
+        ids: list[int] = encode_dialog(self.tokenizer, messages)
+        return ids
+
+    def category(self, token: int) -> str:
+        """What a one-token answer shows of ``token``: its text, or STOP for an end token."""
+        if token in self.tokenizer.stop_ids:
+            return STOP
+        text: str = self.tokenizer.decode([token])
+        return text
+
+    def first_token_distribution(
+        self, request: Mapping[str, Any], dialect: str
+    ) -> dict[str, float]:
+        """Probability of each one-token answer to ``request`` under ``dialect``'s sampler."""
+        import torch
+
+        from reference_model import processed_probs
+
+        prompt = self.prompt_ids(request["messages"])
+        with torch.no_grad():
+            logits = self.model(torch.tensor([prompt]))[0, -1].float()
+        probs = processed_probs(
+            logits, sampling_params(request), prompt_ids=prompt, output_ids=(), dialect=dialect
+        )
+        distribution: dict[str, float] = {}
+        for token in torch.nonzero(probs > 0).flatten().tolist():
+            name = self.category(token)
+            distribution[name] = distribution.get(name, 0.0) + float(probs[token])
+        return distribution
+
+    def greedy_text(self, request: Mapping[str, Any], max_tokens: int, dialect: str) -> str:
+        """The text greedy decoding gives for ``request`` (stop strings not applied)."""
+        from reference_model import GenerationRequest, SamplingParams, generate
+
+        steps = generate(
+            GenerationRequest(
+                messages=request["messages"],
+                sampling=SamplingParams(temperature=0),
+                max_tokens=max_tokens,
+                dialect=dialect,
+            ),
+            model=self.model,
+            tokenizer=self.tokenizer,
+        )
+        return "".join(step.text for step in steps)
+
+    def raw_logprobs(self, request: Mapping[str, Any], answer: Sequence[int]) -> list[list[float]]:
+        """log_softmax of the raw logits at each answer position (teacher forcing)."""
+        import torch
+
+        prompt = self.prompt_ids(request["messages"])
+        ids = torch.tensor([[*prompt, *answer]])
+        with torch.no_grad():
+            logits = self.model(ids)[0, len(prompt) - 1 : len(prompt) - 1 + len(answer)]
+        rows: list[list[float]] = torch.log_softmax(logits.double(), dim=-1).tolist()
+        return rows
+
+    def token_id(self, data: bytes) -> int | None:
+        """The id of the token whose bytes are ``data`` (None if there is none)."""
+        token: int | None = self.tokenizer.bytes_to_id.get(data)
+        return token
+
+
+@functools.cache
+def load_oracle(directory: str) -> Oracle:
+    """The oracle of export ``directory``, loaded once per process."""
+    return Oracle(directory)
