@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
 import sys
@@ -14,6 +16,7 @@ from urllib.parse import urlsplit
 from chatcompat import schemas
 from conformance._context import Budget
 from conformance._http import Endpoint
+from conformance._probe import probe
 from conformance._profiles import PROFILES, Profile, load_profile
 from conformance._registry import CAPABILITIES, CHECKS
 from conformance._report import console_text, write_reports
@@ -74,6 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="TOKENS",
         help="the model's context length (default: the profile's)",
+    )
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="find out the capabilities with a few requests, print them, and use them",
     )
     parser.add_argument(
         "--reference",
@@ -193,6 +201,25 @@ def _profile(args: argparse.Namespace) -> Profile:
     return base.with_changes(add=add, remove=tuple(args.without))
 
 
+def _probed(endpoint: Endpoint, args: argparse.Namespace) -> Endpoint:
+    """``endpoint`` with the capabilities a probe found (then --capability / --without),
+    after printing what it found."""
+    findings, context = asyncio.run(probe(endpoint))
+    print("probe:")
+    for finding in findings:
+        print(
+            f"  {finding.capability:<9} {'yes' if finding.found else 'no ':<4} {finding.evidence}"
+        )
+    print(f"  context  {context if context else 'unknown (not in the model card)'}\n")
+    found = {f.capability for f in findings if f.found}
+    capabilities = (endpoint.capabilities | found | set(args.capability)) - set(args.without)
+    return dataclasses.replace(
+        endpoint,
+        capabilities=frozenset(capabilities | {"core"}),
+        context_length=endpoint.context_length or context,
+    )
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run the suite; the exit status says whether it passed (0), failed (1) or could not
     start (2)."""
@@ -240,6 +267,8 @@ def run_command(args: argparse.Namespace) -> int:
             dialect=args.dialect,
             reference_samples=args.reference_samples,
         )
+        if args.probe:
+            endpoint = _probed(endpoint, args)
         result = run(
             endpoint,
             args.checks,
