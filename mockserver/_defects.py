@@ -37,11 +37,6 @@ def _set(key: str, value: Any) -> Hook:
     return lambda obj: {**obj, key: value}
 
 
-def _chunks_without_delta(chunk: dict[str, Any]) -> dict[str, Any]:
-    choices = [{k: v for k, v in c.items() if k != "delta"} for c in chunk.get("choices", [])]
-    return {**chunk, "choices": choices}
-
-
 def _numbered_ids(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**c, "id": f"{c['id']}-{i}"} for i, c in enumerate(chunks)]
 
@@ -60,6 +55,136 @@ def _bad_model_entries(listing: dict[str, Any]) -> dict[str, Any]:
     return {**listing, "data": [{"id": m["id"], "object": "model"} for m in listing["data"]]}
 
 
+# Stream chunks, usage and n > 1 (conformance groups stream, usage, n): hooks.
+
+
+def _choices(chunk: dict[str, Any]) -> list[dict[str, Any]]:
+    choices = chunk.get("choices")
+    return choices if isinstance(choices, list) else []
+
+
+def _each_choice(change: Hook) -> Hook:
+    """A chunks hook applying ``change`` to every choice of every chunk."""
+    return lambda chunks: [
+        {**c, "choices": [change(x) for x in _choices(c)]} if "choices" in c else c for c in chunks
+    ]
+
+
+def _plain(hook: Hook) -> Hook:
+    """``hook`` on plain text streams only (no logprobs, no tool calls), so that it breaks
+    what it means to break and nothing the logprobs or tools checks look at."""
+
+    def plain_only(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        choices = [x for c in chunks for x in _choices(c)]
+        if any(x.get("logprobs") or (x.get("delta") or {}).get("tool_calls") for x in choices):
+            return chunks
+        result: list[dict[str, Any]] = hook(chunks)
+        return result
+
+    return plain_only
+
+
+def _drop(obj: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k != key}
+
+
+def _finishes(chunk: dict[str, Any]) -> bool:
+    return any(x.get("finish_reason") is not None for x in _choices(chunk))
+
+
+def _content_after_finish(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    late = {"content": " Bye."}
+    return [
+        x
+        for c in chunks
+        for x in (
+            [
+                c,
+                {
+                    **c,
+                    "choices": [{**y, "delta": late, "finish_reason": None} for y in _choices(c)],
+                },
+            ]
+            if _finishes(c)
+            else [c]
+        )
+    ]
+
+
+def _content_in_finish(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each choice's last content chunk merged into its finish chunk (one choice per chunk)."""
+    out: list[dict[str, Any] | None] = []
+    last: dict[int, int] = {}  # choice index -> where its last content chunk is in out
+    for chunk in chunks:
+        choices = _choices(chunk)
+        if len(choices) == 1:
+            choice, index = choices[0], choices[0].get("index", 0)
+            if choice.get("finish_reason") is not None and index in last:
+                where = last.pop(index)
+                moved, out[where] = out[where] or {}, None
+                text = (moved["choices"][0].get("delta") or {}).get("content", "")
+                choice = {**choice, "delta": {**(choice.get("delta") or {}), "content": text}}
+                chunk = {**chunk, "choices": [choice]}
+            elif (choice.get("delta") or {}).get("content"):
+                last[index] = len(out)
+        out.append(chunk)
+    return [c for c in out if c is not None]
+
+
+def _empty_choices_chunk(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [*chunks[:1], {**chunks[0], "choices": []}, *chunks[1:]] if chunks else chunks
+
+
+def _drop_first_token(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: set[Any] = set()
+
+    def drop(choice: dict[str, Any]) -> dict[str, Any]:
+        delta = choice.get("delta") or {}
+        if not delta.get("content") or choice.get("index") in seen:
+            return choice
+        seen.add(choice.get("index"))
+        return {**choice, "delta": {**delta, "content": ""}}
+
+    result: list[dict[str, Any]] = _each_choice(drop)(chunks)
+    return result
+
+
+def _usage_total_off(body: dict[str, Any]) -> dict[str, Any]:
+    usage = body.get("usage")
+    if not isinstance(usage, dict):
+        return body
+    return {**body, "usage": {**usage, "total_tokens": usage["total_tokens"] + 1}}
+
+
+def _usage_everywhere(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    usage = chunks[-1].get("usage") if chunks else None
+    return [{**c, "usage": usage} for c in chunks] if isinstance(usage, dict) else chunks
+
+
+def _stream_usage(change: Callable[[dict[str, Any]], dict[str, Any]]) -> Hook:
+    """A chunks hook applying ``change`` to the usage of the usage chunk."""
+    return lambda chunks: [
+        {**c, "usage": change(c["usage"])} if isinstance(c.get("usage"), dict) else c
+        for c in chunks
+    ]
+
+
+def _more_prompt(usage: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **usage,
+        "prompt_tokens": usage["prompt_tokens"] + 1,
+        "total_tokens": usage["total_tokens"] + 1,
+    }
+
+
+def _zero_usage_with_tools(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not any((x.get("delta") or {}).get("tool_calls") for c in chunks for x in _choices(c)):
+        return chunks
+    zero = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    result: list[dict[str, Any]] = _stream_usage(lambda usage: {**usage, **zero})(chunks)
+    return result
+
+
 _TABLE = (
     Defect(
         "wrong-object",
@@ -68,10 +193,10 @@ _TABLE = (
         {"completion": _set("object", "text_completion")},
     ),
     Defect(
-        "chunk-without-delta",
+        "chunk-id-integer",
         "chunk_schema",
-        "Stream chunks carry choices without a delta object.",
-        {"chunks": lambda chunks: [_chunks_without_delta(c) for c in chunks]},
+        "Stream chunks give their id as an integer, not a string (the same in every chunk).",
+        {"chunks": lambda chunks: [{**c, "id": 1731584707} for c in chunks]},
     ),
     Defect(
         "missing-done",
@@ -96,6 +221,7 @@ _TABLE = (
         "chunk_meta_stable",
         "Every chunk of a stream carries a different id.",
         {"chunks": _numbered_ids},
+        also_caught_by=("n_stream",),  # the chunks of an n > 1 stream do not share an id
     ),
     Defect(
         "flat-error",
@@ -109,6 +235,7 @@ _TABLE = (
         "err_4xx_not_5xx",
         "Invalid requests get status 500 instead of 400.",
         {"error": _server_error},
+        also_caught_by=("usage_opt_in",),  # stream_options without stream gets 500
     ),
     Defect(
         "model-list-incomplete",
@@ -121,6 +248,116 @@ _TABLE = (
         "models_list",
         "GET /models/{id} answers 200 for a model it does not serve.",
         {"retrieve_unknown": lambda _: True},
+    ),
+    # Stream chunks, usage and n > 1 (conformance groups stream, usage, n).
+    Defect(
+        "role-repeated",
+        "role_first_only",
+        'Every delta repeats role "assistant", not only the first of each choice.',
+        {"chunks": _each_choice(lambda c: {**c, "delta": {"role": "assistant", **c["delta"]}})},
+    ),
+    Defect(
+        "finish-without-delta",
+        "delta_present",
+        "The finish chunk's choice has no delta object.",
+        {"chunks": _each_choice(lambda c: c if c["finish_reason"] is None else _drop(c, "delta"))},
+        also_caught_by=("chunk_schema",),  # delta is required by the chunk schema
+    ),
+    Defect(
+        "finish-twice",
+        "finish_once",
+        "The finish chunk is sent twice.",
+        {"chunks": _plain(lambda chunks: [x for c in chunks for x in [c] * (1 + _finishes(c))])},
+        also_caught_by=("n_stream",),  # each index of an n > 1 stream finishes twice too
+    ),
+    Defect(
+        "content-after-finish",
+        "nothing_after_finish",
+        "A content delta follows each choice's finish chunk.",
+        {"chunks": _plain(_content_after_finish)},
+        also_caught_by=("stream_eq_nonstream",),  # the joined text gains the late content
+    ),
+    Defect(
+        "content-in-finish-chunk",
+        "finish_empty_delta",
+        "Each choice's last piece of text rides in its finish chunk.",
+        {"chunks": _plain(_content_in_finish)},
+    ),
+    Defect(
+        "empty-choices-mid-stream",
+        "no_empty_choices_unless_usage",
+        "A chunk with choices [] and no usage comes after the first chunk.",
+        {"chunks": _empty_choices_chunk},
+    ),
+    Defect(
+        "stream-drops-first-token",
+        "stream_eq_nonstream",
+        "Streams lose the first piece of text of each choice.",
+        {"chunks": _plain(_drop_first_token)},
+    ),
+    Defect(
+        "usage-total-wrong",
+        "usage_nonstream",
+        "Non-stream usage says total_tokens one more than prompt + completion.",
+        {"completion": _usage_total_off},
+    ),
+    Defect(
+        "usage-without-opt-in",
+        "usage_opt_in",
+        "Every stream ends with a usage chunk, include_usage or not.",
+        {
+            "request": lambda r: (
+                {**r, "stream_options": {"include_usage": True}} if r.get("stream") else r
+            )
+        },
+    ),
+    Defect(
+        "stream-options-without-stream",
+        "usage_opt_in",
+        "stream_options is accepted (and ignored) when stream is false.",
+        {"request_raw": lambda r: r if r.get("stream") else _drop(r, "stream_options")},
+    ),
+    Defect(
+        "no-usage-chunk",
+        "usage_final_chunk",
+        "include_usage is ignored: no usage chunk ends the stream.",
+        {"request": lambda r: _drop(r, "stream_options")},
+    ),
+    Defect(
+        "usage-in-every-chunk",
+        "usage_final_chunk",
+        "With include_usage, every chunk carries the final usage, not null.",
+        {"chunks": _usage_everywhere},
+    ),
+    Defect(
+        "stream-usage-differs",
+        "usage_stream_eq_nonstream",
+        "The usage chunk counts one prompt token more than the non-stream answer.",
+        {"chunks": _stream_usage(_more_prompt)},
+    ),
+    Defect(
+        "stream-usage-zero-with-tools",
+        "usage_stream_eq_nonstream",
+        "The usage chunk of a stream with tool calls counts zero tokens.",
+        {"chunks": _zero_usage_with_tools},
+    ),
+    Defect(
+        "n-ignored",
+        "n_nonstream",
+        "Non-stream answers keep only the first of n choices.",
+        {"completion": lambda body: {**body, "choices": body["choices"][:1]}},
+    ),
+    Defect(
+        "n-stream-missing-finish",
+        "n_stream",
+        "In a stream with n > 1, only choice 0 gets a finish_reason.",
+        {"chunks": _each_choice(lambda c: c if c["index"] == 0 else {**c, "finish_reason": None})},
+    ),
+    Defect(
+        "n-stream-index-zero",
+        "n_stream",
+        "Every choice of a stream says index 0, whatever n is.",
+        {"chunks": _each_choice(lambda c: {**c, "index": 0})},
     ),
 )
 

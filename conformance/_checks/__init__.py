@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from conformance._checks import errors, models, response, stream
+from conformance._checks import errors, models, n, response, stream, usage
 
-__all__ = ["errors", "models", "response", "stream"]
+__all__ = ["errors", "models", "n", "response", "stream", "usage"]

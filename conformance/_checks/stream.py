@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable
+from typing import Any
 
-from conformance._assertions import chunks_of, require_status
+from conformance._assertions import chunks_of, json_body, require_status
 from conformance._context import Context
+from conformance._http import Exchange
 from conformance._outcome import CheckFailed
 from conformance._registry import check
 from conformance._sse import parse_events
 
-__all__ = ["chunk_meta_stable", "chunk_schema", "sse_done"]
+__all__ = [
+    "FINISH_REASONS",
+    "by_index",
+    "chunk_meta_stable",
+    "chunk_schema",
+    "complete_chunks",
+    "delta_of",
+    "delta_present",
+    "finish_empty_delta",
+    "finish_once",
+    "finish_position",
+    "greedy",
+    "greedy_stream",
+    "no_empty_choices_unless_usage",
+    "nothing_after_finish",
+    "role_first_only",
+    "sse_done",
+    "stream_eq_nonstream",
+    "text_of",
+]
 
 
 @check(group="stream")
@@ -115,3 +138,244 @@ async def chunk_meta_stable(ctx: Context) -> None:
                     received=repr(chunk.get(key)),
                     exchange=exchange,
                 )
+
+
+FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
+GREEDY_MAX_TOKENS = 16
+
+
+def greedy(ctx: Context) -> Awaitable[Exchange]:
+    """The run's non-stream exchange at temperature 0 with a seed (short: it may end in
+    "length"), shared by the checks that compare stream and non-stream answers."""
+    body = ctx.request(temperature=0, seed=1234, max_tokens=GREEDY_MAX_TOKENS)
+    return ctx.shared("greedy", lambda: ctx.chat(body))
+
+
+def greedy_stream(ctx: Context) -> Awaitable[Exchange]:
+    """The stream twin of :func:`greedy`, with ``stream_options.include_usage``."""
+    body = ctx.request(
+        temperature=0,
+        seed=1234,
+        max_tokens=GREEDY_MAX_TOKENS,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    return ctx.shared("greedy-stream", lambda: ctx.chat(body))
+
+
+def complete_chunks(exchange: Exchange) -> list[dict[str, Any]]:
+    """The JSON chunks of a stream that ended cleanly (a stream cut short cannot be judged)."""
+    _, chunks = chunks_of(exchange)
+    if exchange.error:
+        raise CheckFailed(
+            "the stream did not end cleanly, so its chunks cannot be judged",
+            expected="a whole stream, closed after data: [DONE]",
+            received=exchange.error,
+            exchange=exchange,
+        )
+    return chunks
+
+
+def by_index(chunks: list[dict[str, Any]]) -> dict[int, list[tuple[int, dict[str, Any]]]]:
+    """Each choice index of a stream with its (chunk position, choice) pairs, in stream order;
+    choices that are not objects with an integer index are left out (chunk_schema's job)."""
+    seen: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+    for position, chunk in enumerate(chunks):
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else []:
+            index = choice.get("index") if isinstance(choice, dict) else None
+            if isinstance(index, int) and not isinstance(index, bool):
+                seen.setdefault(index, []).append((position, choice))
+    return seen
+
+
+def delta_of(choice: dict[str, Any]) -> dict[str, Any]:
+    """A streamed choice's delta, {} when it has none (delta_present reports that)."""
+    delta = choice.get("delta")
+    return delta if isinstance(delta, dict) else {}
+
+
+def text_of(choice: dict[str, Any]) -> str:
+    """The content a streamed choice adds ("" for none)."""
+    content = delta_of(choice).get("content")
+    return content if isinstance(content, str) else ""
+
+
+def finish_position(entries: list[tuple[int, dict[str, Any]]]) -> int | None:
+    """Where in ``entries`` the first non-null finish_reason is, or None."""
+    return next((i for i, (_, c) in enumerate(entries) if c.get("finish_reason") is not None), None)
+
+
+async def _choices_of(ctx: Context) -> tuple[Exchange, dict[int, list[tuple[int, dict[str, Any]]]]]:
+    exchange = await ctx.stream()
+    chunks = complete_chunks(exchange)
+    indices = by_index(chunks)
+    if not indices:
+        raise CheckFailed(
+            "no chunk of the stream carries a choice",
+            expected="choices with an integer index",
+            received=f"{len(chunks)} chunks",
+            exchange=exchange,
+        )
+    return exchange, indices
+
+
+@check(group="stream")
+async def role_first_only(ctx: Context) -> None:
+    """The first delta of each choice says role "assistant"; later deltas leave role out."""
+    exchange, indices = await _choices_of(ctx)
+    for index, entries in indices.items():
+        (position, first), *rest = entries
+        if delta_of(first).get("role") != "assistant":
+            raise CheckFailed(
+                f"the first delta of choice {index} (chunk {position}) has no assistant role",
+                expected='delta.role == "assistant"',
+                received=json.dumps(first.get("delta"))[:200],
+                exchange=exchange,
+            )
+        for position, choice in rest:
+            if delta_of(choice).get("role") is not None:
+                raise CheckFailed(
+                    f"chunk {position} repeats the role of choice {index}",
+                    expected="role only in the first delta of a choice",
+                    received=json.dumps(choice.get("delta"))[:200],
+                    exchange=exchange,
+                )
+
+
+@check(group="stream")
+async def delta_present(ctx: Context) -> None:
+    """Every choice of every chunk has a delta object, possibly {}."""
+    exchange = await ctx.stream()
+    chunks = complete_chunks(exchange)
+    for position, chunk in enumerate(chunks):
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else []:
+            if not isinstance(choice, dict) or not isinstance(choice.get("delta"), dict):
+                raise CheckFailed(
+                    f"a choice of chunk {position} has no delta object",
+                    expected='"delta": {...} in every choice (clients read choices[0].delta)',
+                    received=json.dumps(choice)[:200],
+                    exchange=exchange,
+                )
+
+
+@check(group="stream")
+async def finish_once(ctx: Context) -> None:
+    """Each choice has exactly one non-null finish_reason, one of stop/length/tool_calls/
+    content_filter; every other chunk says null."""
+    exchange, indices = await _choices_of(ctx)
+    for index, entries in indices.items():
+        finishes = [
+            (p, c["finish_reason"]) for p, c in entries if c.get("finish_reason") is not None
+        ]
+        for position, reason in finishes:
+            if reason not in FINISH_REASONS:
+                raise CheckFailed(
+                    f"chunk {position} gives choice {index} finish_reason {reason!r}",
+                    expected=f"null until the end, then one of {', '.join(FINISH_REASONS)}",
+                    received=repr(reason),
+                    exchange=exchange,
+                )
+        if len(finishes) != 1:
+            raise CheckFailed(
+                f"choice {index} has {len(finishes)} chunks with a finish_reason",
+                expected="exactly one",
+                received=", ".join(f"chunk {p}: {r!r}" for p, r in finishes) or "none",
+                exchange=exchange,
+            )
+
+
+@check(group="stream")
+async def nothing_after_finish(ctx: Context) -> None:
+    """No content or tool-call delta comes for a choice after its finish chunk."""
+    exchange, indices = await _choices_of(ctx)
+    for index, entries in indices.items():
+        finish = finish_position(entries)
+        if finish is None:
+            continue  # finish_once reports it
+        for position, choice in entries[finish + 1 :]:
+            if text_of(choice) or delta_of(choice).get("tool_calls"):
+                raise CheckFailed(
+                    f"chunk {position} adds to choice {index} after its finish chunk "
+                    f"(chunk {entries[finish][0]})",
+                    expected="nothing for a choice after its finish_reason",
+                    received=json.dumps(choice.get("delta"))[:200],
+                    exchange=exchange,
+                )
+
+
+@check(group="stream", severity="should")
+async def finish_empty_delta(ctx: Context) -> None:
+    """The finish chunk's delta is empty: {} or {"content": ""}."""
+    exchange, indices = await _choices_of(ctx)
+    for index, entries in indices.items():
+        finish = finish_position(entries)
+        if finish is None:
+            continue  # finish_once reports it
+        position, choice = entries[finish]
+        carried = sorted(
+            key
+            for key, value in delta_of(choice).items()
+            if key != "role" and value not in (None, "", [], {})
+        )
+        if carried:
+            raise CheckFailed(
+                f"the finish chunk of choice {index} (chunk {position}) carries "
+                f"{', '.join(carried)}",
+                expected='a finish chunk whose delta is {} or {"content": ""}',
+                received=json.dumps(choice.get("delta"))[:200],
+                exchange=exchange,
+            )
+
+
+@check(group="stream")
+async def no_empty_choices_unless_usage(ctx: Context) -> None:
+    """A chunk has choices [] only when it is the usage chunk."""
+    exchange = await ctx.stream()
+    chunks = complete_chunks(exchange)
+    for position, chunk in enumerate(chunks):
+        if chunk.get("choices") == [] and not isinstance(chunk.get("usage"), dict):
+            raise CheckFailed(
+                f"chunk {position} has choices [] and no usage",
+                expected="choices [] only in the usage chunk (clients index choices[0])",
+                received=json.dumps(chunk)[:200],
+                exchange=exchange,
+            )
+
+
+@check(group="stream")
+async def stream_eq_nonstream(ctx: Context) -> None:
+    """At temperature 0 with a seed, the joined deltas equal the non-stream answer."""
+    plain, streamed = await asyncio.gather(greedy(ctx), greedy_stream(ctx))
+    require_status(plain, 200)
+    body = json_body(plain)
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise CheckFailed(
+            "the non-stream answer has no choice",
+            expected="choices[0]",
+            received=json.dumps(body)[:200],
+            exchange=plain,
+        )
+    message = choices[0].get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    chunks = complete_chunks(streamed)
+    entries = by_index(chunks).get(0, [])
+    joined = "".join(text_of(c) for _, c in entries)
+    if joined != (content or ""):
+        raise CheckFailed(
+            "the streamed text differs from the non-stream text of the same greedy request",
+            expected=repr(content),
+            received=repr(joined),
+            exchange=streamed,
+        )
+    finish = finish_position(entries)
+    reason = entries[finish][1]["finish_reason"] if finish is not None else None
+    if reason != choices[0].get("finish_reason"):
+        raise CheckFailed(
+            "the stream's finish_reason differs from the non-stream one",
+            expected=repr(choices[0].get("finish_reason")),
+            received=repr(reason),
+            exchange=streamed,
+        )

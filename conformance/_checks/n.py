@@ -1,0 +1,135 @@
+"""Checks of n > 1 choices (catalogue group G)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from conformance._assertions import json_body, require_status
+from conformance._checks.stream import by_index, complete_chunks, delta_of, text_of
+from conformance._context import Context
+from conformance._http import Exchange
+from conformance._outcome import CheckFailed
+from conformance._registry import check
+
+__all__ = ["n_nonstream", "n_stream"]
+
+N = 3
+N_MAX_TOKENS = 16
+
+
+def _sampled(ctx: Context, **overrides: Any) -> dict[str, Any]:
+    """A request whose samples at temperature 1 all but never coincide."""
+    prompt = "Write ten random English words, separated by spaces."
+    return ctx.request(
+        messages=[{"role": "user", "content": prompt}],
+        temperature=1.0,
+        max_tokens=N_MAX_TOKENS,
+        **overrides,
+    )
+
+
+def _usage(exchange: Exchange) -> dict[str, Any] | None:
+    body = json_body(exchange) if exchange.status == 200 else None
+    usage = body.get("usage") if isinstance(body, dict) else None
+    return usage if isinstance(usage, dict) else None
+
+
+@check(group="n", capability="n")
+async def n_nonstream(ctx: Context) -> None:
+    """n=3 gives three choices indexed 0..2 that differ; usage sums them, the prompt once."""
+    exchange = await ctx.shared("n:nonstream", lambda: ctx.chat(_sampled(ctx, n=N)))
+    require_status(exchange, 200)
+    body = json_body(exchange)
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not isinstance(choices, list) or len(choices) != N:
+        raise CheckFailed(
+            f"n={N} did not give {N} choices",
+            expected=f"{N} choices",
+            received=f"{len(choices) if isinstance(choices, list) else json.dumps(choices)[:80]}",
+            exchange=exchange,
+        )
+    contents = []
+    for position, choice in enumerate(choices):
+        if not isinstance(choice, dict) or choice.get("index") != position:
+            raise CheckFailed(
+                f"choices[{position}] has the wrong index",
+                expected=str(position),
+                received=repr(choice.get("index") if isinstance(choice, dict) else choice),
+                exchange=exchange,
+            )
+        message = choice.get("message")
+        contents.append(message.get("content") if isinstance(message, dict) else None)
+    if len(set(map(str, contents))) == 1:
+        raise CheckFailed(
+            f"the {N} choices sampled at temperature 1 are all the same",
+            expected="independent samples",
+            received=repr(contents[0])[:200],
+            exchange=exchange,
+        )
+    usage = body.get("usage")
+    if not isinstance(usage, dict):
+        return  # usage_nonstream says whether usage may be left out
+    completion = usage.get("completion_tokens")
+    floor = N_MAX_TOKENS * sum(c.get("finish_reason") == "length" for c in choices)
+    if not isinstance(completion, int) or not floor <= completion <= N * N_MAX_TOKENS:
+        raise CheckFailed(
+            "completion_tokens is not the sum over the choices",
+            expected=f"between {floor} (max_tokens per choice cut by length) and "
+            f"{N * N_MAX_TOKENS} (n x max_tokens)",
+            received=f"completion_tokens {completion!r}",
+            exchange=exchange,
+        )
+    single = await ctx.shared("n:single", lambda: ctx.chat(_sampled(ctx)))
+    reference = _usage(single)
+    if reference is not None and usage.get("prompt_tokens") != reference.get("prompt_tokens"):
+        raise CheckFailed(
+            f"prompt_tokens with n={N} differs from the same prompt with n=1",
+            expected=f"prompt_tokens {reference.get('prompt_tokens')!r}: the prompt counted once",
+            received=f"prompt_tokens {usage.get('prompt_tokens')!r}",
+            exchange=exchange,
+        )
+
+
+@check(group="n", capability="n")
+async def n_stream(ctx: Context) -> None:
+    """A stream with n=3 gives each index a role chunk, content and one finish, under one id."""
+    exchange = await ctx.shared("n:stream", lambda: ctx.chat(_sampled(ctx, n=N, stream=True)))
+    chunks = complete_chunks(exchange)
+    indices = by_index(chunks)
+    if sorted(indices) != list(range(N)):
+        raise CheckFailed(
+            f"the stream's choice indices are not 0..{N - 1}",
+            expected=str(list(range(N))),
+            received=str(sorted(indices)),
+            exchange=exchange,
+        )
+    for index, entries in sorted(indices.items()):
+        position, first = entries[0]
+        if delta_of(first).get("role") != "assistant":
+            raise CheckFailed(
+                f"choice {index} does not start with a role chunk (chunk {position})",
+                expected='delta.role == "assistant" in its first chunk',
+                received=json.dumps(first.get("delta"))[:200],
+                exchange=exchange,
+            )
+        if not "".join(text_of(c) for _, c in entries):
+            raise CheckFailed(f"choice {index} has no content", exchange=exchange)
+        finishes = [p for p, c in entries if c.get("finish_reason") is not None]
+        if len(finishes) != 1:
+            raise CheckFailed(
+                f"choice {index} has {len(finishes)} finish chunks",
+                expected="exactly one",
+                received=f"chunks {finishes}",
+                exchange=exchange,
+            )
+    with_choices = [c for c in chunks if c.get("choices")]
+    for key in ("id", "created", "model"):
+        values = {json.dumps(c.get(key)) for c in with_choices}
+        if len(values) != 1:
+            raise CheckFailed(
+                f"the chunks of the n={N} stream do not share one {key}",
+                expected=f"one {key} for every choice",
+                received=", ".join(sorted(values))[:200],
+                exchange=exchange,
+            )
