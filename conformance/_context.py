@@ -4,6 +4,7 @@ several checks so that a run spends as few requests as it can."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
 import json
 from collections.abc import Awaitable, Callable
@@ -17,7 +18,7 @@ from chatcompat import schemas
 from conformance._http import Endpoint, Exchange, send
 from conformance._outcome import CheckSkipped
 
-__all__ = ["Budget", "Context", "retry_after", "tokens_of"]
+__all__ = ["CHECK_SPEND", "Budget", "Context", "Spend", "retry_after", "tokens_of"]
 
 BASE_MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant."},
@@ -62,9 +63,23 @@ def retry_after(exchange: Exchange) -> float | None:
 
 
 @dataclass
+class Spend:
+    """Requests and tokens one check spent (exchanges it shared count for the first asker)."""
+
+    requests: int = 0
+    tokens: int = 0
+
+
+CHECK_SPEND: contextvars.ContextVar[Spend | None] = contextvars.ContextVar(
+    "chatcompat_check_spend", default=None
+)
+
+
+@dataclass
 class Budget:
     max_requests: int = 300
     max_tokens: int = 50_000
+    max_examples: int = 20  # hypothesis examples per property / schemathesis operation and mode
     requests: int = 0
     tokens: int = 0
     retries: int = 0
@@ -108,7 +123,12 @@ class Context:
                 raise CheckSkipped(f"the run's budget of {self.budget.max_tokens} tokens is spent")
             self.budget.requests += 1
             exchange = await send(self.session, self.endpoint, method, path, **kwargs)
-            self.budget.tokens += tokens_of(exchange)
+            tokens = tokens_of(exchange)
+            self.budget.tokens += tokens
+            spend = CHECK_SPEND.get()
+            if spend is not None:
+                spend.requests += 1
+                spend.tokens += tokens
             wait = retry_after(exchange) if exchange.status in _RETRY_STATUSES else None
             if not retry_429 or wait is None or wait > _MAX_RETRY_WAIT or attempt == 2:
                 return exchange

@@ -93,6 +93,8 @@ def json_report(run: RunResult, *, price_per_mtok: float | None = None) -> dict[
                 "status": r.status,
                 "message": r.message,
                 "duration_s": round(r.duration, 3),
+                "requests": r.requests,
+                "tokens": r.tokens,
             }
             for r in _ordered(run)
         ],

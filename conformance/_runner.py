@@ -12,7 +12,7 @@ import aiohttp
 
 from chatcompat import schemas
 from conformance import _checks  # noqa: F401  (registers the checks)
-from conformance._context import Budget, Context
+from conformance._context import CHECK_SPEND, Budget, Context, Spend
 from conformance._http import Endpoint
 from conformance._outcome import CheckFailed, CheckSkipped, CheckWarning
 from conformance._registry import CHECKS, Check
@@ -26,6 +26,8 @@ class Result:
     status: str  # passed | failed | skipped | warning
     message: str  # "" when passed
     duration: float
+    requests: int = 0  # sent by this check (a shared exchange counts for its first asker)
+    tokens: int = 0  # by the endpoint's usage
 
 
 @dataclass
@@ -59,6 +61,8 @@ async def _run_one(ctx: Context, check: Check, check_timeout: float) -> Result:
             f"(--capability {check.capability} or a profile that has it)"
         )
         return Result(check, "skipped", reason, 0.0)
+    spend = Spend()
+    CHECK_SPEND.set(spend)  # this task's context: what the check sends is counted for it
     try:
         await asyncio.wait_for(check.func(ctx), check_timeout)
         status, message = "passed", ""
@@ -80,7 +84,7 @@ async def _run_one(ctx: Context, check: Check, check_timeout: float) -> Result:
         )
     if ctx.endpoint.api_key:
         message = message.replace(ctx.endpoint.api_key, "<redacted>")
-    return Result(check, status, message, time.monotonic() - started)
+    return Result(check, status, message, time.monotonic() - started, spend.requests, spend.tokens)
 
 
 Progress = Callable[[Result, int, int], None]  # (result, finished, total)

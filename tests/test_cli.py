@@ -12,7 +12,10 @@ from contextlib import contextmanager
 import pytest
 
 from conformance import CHECKS
+from conformance._profiles import load_profile
 from mockserver import DEFECTS
+
+MOCK_CAPABILITIES = load_profile("mock").capabilities
 
 
 def chatcompat(*args, timeout=120):
@@ -55,7 +58,14 @@ def test_check_against_the_embedded_mock_passes_and_writes_reports(tmp_path):
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["report_version"] == 1
     assert report["ok"] is True
-    assert report["summary"] == {"passed": len(CHECKS), "failed": 0, "skipped": 0, "warning": 0}
+    unclaimed = {c.id for c in CHECKS.values() if c.capability not in MOCK_CAPABILITIES}
+    assert report["summary"] == {
+        "passed": len(CHECKS) - len(unclaimed),
+        "failed": 0,
+        "skipped": len(unclaimed),
+        "warning": 0,
+    }
+    assert report["capabilities"] == sorted(MOCK_CAPABILITIES)
     assert sorted(c["id"] for c in report["checks"]) == sorted(CHECKS)
     for entry in report["checks"]:
         assert set(entry) == {
@@ -67,8 +77,11 @@ def test_check_against_the_embedded_mock_passes_and_writes_reports(tmp_path):
             "status",
             "message",
             "duration_s",
+            "requests",
+            "tokens",
         }
-        assert entry["status"] == "passed"
+        assert entry["status"] == ("skipped" if entry["id"] in unclaimed else "passed")
+    assert sum(c["requests"] for c in report["checks"]) == report["requests"]
     suite = ET.parse(tmp_path / "r.xml").getroot()
     assert suite.tag == "testsuite"
     assert suite.get("tests") == str(len(CHECKS))
@@ -88,8 +101,9 @@ def test_check_against_a_separate_mock_passes():
 def test_check_against_a_defective_mock_exits_1_naming_the_check(tmp_path, defect):
     with mock_process("--defect", defect, "--model", "m") as url:
         done = chatcompat(
-            "check", "--base-url", url, "--model", "m", "--report-json", str(tmp_path / "r.json")
-        )
+            "check", "--base-url", url, "--model", "m", "--profile", "mock",
+            "--report-json", str(tmp_path / "r.json"),
+        )  # fmt: skip
     assert done.returncode == 1
     assert f"[FAIL] {DEFECTS[defect].caught_by}" in done.stdout
     report = json.loads((tmp_path / "r.json").read_text())
