@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from conformance._assertions import json_body, require_status
-from conformance._checks.stream import by_index, complete_chunks, delta_of, text_of
+from conformance._checks.stream import by_index, complete_chunks, delta_of
 from conformance._context import Context
 from conformance._http import Exchange
 from conformance._outcome import CheckFailed
@@ -27,6 +27,13 @@ def _sampled(ctx: Context, **overrides: Any) -> dict[str, Any]:
         max_tokens=N_MAX_TOKENS,
         **overrides,
     )
+
+
+def _said(message: dict[str, Any]) -> str:
+    """The text of a message or delta: its content, and its reasoning where a reasoning model
+    spends the first tokens (vLLM and DeepSeek's reasoning_content, others' reasoning)."""
+    parts = (message.get(key) for key in ("reasoning_content", "reasoning", "content"))
+    return "".join(p for p in parts if isinstance(p, str))
 
 
 def _usage(exchange: Exchange) -> dict[str, Any] | None:
@@ -59,8 +66,8 @@ async def n_nonstream(ctx: Context) -> None:
                 exchange=exchange,
             )
         message = choice.get("message")
-        contents.append(message.get("content") if isinstance(message, dict) else None)
-    if len(set(map(str, contents))) == 1:
+        contents.append(_said(message if isinstance(message, dict) else {}))
+    if len(set(contents)) == 1:
         raise CheckFailed(
             f"the {N} choices sampled at temperature 1 are all the same",
             expected="independent samples",
@@ -113,8 +120,13 @@ async def n_stream(ctx: Context) -> None:
                 received=json.dumps(first.get("delta"))[:200],
                 exchange=exchange,
             )
-        if not "".join(text_of(c) for _, c in entries):
-            raise CheckFailed(f"choice {index} has no content", exchange=exchange)
+        if not "".join(_said(delta_of(c)) for _, c in entries):
+            raise CheckFailed(
+                f"choice {index} has no content",
+                expected="text in the deltas of every choice",
+                received=f"{len(entries)} chunks without text",
+                exchange=exchange,
+            )
         finishes = [p for p, c in entries if c.get("finish_reason") is not None]
         if len(finishes) != 1:
             raise CheckFailed(
