@@ -185,6 +185,55 @@ def _zero_usage_with_tools(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]
     return result
 
 
+# Response shape and request acceptance (conformance group response): hooks.
+
+
+def _refuse(status: int, message: str, param: str | None = None) -> Any:
+    from mockserver._errors import ApiError
+
+    raise ApiError(status, message, param=param)
+
+
+def _no_content_with_tool_calls(body: dict[str, Any]) -> dict[str, Any]:
+    def dropped(choice: dict[str, Any]) -> dict[str, Any]:
+        message = choice.get("message") or {}
+        if not message.get("tool_calls"):
+            return choice
+        return {**choice, "message": {k: v for k, v in message.items() if k != "content"}}
+
+    return {**body, "choices": [dropped(c) for c in body.get("choices") or []]}
+
+
+def _without(*keys: str) -> Hook:
+    return lambda body: {k: v for k, v in body.items() if k not in keys}
+
+
+def _untooled(hook: Hook) -> Hook:
+    """``hook`` on requests without tools only, so that the tools checks see nothing of it."""
+    return lambda body: body if body.get("tools") else hook(body)
+
+
+def _refuse_user(body: dict[str, Any]) -> dict[str, Any]:
+    if "user" in body:
+        _refuse(422, "extra_forbidden: Extra inputs are not permitted (body.user)", "user")
+    return body
+
+
+def _refuse_content_parts(body: dict[str, Any]) -> dict[str, Any]:
+    for message in body.get("messages") or []:
+        if isinstance(message, dict) and isinstance(message.get("content"), list):
+            _refuse(400, "Message content must be a string.", "messages")
+    return body
+
+
+def _refuse_empty_assistant(body: dict[str, Any]) -> dict[str, Any]:
+    for message in body.get("messages") or []:
+        assistant = isinstance(message, dict) and message.get("role") == "assistant"
+        if assistant and message.get("content") == "":
+            _refuse(400, "Assistant message content must not be empty.", "messages")
+    return body
+
+
 _TABLE = (
     Defect(
         "wrong-object",
@@ -235,7 +284,9 @@ _TABLE = (
         "err_4xx_not_5xx",
         "Invalid requests get status 500 instead of 400.",
         {"error": _server_error},
-        also_caught_by=("usage_opt_in",),  # stream_options without stream gets 500
+        # usage_opt_in: stream_options without stream gets 500; the response checks: five
+        # stops, bad logit_bias keys and out-of-range top_k get 500
+        also_caught_by=("usage_opt_in", "stop", "logit_bias", "ext_sampling"),
     ),
     Defect(
         "model-list-incomplete",
@@ -358,6 +409,55 @@ _TABLE = (
         "n_stream",
         "Every choice of a stream says index 0, whatever n is.",
         {"chunks": _each_choice(lambda c: {**c, "index": 0})},
+    ),
+    # Response shape and request acceptance (conformance group response).
+    Defect(
+        "no-content-with-tool-calls",
+        "content_nullability",
+        "Non-stream answers with tool_calls leave the content key out (not null).",
+        {"completion": _no_content_with_tool_calls},
+    ),
+    Defect(
+        "user-extra-forbidden",
+        "accept_std_params",
+        "The standard 'user' parameter is refused with 422 extra_forbidden.",
+        {"request_raw": _refuse_user},
+    ),
+    Defect(
+        "max-completion-tokens-ignored",
+        "max_completion_tokens",
+        "max_completion_tokens is ignored on text requests (only max_tokens caps them).",
+        {"request": _untooled(_without("max_completion_tokens"))},
+    ),
+    Defect(
+        "content-parts-rejected",
+        "content_parts",
+        'Message content given as [{"type": "text"}] parts is refused with 400.',
+        {"request_raw": _refuse_content_parts},
+    ),
+    Defect(
+        "empty-assistant-content-rejected",
+        "history_null_content",
+        'Assistant history messages with content "" are refused with 400.',
+        {"request_raw": _refuse_empty_assistant},
+    ),
+    Defect(
+        "stop-ignored",
+        "stop",
+        "Stop strings are ignored: the answer runs on past them.",
+        {"request": _without("stop")},
+    ),
+    Defect(
+        "logit-bias-unchecked",
+        "logit_bias",
+        "logit_bias keys are not checked: non-integer and out-of-vocab keys are accepted.",
+        {"request_raw": _without("logit_bias")},
+    ),
+    Defect(
+        "ext-sampling-unchecked",
+        "ext_sampling",
+        "top_k, min_p and repetition_penalty are dropped unchecked, out-of-range values too.",
+        {"request_raw": _without("top_k", "min_p", "repetition_penalty")},
     ),
 )
 
