@@ -15,16 +15,24 @@ from mockserver import _defects, _faults
 from mockserver._config import MockConfig
 from mockserver._dialects import DIALECTS, completion_body, stream_chunks
 from mockserver._errors import ApiError, Handler, error_body, error_middleware
-from mockserver._faults import FAULT_HEADER, FAULT_KEY_HEADER, FailCounter, Fault, StreamPlan
+from mockserver._faults import (
+    FAULT_HEADER,
+    FAULT_KEY_HEADER,
+    FailCounter,
+    Fault,
+    ScriptedFaults,
+    StreamPlan,
+)
 from mockserver._sse import DONE, encode_chunk, write_stream
 from mockserver._template import template_answer
 from mockserver._validation import parse_body, validate_request
 
-__all__ = ["CONFIG", "create_app"]
+__all__ = ["CONFIG", "FAIL_COUNTER", "SCRIPTED_FAULTS", "create_app"]
 
 CONFIG = web.AppKey("config", MockConfig)
 REQUEST_ID = web.RequestKey("request_id", str)
 FAIL_COUNTER = web.AppKey("fail_counter", FailCounter)  # fail-first attempts per key
+SCRIPTED_FAULTS = web.AppKey("scripted_faults", ScriptedFaults)  # rules added at run time
 TIMING_RNG = web.AppKey("timing_rng", random.Random)  # draws of the timing pauses
 
 
@@ -85,7 +93,7 @@ def _request_fault(request: web.Request, model: str | None) -> Fault | None:
     fault = _faults.select_fault(
         request.headers.get(FAULT_HEADER),
         request.headers.get(FAULT_KEY_HEADER),
-        config.fault_rules,
+        (*request.app[SCRIPTED_FAULTS].rules, *config.fault_rules),
         request.app[FAIL_COUNTER],
         path=request.path,
         prefix=config.prefix,
@@ -192,6 +200,7 @@ def create_app(config: MockConfig | None = None) -> web.Application:
     )
     app[CONFIG] = config
     app[FAIL_COUNTER] = FailCounter()
+    app[SCRIPTED_FAULTS] = ScriptedFaults()
     app[TIMING_RNG] = random.Random(config.timing_seed)
     prefix = config.prefix
     app.router.add_routes(

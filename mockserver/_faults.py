@@ -22,6 +22,7 @@ __all__ = [
     "FAULT_KEY_HEADER",
     "FailCounter",
     "Fault",
+    "ScriptedFaults",
     "StreamPlan",
     "break_stream",
     "parse_fault",
@@ -156,6 +157,28 @@ class FailCounter:
         if len(self._counts) > self.capacity:
             self._counts.popitem(last=False)
         return count
+
+    def clear(self) -> None:
+        """Forget every attempt (each key starts again from its first)."""
+        self._counts.clear()
+
+
+class ScriptedFaults:
+    """Fault rules added while the server runs (the pytest plugin's ``chat_mock.fault``), read
+    ahead of the configured ones; replaced whole, so another thread may add them safely."""
+
+    def __init__(self) -> None:
+        self.rules: tuple[Fault, ...] = ()
+
+    def add(self, spec: str) -> Fault:
+        """Parse ``spec`` (a ValueError if it is bad) and apply it to the following requests."""
+        fault = parse_fault(spec)
+        self.rules = (*self.rules, fault)
+        return fault
+
+    def clear(self) -> None:
+        """Drop every scripted rule."""
+        self.rules = ()
 
 
 def select_fault(

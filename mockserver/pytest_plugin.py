@@ -1,0 +1,117 @@
+"""The ``chatcompat`` pytest plugin: fixtures only, layered like pytest-httpserver's.
+
+``chat_mock_config`` and ``chat_mock_listen_address`` (session-scoped: override them in a
+conftest) → ``chat_mock_server`` (one mock per session, in a thread on a loopback port) →
+``chat_mock`` (per test: that server, its scripted faults and fail-first counts reset before and
+after the test). With pytest-asyncio, ``chat_mock_async`` runs a mock of the test's own in the
+test's event loop. A session hook stops any server left running.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+
+import pytest
+from aiohttp import web
+
+from mockserver._app import CONFIG, FAIL_COUNTER, SCRIPTED_FAULTS
+from mockserver._config import MockConfig
+from mockserver._faults import FAULT_HEADER, Fault
+from mockserver._server import MockServer
+
+__all__ = [
+    "ChatMock",
+    "chat_mock",
+    "chat_mock_config",
+    "chat_mock_listen_address",
+    "chat_mock_server",
+]
+
+SERVERS = pytest.StashKey[list[MockServer]]()  # the servers this plugin started in a session
+ASYNC_FIXTURES = "mockserver._pytest_async"  # chat_mock_async, registered with pytest-asyncio
+
+
+class ChatMock:
+    """One test's handle on a running mock: its URLs and what the test scripts on it."""
+
+    def __init__(self, app: web.Application, host: str, port: int) -> None:
+        self.app = app
+        self.config = app[CONFIG]
+        self.host = host
+        self.port = port
+
+    @property
+    def base_url(self) -> str:
+        """The URL clients use as their base (ends with the API prefix, ``/v1`` by default)."""
+        return f"http://{self.host}:{self.port}{self.config.prefix}"
+
+    def url(self, path: str) -> str:
+        """The absolute URL of ``path`` under the API prefix (``url("/models")``)."""
+        return self.base_url + path
+
+    def fault(self, spec: str) -> Fault:
+        """Inject the fault ``spec`` (``status=429;retry-after-ms=50``, ``fail-first=2;...``,
+        ``disconnect-after=3``) into the following requests until the test ends; a bad spec is
+        a ValueError here."""
+        return self.app[SCRIPTED_FAULTS].add(spec)
+
+    @staticmethod
+    def fault_headers(spec: str) -> dict[str, str]:
+        """The request headers that inject ``spec`` into one request only."""
+        return {FAULT_HEADER: spec}
+
+    def reset(self) -> None:
+        """Drop the scripted faults and restart every fail-first count."""
+        self.app[SCRIPTED_FAULTS].clear()
+        self.app[FAIL_COUNTER].clear()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start the session's list of servers; add ``chat_mock_async`` when pytest-asyncio is
+    installed."""
+    config.stash[SERVERS] = []
+    if importlib.util.find_spec("pytest_asyncio") is not None:
+        config.pluginmanager.import_plugin(ASYNC_FIXTURES)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop any server this plugin started that is still running."""
+    for server in session.config.stash.get(SERVERS, []):
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def chat_mock_config() -> MockConfig:
+    """The configuration of the session's mock (override this fixture to change it)."""
+    return MockConfig()
+
+
+@pytest.fixture(scope="session")
+def chat_mock_listen_address() -> tuple[str, int]:
+    """Where the mocks listen: loopback, a free port (port 0)."""
+    return ("127.0.0.1", 0)
+
+
+@pytest.fixture(scope="session")
+def chat_mock_server(
+    request: pytest.FixtureRequest,
+    chat_mock_config: MockConfig,
+    chat_mock_listen_address: tuple[str, int],
+) -> Iterator[MockServer]:
+    """The session's mock server, serving from a thread; stopped when the session ends."""
+    host, port = chat_mock_listen_address
+    server = MockServer(chat_mock_config, host, port)
+    request.config.stash[SERVERS].append(server)
+    with server:
+        yield server
+
+
+@pytest.fixture
+def chat_mock(chat_mock_server: MockServer) -> Iterator[ChatMock]:
+    """The session's mock for one test, what earlier tests scripted forgotten."""
+    assert chat_mock_server.app is not None, "the session's mock server is not running"
+    mock = ChatMock(chat_mock_server.app, chat_mock_server.host, chat_mock_server.port)
+    mock.reset()
+    yield mock
+    mock.reset()
