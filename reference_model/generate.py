@@ -14,15 +14,18 @@ What is approximated (the model is tiny and untrained for this), by a *template*
 text and constrained free segments; forced tokens are fed to the model and counted, and their
 logprob is the raw logprob of the forced token:
 
-- ``response_format`` ``json_object`` / ``json_schema``: output is ``{"text": "<free>"}``; the
-  free string allows only printable-ASCII tokens without ``"`` or ``\\``, ends when the model
-  draws a stop token (that draw is discarded: not output, not counted) or after 24 tokens, and
-  always leaves room in ``max_tokens`` for the closing ``"}`` if it can. The schema itself is
-  not followed.
+- ``response_format`` ``json_object`` (and ``json_schema`` without ``properties``): output is
+  ``{"text": "<free>"}``; the free string allows only printable-ASCII tokens without ``"`` or
+  ``\\``, ends when the model draws a stop token (that draw is discarded: not output, not
+  counted) or after 24 tokens, and always leaves room in ``max_tokens`` for the closing ``"}``
+  if it can. ``json_schema`` with ``properties``: the object of its required properties, filled
+  as tool parameters are (below; nested objects likewise, arrays ``[]``); string lengths,
+  patterns and formats are not followed.
 - ``tool_choice`` ``"required"`` or a named function: the output is one call, rendered as the
   chat format renders assistant tool calls, ``{"name": NAME, "parameters": {...}}``: each
   required parameter gets a free string (type string), a free 1-3 token number
-  (integer/number), ``true`` (boolean), its first enum value (enum) or ``null``; finish
+  (integer/number), ``true`` (boolean), its first enum value (enum), an object of its own
+  required properties (object), ``[]`` (array) or ``null``; finish
   ``tool_calls``; the call is on the final step and no content text is streamed.
   ``tool_choice`` ``"auto"``/``None``/``"none"`` generate plain text (never a call).
 - Stop strings apply to plain text only.
@@ -128,26 +131,51 @@ class _TextStream:
 _Segment = tuple[str, str]
 
 
+def _value_template(prop: Mapping[str, Any], head: str, depth: int) -> list[_Segment]:
+    """Segments writing ``head`` then a value for schema ``prop``: its first enum value, a free
+    string, a free number, ``true``, an object (``_object_template``), ``[]`` or ``null``."""
+    kind = prop.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if "enum" in prop:
+        return [("forced", head + json.dumps(prop["enum"][0]))]
+    if kind == "string":
+        return [("forced", head + '"'), ("string", ""), ("forced", '"')]
+    if kind in ("integer", "number"):
+        return [("forced", head), ("digits", "")]
+    if kind == "boolean":
+        return [("forced", head + "true")]
+    if kind == "object" and depth < 4:
+        return _object_template(prop, head, "", depth + 1)
+    if kind == "array":
+        return [("forced", head + "[]")]
+    return [("forced", head + "null")]
+
+
+def _object_template(
+    schema: Mapping[str, Any], prefix: str, suffix: str, depth: int = 0
+) -> list[_Segment]:
+    """``prefix{...}suffix``: the required properties of object ``schema`` in order."""
+    props: Mapping[str, Any] = schema.get("properties") or {}
+    segs: list[_Segment] = [("forced", prefix + "{")]
+    for i, key in enumerate(schema.get("required") or []):
+        head = (", " if i else "") + json.dumps(key) + ": "
+        segs += _value_template(props.get(key, {}), head, depth)
+    return [*segs, ("forced", "}" + suffix)]
+
+
 def _tool_template(tool: Mapping[str, Any]) -> list[_Segment]:
     f = tool.get("function", tool)
-    schema = f.get("parameters") or {}
-    props: Mapping[str, Any] = schema.get("properties") or {}
-    segs: list[_Segment] = [("forced", '{"name": ' + json.dumps(f["name"]) + ', "parameters": {')]
-    for i, key in enumerate(schema.get("required") or []):
-        prop = props.get(key, {})
-        head = (", " if i else "") + json.dumps(key) + ": "
-        kind = prop.get("type")
-        if "enum" in prop:
-            segs.append(("forced", head + json.dumps(prop["enum"][0])))
-        elif kind == "string":
-            segs += [("forced", head + '"'), ("string", ""), ("forced", '"')]
-        elif kind in ("integer", "number"):
-            segs += [("forced", head), ("digits", "")]
-        elif kind == "boolean":
-            segs.append(("forced", head + "true"))
-        else:
-            segs.append(("forced", head + "null"))
-    return [*segs, ("forced", "}}")]
+    head = '{"name": ' + json.dumps(f["name"]) + ', "parameters": '
+    return _object_template(f.get("parameters") or {}, head, "}")
+
+
+def _format_template(response_format: Mapping[str, Any]) -> list[_Segment]:
+    """json_schema with properties: that object; else ``{"text": "<free>"}``."""
+    schema = (response_format.get("json_schema") or {}).get("schema") or {}
+    if response_format.get("type") == "json_schema" and schema.get("properties"):
+        return _object_template(schema, "", "")
+    return [("forced", '{"text": "'), ("string", ""), ("forced", '"}')]
 
 
 def _pick_tool(request: GenerationRequest) -> Mapping[str, Any] | None:
@@ -211,7 +239,7 @@ class Generation:
         if tool is not None:
             plan = _tool_template(tool)
         elif fmt in ("json_object", "json_schema"):
-            plan = [("forced", '{"text": "'), ("string", ""), ("forced", '"}')]
+            plan = _format_template(req.response_format or {})
         masks = _Masks(tok) if plan else None
         stream = _TextStream(req.stop if plan is None else ())
         out: list[int] = []
