@@ -1,5 +1,6 @@
 """The ``chatcompat`` command: ``check`` runs the suite, ``mock`` runs the mock server,
-``export-model`` writes the reference model for real engines."""
+``record`` records cassettes for it, ``export-model`` writes the reference model for real
+engines."""
 
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ def parser() -> argparse.ArgumentParser:
     mock = commands.add_parser("mock", help="run the mock server in the foreground")
     mock_cli.add_arguments(mock)
     mock.set_defaults(run=mock_cli.run)
+    record = commands.add_parser(
+        "record", help="record an upstream API's answers as cassettes for the mock to replay"
+    )
+    mock_cli.add_record_arguments(record)
+    record.set_defaults(run=mock_cli.run_record)
     export = commands.add_parser(
         "export-model", add_help=False, help="write the reference model for real engines"
     )

@@ -7,32 +7,29 @@ import json
 import random
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
 from mockserver import _defects, _faults
+from mockserver._cassettes import CassetteStore, parse_request_body, replay
 from mockserver._config import MockConfig
 from mockserver._dialects import DIALECTS, completion_body, stream_chunks
 from mockserver._errors import ApiError, Handler, error_body, error_middleware
-from mockserver._faults import (
-    FAULT_HEADER,
-    FAULT_KEY_HEADER,
-    FailCounter,
-    Fault,
-    ScriptedFaults,
-    StreamPlan,
-)
+from mockserver._faults import FAULT_HEADER, FAULT_KEY_HEADER, FailCounter, Fault, StreamPlan
+from mockserver._generate import ModelWorker, require_reference_model
 from mockserver._sse import DONE, encode_chunk, write_stream
 from mockserver._template import template_answer
 from mockserver._validation import parse_body, validate_request
 
-__all__ = ["CONFIG", "FAIL_COUNTER", "SCRIPTED_FAULTS", "create_app"]
+__all__ = ["CONFIG", "create_app"]
 
 CONFIG = web.AppKey("config", MockConfig)
 REQUEST_ID = web.RequestKey("request_id", str)
+CASSETTES = web.AppKey("cassettes", CassetteStore)
+MODEL = web.AppKey("model", ModelWorker)
 FAIL_COUNTER = web.AppKey("fail_counter", FailCounter)  # fail-first attempts per key
-SCRIPTED_FAULTS = web.AppKey("scripted_faults", ScriptedFaults)  # rules added at run time
 TIMING_RNG = web.AppKey("timing_rng", random.Random)  # draws of the timing pauses
 
 
@@ -93,7 +90,7 @@ def _request_fault(request: web.Request, model: str | None) -> Fault | None:
     fault = _faults.select_fault(
         request.headers.get(FAULT_HEADER),
         request.headers.get(FAULT_KEY_HEADER),
-        (*request.app[SCRIPTED_FAULTS].rules, *config.fault_rules),
+        config.fault_rules,
         request.app[FAIL_COUNTER],
         path=request.path,
         prefix=config.prefix,
@@ -102,6 +99,32 @@ def _request_fault(request: web.Request, model: str | None) -> Fault | None:
     if fault is not None and not fault.mid_stream:
         raise _faults.status_error(fault)
     return fault
+
+
+@web.middleware
+async def _cassette(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """In replay mode, a request under the prefix that matches a cassette gets its answer."""
+    config = _config(request)
+    if config.mode != "replay" or not request.path.startswith(config.prefix + "/"):
+        return await handler(request)
+    body = parse_request_body(await request.read())
+    path = request.path[len(config.prefix) :]
+    found = request.app[CASSETTES].find(request.method, path, body)
+    if found is None:
+        return await handler(request)
+    headers = {"x-request-id": request[REQUEST_ID]}
+    return await replay(request, found, speed=config.speed, headers=headers)
+
+
+def _cassette_miss(request: web.Request, body: dict[str, Any]) -> ApiError:
+    """The 404 of a replay miss with on_miss=error, saying how to record a cassette."""
+    return ApiError(
+        404,
+        f"No cassette matches {request.method} {request.path} (model {body.get('model')!r}). "
+        "Record one with `chatcompat record --upstream URL --cassettes DIR`, then replay it "
+        "with `chatcompat mock --cassettes DIR`.",
+        code="cassette_not_found",
+    )
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -118,9 +141,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     validate_request(body, config)
     body = _defects.apply(config.defects, "request", body)  # validated, before answering
     fault = _request_fault(request, body["model"])
-    answer = template_answer(
-        body, completion_id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time())
-    )
+    if config.mode == "replay" and config.on_miss == "error":
+        raise _cassette_miss(request, body)
+    completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    if config.generates:
+        answer = await request.app[MODEL].answer(body, completion_id=completion_id, created=created)
+    else:
+        answer = template_answer(body, completion_id=completion_id, created=created)
     if fault is not None and fault.split_utf8:
         answer = _faults.with_multibyte(answer)
     timing, rng = config.timing, request.app[TIMING_RNG]
@@ -191,16 +218,30 @@ async def health(request: web.Request) -> web.Response:
     return _json({"status": "ok"})
 
 
+async def _model_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """Build the reference model in the background at startup; join its thread at cleanup."""
+    worker = app[MODEL]
+    worker.warm_up()
+    yield
+    await asyncio.to_thread(worker.close)
+
+
 def create_app(config: MockConfig | None = None) -> web.Application:
     """The mock server as an aiohttp application."""
     config = config or MockConfig()
     app = web.Application(
-        middlewares=[_request_id, error_middleware(_render_error), _auth],
+        middlewares=[_request_id, error_middleware(_render_error), _auth, _cassette],
         client_max_size=config.max_body_bytes,
     )
     app[CONFIG] = config
+    app[CASSETTES] = CassetteStore.from_directories(
+        config.cassettes, builtin=config.builtin_cassettes, loose=config.match == "loose"
+    )
+    if config.generates:
+        require_reference_model()
+        app[MODEL] = ModelWorker(config.sampling or DIALECTS[config.dialect].sampling)
+        app.cleanup_ctx.append(_model_lifecycle)
     app[FAIL_COUNTER] = FailCounter()
-    app[SCRIPTED_FAULTS] = ScriptedFaults()
     app[TIMING_RNG] = random.Random(config.timing_seed)
     prefix = config.prefix
     app.router.add_routes(

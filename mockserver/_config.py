@@ -31,6 +31,13 @@ class MockConfig:
     dialect: str = "openai"  # how answers are shaped: a name from mockserver.DIALECTS
     owned_by: str = "chatcompat"
     created: int = 1731542400  # "created" of every listed model
+    mode: str = "replay"  # replay: cassettes, else on_miss; generate: the reference model answers
+    on_miss: str = "template"  # replay without a matching cassette: template | generate | error
+    cassettes: tuple[str, ...] = ()  # cassette directories, searched before the built-in ones
+    builtin_cassettes: bool = True  # also replay the seed provider's documented exchanges
+    match: str = "exact"  # exact: body minus volatile keys; loose: model + messages + stream
+    speed: float = 0.0  # replay timing: 0 = at once, 1 = as recorded, 2 = twice as fast
+    sampling: str | None = None  # generate: vllm | hf | llamacpp; None = the dialect's own
 
     def __post_init__(self) -> None:
         from mockserver._defects import DEFECTS
@@ -44,6 +51,21 @@ class MockConfig:
             raise ValueError(f"unknown defect(s) {unknown}; known: {sorted(DEFECTS)}")
         if self.prefix and (not self.prefix.startswith("/") or self.prefix.endswith("/")):
             raise ValueError(f"prefix must start with '/' and not end with it, got {self.prefix!r}")
+        for name, value, known in (
+            ("mode", self.mode, ("replay", "generate")),
+            ("on_miss", self.on_miss, ("template", "generate", "error")),
+            ("match", self.match, ("exact", "loose")),
+            ("sampling", self.sampling, (None, "vllm", "hf", "llamacpp")),
+        ):
+            if value not in known:
+                raise ValueError(f"unknown {name} {value!r}; known: {list(known)}")
+        if not self.speed >= 0:
+            raise ValueError(f"speed must be >= 0, got {self.speed!r}")
+
+    @property
+    def generates(self) -> bool:
+        """Whether the reference model may answer (generate mode, or on_miss generate)."""
+        return self.mode == "generate" or self.on_miss == "generate"
 
     @cached_property
     def fault_rules(self) -> tuple[Fault, ...]:

@@ -6,15 +6,18 @@ import argparse
 import logging
 import sys
 
+from mockserver._cassettes import CassetteError, CassetteStore
 from mockserver._config import MockConfig
 from mockserver._defects import DEFECTS
 from mockserver._dialects import DIALECTS
 from mockserver._faults import parse_fault
+from mockserver._generate import ModelUnavailable, require_reference_model
+from mockserver._record import RecordConfig, serve_recorder
 from mockserver._server import serve_forever
 from mockserver._timing import parse_delay
 from mockserver._workers import LOG_FORMAT, serve_workers
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "add_record_arguments", "run", "run_record"]
 
 
 def _fault_spec(text: str) -> str:
@@ -104,8 +107,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timing-seed", type=int, default=0, help="seed of the timing draws (default 0)"
     )
+    _add_mode_arguments(parser)
     parser.add_argument(
         "--list-defects", action="store_true", help="print the defect modes and exit"
+    )
+
+
+def _add_mode_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where answers come from: cassettes, templates or the reference model."""
+    parser.add_argument(
+        "--mode",
+        default="replay",
+        choices=("replay", "generate"),
+        help="replay: cassettes, else --on-miss; generate: the reference model answers "
+        "(needs torch) (default replay)",
+    )
+    parser.add_argument(
+        "--on-miss",
+        default="template",
+        choices=("template", "generate", "error"),
+        help="replay without a matching cassette: template answers, the reference model, or "
+        "404 cassette_not_found (default template)",
+    )
+    parser.add_argument(
+        "--cassettes",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="replay the cassettes in DIR (repeatable; searched in order, before the built-in "
+        "seed cassettes)",
+    )
+    parser.add_argument(
+        "--no-builtin-cassettes",
+        action="store_true",
+        help="do not replay the seed provider's documented exchanges",
+    )
+    parser.add_argument(
+        "--match",
+        default="exact",
+        choices=("exact", "loose"),
+        help="exact: method, path and body without volatile keys; loose: model, messages and "
+        "stream only (default exact)",
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="replay timing: 0 = at once, 1 = as recorded, 2 = twice as fast (default 0)",
+    )
+    parser.add_argument(
+        "--sampling",
+        choices=("vllm", "hf", "llamacpp"),
+        help="generate mode: the reference sampler's semantics (default: the dialect's)",
     )
 
 
@@ -127,7 +181,21 @@ def run(args: argparse.Namespace) -> int:
         itl=args.itl,
         itl_jitter=args.itl_jitter,
         timing_seed=args.timing_seed,
+        mode=args.mode,
+        on_miss=args.on_miss,
+        cassettes=tuple(args.cassettes),
+        builtin_cassettes=not args.no_builtin_cassettes,
+        match=args.match,
+        speed=args.speed,
+        sampling=args.sampling,
     )
+    try:
+        if config.generates:
+            require_reference_model()
+        CassetteStore.from_directories(config.cassettes, builtin=config.builtin_cassettes)
+    except (ModelUnavailable, CassetteError) as exc:
+        print(f"chatcompat mock: {exc}", file=sys.stderr)
+        return 2
     if args.workers < 1:
         print("chatcompat mock: --workers must be >= 1", file=sys.stderr)
         return 2
@@ -136,4 +204,47 @@ def run(args: argparse.Namespace) -> int:
         return serve_workers(config, args.host, args.port, args.workers)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     serve_forever(config, args.host, args.port)
+    return 0
+
+
+def add_record_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``chatcompat record``."""
+    parser.add_argument(
+        "--upstream", required=True, metavar="URL", help="the API base to record, e.g. .../v1"
+    )
+    parser.add_argument(
+        "--cassettes", required=True, metavar="DIR", help="write one cassette per exchange here"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8001, help="port to bind (default 8001)")
+    parser.add_argument(
+        "--prefix",
+        default="/v1",
+        help="the recorder's API base path; the rest of each path is appended to --upstream "
+        "(default /v1)",
+    )
+    parser.add_argument(
+        "--redact",
+        action="append",
+        default=[],
+        metavar="SECRET",
+        help="also replace SECRET with [REDACTED] in stored requests and answers (repeatable); "
+        "API keys in Authorization / api-key headers always are",
+    )
+
+
+def run_record(args: argparse.Namespace) -> int:
+    """Run the recording proxy in the foreground until interrupted."""
+    try:
+        config = RecordConfig(
+            upstream=args.upstream,
+            directory=args.cassettes,
+            prefix=args.prefix,
+            secrets=tuple(args.redact),
+        )
+    except ValueError as exc:
+        print(f"chatcompat record: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    serve_recorder(config, args.host, args.port)
     return 0

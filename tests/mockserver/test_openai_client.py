@@ -30,7 +30,7 @@ def client():
 
 def test_non_stream_answer_is_the_seed_answer(mock, client):
     answer = client(mock).chat.completions.create(
-        model=SEED_MODEL, messages=MESSAGES, max_tokens=512
+        model=SEED_MODEL, messages=MESSAGES, max_tokens=100
     )
     assert answer.object == "chat.completion"
     assert answer.model == SEED_MODEL

@@ -1,0 +1,341 @@
+"""Cassettes: recorded exchanges, one pretty-printed JSON file each, matched to requests and
+replayed byte for byte (same status, headers, bytes and write boundaries).
+
+The file format (``version`` 1) is documented in README.md, "Cassettes". A request matches a
+cassette by method, path and the canonical JSON of its body without :data:`VOLATILE_KEYS`; a
+cassette saying ``"match": "loose"`` (or every cassette, with ``MockConfig.match="loose"``)
+matches by method, path, ``model``, ``messages`` and whether ``stream`` is on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+__all__ = [
+    "CASSETTE_VERSION",
+    "LOOSE_KEYS",
+    "VOLATILE_KEYS",
+    "Cassette",
+    "CassetteError",
+    "CassetteStore",
+    "Write",
+    "builtin_cassettes",
+    "dump_cassette",
+    "load_cassette",
+    "load_directory",
+    "parse_request_body",
+    "replay",
+    "request_key",
+    "save_cassette",
+]
+
+CASSETTE_VERSION = 1
+# Top-level request keys that name the caller or steer storage, not the answer: not matched.
+VOLATILE_KEYS = frozenset({"user", "metadata", "store", "safety_identifier", "prompt_cache_key"})
+LOOSE_KEYS = ("model", "messages", "stream")
+# Hop-by-hop headers (RFC 9110 7.6.1) and those the replaying server computes itself.
+UNSTORED_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "content-encoding",
+        "date",
+        "host",
+        "accept-encoding",
+    }
+)
+SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "api-key",
+        "x-api-key",
+        "x-goog-api-key",
+        "cookie",
+        "set-cookie",
+    }
+)
+REDACTED = "[REDACTED]"
+
+
+class CassetteError(ValueError):
+    """A cassette file that cannot be read; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Write:
+    """One write of the answer body and the seconds waited before it."""
+
+    delay: float  # since the previous write; the first: since the response headers
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Cassette:
+    """One recorded exchange: the request that was sent and the answer as it was written."""
+
+    method: str
+    path: str
+    body: Any  # the JSON request body; a str when it was not JSON; None when empty
+    status: int
+    headers: Mapping[str, str]  # answer headers, hop-by-hop and secrets left out
+    writes: tuple[Write, ...]
+    stream: bool  # True: stored write by write; False: one body
+    request_headers: Mapping[str, str] = field(default_factory=dict)
+    wait: float = 0.0  # seconds from the request to the answer's headers
+    match: str = "exact"  # exact | loose
+    source: str = ""  # where it was loaded from
+
+    @property
+    def content(self) -> bytes:
+        """The whole answer body."""
+        return b"".join(w.data for w in self.writes)
+
+
+def _bytes_field(data: bytes, text_key: str, base64_key: str) -> dict[str, str]:
+    """``data`` as UTF-8 text when it is valid UTF-8, else as base64."""
+    try:
+        return {text_key: data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {base64_key: base64.b64encode(data).decode("ascii")}
+
+
+def _read_bytes(obj: Mapping[str, Any], text_key: str, base64_key: str) -> bytes:
+    if text_key in obj:
+        return str(obj[text_key]).encode("utf-8")
+    if base64_key in obj:
+        return base64.b64decode(str(obj[base64_key]), validate=True)
+    return b""
+
+
+def dump_cassette(cassette: Cassette) -> str:
+    """The cassette as pretty-printed JSON text (keys in a fixed order, newline at the end)."""
+    request: dict[str, Any] = {
+        "method": cassette.method,
+        "path": cassette.path,
+        "headers": dict(cassette.request_headers),
+    }
+    if isinstance(cassette.body, str):
+        request["body_text"] = cassette.body
+    elif cassette.body is not None:
+        request["body"] = cassette.body
+    response: dict[str, Any] = {
+        "status": cassette.status,
+        "headers": dict(cassette.headers),
+        "wait": round(cassette.wait, 6),
+    }
+    if cassette.stream:
+        response["writes"] = [
+            {"delay": round(w.delay, 6), **_bytes_field(w.data, "text", "base64")}
+            for w in cassette.writes
+        ]
+    else:
+        response["delay"] = round(sum(w.delay for w in cassette.writes), 6)
+        response.update(_bytes_field(cassette.content, "body", "body_base64"))
+    document = {
+        "version": CASSETTE_VERSION,
+        "match": cassette.match,
+        "request": request,
+        "response": response,
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def _parse(document: Any, source: str) -> Cassette:
+    if not isinstance(document, dict) or document.get("version") != CASSETTE_VERSION:
+        raise CassetteError(f"{source}: not a version {CASSETTE_VERSION} cassette")
+    request, response = document.get("request"), document.get("response")
+    if not isinstance(request, dict) or not isinstance(response, dict):
+        raise CassetteError(f"{source}: 'request' and 'response' must be objects")
+    match = document.get("match", "exact")
+    if match not in ("exact", "loose"):
+        raise CassetteError(f"{source}: 'match' must be 'exact' or 'loose', got {match!r}")
+    body: Any = request.get("body")
+    if "body_text" in request:
+        body = str(request["body_text"])
+    elif "body_base64" in request:
+        body = _read_bytes(request, "", "body_base64").decode("utf-8", errors="replace")
+    stream = "writes" in response
+    if stream:
+        writes = tuple(
+            Write(float(w.get("delay", 0.0)), _read_bytes(w, "text", "base64"))
+            for w in response["writes"]
+        )
+    else:
+        data = _read_bytes(response, "body", "body_base64")
+        writes = (Write(float(response.get("delay", 0.0)), data),)
+    return Cassette(
+        method=str(request["method"]).upper(),
+        path=str(request["path"]),
+        body=body,
+        status=int(response["status"]),
+        headers={str(k): str(v) for k, v in (response.get("headers") or {}).items()},
+        writes=writes,
+        stream=stream,
+        request_headers={str(k): str(v) for k, v in (request.get("headers") or {}).items()},
+        wait=float(response.get("wait", 0.0)),
+        match=match,
+        source=source,
+    )
+
+
+def load_cassette(text: str, source: str = "<cassette>") -> Cassette:
+    """The cassette in JSON ``text``; :class:`CassetteError` naming ``source`` if it is not one."""
+    try:
+        return _parse(json.loads(text), source)
+    except CassetteError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
+        raise CassetteError(f"{source}: {type(exc).__name__}: {exc}") from None
+
+
+def load_directory(directory: str | Path) -> list[Cassette]:
+    """Every ``*.json`` cassette under ``directory``, in file name order."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise CassetteError(f"{root}: not a directory of cassettes")
+    return [
+        load_cassette(path.read_text(encoding="utf-8"), str(path))
+        for path in sorted(root.rglob("*.json"))
+    ]
+
+
+def builtin_cassettes() -> list[Cassette]:
+    """The cassettes shipped in ``mockserver/data/cassettes`` (the seed provider's examples)."""
+    folder = resources.files("mockserver") / "data" / "cassettes"
+    return [
+        load_cassette(item.read_text(encoding="utf-8"), f"mockserver/data/cassettes/{item.name}")
+        for item in sorted(folder.iterdir(), key=lambda i: i.name)
+        if item.name.endswith(".json")
+    ]
+
+
+def save_cassette(cassette: Cassette, directory: str | Path, name: str) -> Path:
+    """Write ``cassette`` as ``directory/name`` (created if needed, never overwritten)."""
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / name
+    with path.open("x", encoding="utf-8") as out:
+        out.write(dump_cassette(cassette))
+    return path
+
+
+def parse_request_body(raw: bytes) -> Any:
+    """A request body as cassettes store it: the JSON value, else the text, None when empty."""
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", errors="replace")
+
+
+def request_key(method: str, path: str, body: Any, *, loose: bool = False) -> str:
+    """The matching key: method, path and the canonical JSON of the body without the volatile
+    keys (``loose``: only model, messages and whether stream is on)."""
+    if isinstance(body, dict):
+        if loose:
+            body = {
+                "model": body.get("model"),
+                "messages": body.get("messages"),
+                "stream": bool(body.get("stream")),
+            }
+        else:
+            body = {k: v for k, v in body.items() if k not in VOLATILE_KEYS}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return f"{method.upper()} {path} {canonical}"
+
+
+class CassetteStore:
+    """Cassettes indexed by their matching keys; each key replays its cassettes in recorded
+    order, and the last one again once all have been used."""
+
+    def __init__(self, cassettes: Iterable[Cassette], *, loose: bool = False) -> None:
+        self.exact: dict[str, list[Cassette]] = {}
+        self.loose: dict[str, list[Cassette]] = {}
+        self._used: dict[str, int] = {}
+        for c in cassettes:
+            if c.match == "exact":
+                self.exact.setdefault(request_key(c.method, c.path, c.body), []).append(c)
+            if c.match == "loose" or loose:
+                key = request_key(c.method, c.path, c.body, loose=True)
+                self.loose.setdefault(key, []).append(c)
+
+    @classmethod
+    def from_directories(
+        cls, directories: Sequence[str], *, builtin: bool = True, loose: bool = False
+    ) -> CassetteStore:
+        """The cassettes of ``directories`` (in order), then the built-in ones."""
+        cassettes = [c for d in directories for c in load_directory(d)]
+        return cls([*cassettes, *(builtin_cassettes() if builtin else [])], loose=loose)
+
+    def __len__(self) -> int:
+        return sum(map(len, self.exact.values())) + sum(map(len, self.loose.values()))
+
+    def find(self, method: str, path: str, body: Any) -> Cassette | None:
+        """The cassette to replay for this request, exact matches first; None on a miss."""
+        for index, loose in ((self.exact, False), (self.loose, True)):
+            key = request_key(method, path, body, loose=loose)
+            found = index.get(key)
+            if found:
+                used = self._used.get(("~" if loose else "=") + key, 0)
+                self._used[("~" if loose else "=") + key] = used + 1
+                return found[min(used, len(found) - 1)]
+        return None
+
+
+def _replay_headers(cassette: Cassette, extra: Mapping[str, str]) -> dict[str, str]:
+    headers = {k: v for k, v in cassette.headers.items() if k.lower() not in UNSTORED_HEADERS}
+    present = {k.lower() for k in headers}
+    headers.update({k: v for k, v in extra.items() if k.lower() not in present})
+    return headers
+
+
+async def replay(
+    request: web.Request,
+    cassette: Cassette,
+    *,
+    speed: float = 0.0,
+    headers: Mapping[str, str] | None = None,
+) -> web.StreamResponse:
+    """Answer ``request`` with ``cassette``: at ``speed`` 0 at once (a stream in one write),
+    else one write per recorded write after its delay divided by ``speed``; ``headers`` are
+    added where the cassette has none of that name."""
+    answer_headers = _replay_headers(cassette, headers or {})
+    if speed > 0 and cassette.wait > 0:
+        await asyncio.sleep(cassette.wait / speed)
+    if not cassette.stream:
+        if speed > 0:
+            await asyncio.sleep(sum(w.delay for w in cassette.writes) / speed)
+        return web.Response(status=cassette.status, body=cassette.content, headers=answer_headers)
+    response = web.StreamResponse(status=cassette.status, headers=answer_headers)
+    await response.prepare(request)
+    if speed <= 0:
+        if cassette.content:
+            await response.write(cassette.content)
+    else:
+        for w in cassette.writes:
+            if w.delay > 0:
+                await asyncio.sleep(w.delay / speed)
+            if w.data:
+                await response.write(w.data)
+    await response.write_eof()
+    return response

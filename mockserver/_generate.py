@@ -1,0 +1,249 @@
+"""The generate source: the reference model (``reference_model.build_model(0)``, the model
+``chatcompat export-model`` writes) answers, on one worker thread, and its token steps become
+the neutral :class:`~mockserver._answer.Answer` that every dialect shapes.
+
+torch is an optional extra: this module imports ``reference_model`` only when it runs it, and
+:func:`require_reference_model` says clearly at startup when it cannot be imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import json
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from mockserver._answer import Answer, Choice, Token, Usage
+from mockserver._errors import ApiError
+from mockserver._template import completion_limit
+
+__all__ = ["ModelUnavailable", "ModelWorker", "require_reference_model"]
+
+WEIGHTS_SEED = 0  # build_model(0): what `chatcompat export-model` writes by default
+
+
+class ModelUnavailable(RuntimeError):
+    """The reference model cannot be imported (torch, the optional extra, is missing)."""
+
+
+class _Cancelled(Exception):
+    """The request went away or the server is stopping: generation stops early."""
+
+
+def require_reference_model() -> None:
+    """Raise :class:`ModelUnavailable` with install advice unless ``reference_model`` imports."""
+    try:
+        import reference_model  # noqa: F401
+    except ImportError as exc:
+        raise ModelUnavailable(
+            "generate mode (--mode generate, --on-miss generate) needs the reference model, "
+            f"which could not be imported ({exc}). Install the optional extra with pinned torch: "
+            "pip install -c constraints.txt 'chatcompat[reference]'"
+        ) from exc
+
+
+def _stops(body: Mapping[str, Any]) -> list[str]:
+    stop = body.get("stop")
+    if stop is None:
+        return []
+    return [s for s in ([stop] if isinstance(stop, str) else stop) if s]
+
+
+def _picked_tool(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The tool the reference model is made to call (its rule: required = first, or named)."""
+    tools, choice = body.get("tools") or [], body.get("tool_choice")
+    if not tools or choice in (None, "auto", "none"):
+        return None
+    if choice == "required":
+        function: Mapping[str, Any] = tools[0]["function"]
+        return function
+    name = choice["function"]["name"]
+    named: Mapping[str, Any] = next(t["function"] for t in tools if t["function"]["name"] == name)
+    return named
+
+
+def _sampling_params(body: Mapping[str, Any], vocab_size: int) -> dict[str, Any]:
+    """``reference_model.SamplingParams`` fields from the request (unset: neutral values)."""
+    params: dict[str, Any] = {}
+    for key in (
+        "temperature",
+        "top_p",
+        "min_p",
+        "repetition_penalty",
+        "frequency_penalty",
+        "presence_penalty",
+    ):
+        if body.get(key) is not None:
+            params[key] = float(body[key])
+    if body.get("top_k") is not None:
+        params["top_k"] = max(int(body["top_k"]), 0)
+    if body.get("seed") is not None:
+        params["seed"] = int(body["seed"])
+    bias = {int(k): float(v) for k, v in (body.get("logit_bias") or {}).items()}
+    params["logit_bias"] = {k: v for k, v in bias.items() if k < vocab_size}
+    return params
+
+
+def _logprob_entry(token_bytes: bytes, logprob: float) -> dict[str, Any]:
+    return {
+        "token": token_bytes.decode("utf-8", errors="replace"),
+        "logprob": logprob,
+        "bytes": list(token_bytes),
+    }
+
+
+class ModelWorker:
+    """The reference model on a single worker thread (the model is not re-entrant), built
+    lazily on that thread and kept for the life of the app."""
+
+    def __init__(self, sampling: str) -> None:
+        self.sampling = sampling  # the reference sampler's dialect: vllm | hf | llamacpp
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatcompat-model")
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._closing = threading.Event()
+
+    def _load(self) -> tuple[Any, Any]:
+        """The model and tokenizer, built on first use (on the worker thread)."""
+        if self._model is None:
+            from reference_model import build_model, default_tokenizer
+
+            self._tokenizer = default_tokenizer()
+            self._model = build_model(WEIGHTS_SEED)
+        return self._model, self._tokenizer
+
+    def warm_up(self) -> None:
+        """Start building the model in the background."""
+        self._executor.submit(self._load)
+
+    def close(self) -> None:
+        """Stop a running generation, drop queued ones and join the worker thread."""
+        self._closing.set()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    async def answer(self, body: Mapping[str, Any], *, completion_id: str, created: int) -> Answer:
+        """The model's answer to a validated chat completion request ``body``."""
+        cancel = threading.Event()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self._executor, self._generate, body, completion_id, created, cancel
+            )
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
+
+    def _generate(
+        self, body: Mapping[str, Any], completion_id: str, created: int, cancel: threading.Event
+    ) -> Answer:
+        from reference_model import GenerationRequest, SamplingParams, encode_dialog, generate
+
+        model, tokenizer = self._load()
+        request = GenerationRequest(
+            messages=body["messages"],
+            tools=body.get("tools"),
+            tool_choice=body.get("tool_choice"),
+            response_format=body.get("response_format"),
+            sampling=SamplingParams(**_sampling_params(body, tokenizer.vocab_size)),
+            max_tokens=completion_limit(dict(body)),
+            stop=_stops(body),
+            n=int(body.get("n") or 1),
+            top_logprobs=int(body.get("top_logprobs") or 0) if body.get("logprobs") else 0,
+            dialect=self.sampling,
+        )
+        prompt = len(encode_dialog(tokenizer, request.messages, request.tools))
+        context = int(model.args.max_seq_len)
+        if prompt >= context:
+            raise ApiError(
+                400,
+                f"This model's maximum context length is {context} tokens. However, your "
+                f"messages resulted in {prompt} tokens. Please reduce the length of the messages.",
+                param="messages",
+                code="context_length_exceeded",
+            )
+        generation = generate(request, model=model, tokenizer=tokenizer)
+        steps: dict[int, list[Any]] = {i: [] for i in range(request.n)}
+        for step in generation:
+            if cancel.is_set() or self._closing.is_set():
+                raise _Cancelled
+            steps[step.index].append(step)
+        logprobs = bool(body.get("logprobs"))
+        tool = _picked_tool(body)
+        choices = tuple(
+            self._tool_choice(index, s, tool, tokenizer, logprobs)
+            if tool is not None
+            else self._text_choice(index, s, tokenizer, logprobs)
+            for index, s in steps.items()
+        )
+        return Answer(
+            id=completion_id,
+            created=created,
+            model=body["model"],
+            choices=choices,
+            usage=Usage(generation.usage.prompt_tokens, generation.usage.completion_tokens),
+            logprobs=logprobs,
+            include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
+        )
+
+    @staticmethod
+    def _entries(step: Any, tokenizer: Any, logprobs: bool) -> tuple[dict[str, Any], ...]:
+        """The chat logprobs entry of one step (none for stop tokens or when not asked)."""
+        if not logprobs or step.token in tokenizer.stop_ids:
+            return ()
+        entry = _logprob_entry(tokenizer.token_bytes(step.token), step.logprob)
+        entry["top_logprobs"] = [
+            _logprob_entry(tokenizer.token_bytes(t), lp) for t, lp in step.top_logprobs
+        ]
+        return (entry,)
+
+    def _text_choice(
+        self, index: int, steps: Sequence[Any], tokenizer: Any, logprobs: bool
+    ) -> Choice:
+        tokens = tuple(
+            Token(step.text, logprobs=self._entries(step, tokenizer, logprobs))
+            for step in steps
+            if step.text or (logprobs and step.token not in tokenizer.stop_ids)
+        )
+        finish = (steps[-1].finish_reason if steps else None) or "length"
+        return Choice(index, tokens, finish)
+
+    def _tool_choice(
+        self,
+        index: int,
+        steps: Sequence[Any],
+        tool: Mapping[str, Any],
+        tokenizer: Any,
+        logprobs: bool,
+    ) -> Choice:
+        """One call streamed as OpenAI does: a head fragment (id, name, empty arguments), then
+        the arguments in the pieces the model's tokens wrote them."""
+        name = str(tool["name"])
+        head = '{"name": ' + json.dumps(name) + ', "parameters": '
+        last: Any = steps[-1] if steps else None
+        finish = (last.finish_reason if last else None) or "length"
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pieces = [decoder.decode(tokenizer.token_bytes(s.token)) for s in steps]
+        text = "".join(pieces)
+        done = last is not None and last.tool_calls
+        arguments = last.tool_calls[0].arguments if done else text[len(head) :]
+        start, end = len(head), len(head) + len(arguments)
+        call = {
+            "index": 0,
+            "id": f"call_{uuid.uuid4().hex[:24]}",
+            "type": "function",
+            "function": {"name": name, "arguments": ""},
+        }
+        tokens = [Token(tool_calls=(call,))]
+        offset = 0
+        for step, piece in zip(steps, pieces, strict=True):
+            low, high = max(offset, start), min(offset + len(piece), end)
+            offset += len(piece)
+            if low < high:
+                fragment = {"index": 0, "function": {"arguments": text[low:high]}}
+                entries = self._entries(step, tokenizer, logprobs)
+                tokens.append(Token(tool_calls=(fragment,), logprobs=entries))
+        return Choice(index, tuple(tokens), finish)

@@ -1,0 +1,264 @@
+"""The recording proxy of ``chatcompat record``: forwards each request to the upstream API,
+streams the answer back as it arrives and writes the exchange as a cassette, with API keys and
+configured secrets redacted (also a secret split across two writes)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import logging
+import re
+import signal
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from mockserver._cassettes import (
+    REDACTED,
+    SECRET_HEADERS,
+    UNSTORED_HEADERS,
+    Cassette,
+    Write,
+    parse_request_body,
+    save_cassette,
+)
+from mockserver._errors import ApiError, error_response
+from mockserver._server import start_site
+
+__all__ = [
+    "MIN_HEADER_SECRET",
+    "RecordConfig",
+    "create_record_app",
+    "redact",
+    "redact_writes",
+    "serve_recorder",
+]
+
+log = logging.getLogger("mockserver.record")
+MIN_HEADER_SECRET = 8  # shorter key values are redacted in headers only, not searched in bodies
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    upstream: str  # the upstream API base, e.g. https://api.openai.com/v1
+    directory: str  # where cassettes are written
+    prefix: str = "/v1"  # the recorder's API base: the path after it is appended to upstream
+    secrets: tuple[str, ...] = ()  # also redacted wherever they appear
+    timeout: float = 600.0  # seconds of upstream silence before a request is given up
+
+    def __post_init__(self) -> None:
+        if not self.upstream.startswith(("http://", "https://")):
+            raise ValueError(f"upstream must be an http(s) URL, got {self.upstream!r}")
+        if self.prefix and (not self.prefix.startswith("/") or self.prefix.endswith("/")):
+            raise ValueError(f"prefix must start with '/' and not end with it, got {self.prefix!r}")
+
+
+RECORD = web.AppKey("record", RecordConfig)
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+
+
+def _spans(data: bytes, secrets: Sequence[bytes]) -> list[tuple[int, int]]:
+    """Non-overlapping (start, end) of secrets in ``data``, left to right, longest first."""
+    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
+    spans: list[tuple[int, int]] = []
+    position = 0
+    while ordered:
+        hits = [(data.find(s, position), -len(s)) for s in ordered]
+        found = [(start, -negative) for start, negative in hits if start >= 0]
+        if not found:
+            break
+        start, length = min(found, key=lambda hit: (hit[0], -hit[1]))
+        spans.append((start, start + length))
+        position = start + length
+    return spans
+
+
+def _variants(secrets: Iterable[str]) -> list[bytes]:
+    """Each secret as sent and as it reads inside a JSON string."""
+    out: list[bytes] = []
+    for secret in secrets:
+        if secret:
+            out += [secret.encode("utf-8"), json.dumps(secret)[1:-1].encode("utf-8")]
+    return out
+
+
+def redact(data: bytes, secrets: Sequence[str]) -> bytes:
+    """``data`` with every secret replaced by ``[REDACTED]``."""
+    return redact_writes([Write(0.0, data)], secrets)[0].data if data else data
+
+
+def redact_writes(writes: Sequence[Write], secrets: Sequence[str]) -> tuple[Write, ...]:
+    """Redact the joined bytes of ``writes``, then cut them again at the recorded boundaries;
+    a secret split across writes goes whole, as ``[REDACTED]``, into the write it began in."""
+    joined = b"".join(w.data for w in writes)
+    spans = _spans(joined, _variants(secrets))
+    if not spans:
+        return tuple(writes)
+    mark = REDACTED.encode()
+    out, cursor = b"", 0
+    for start, end in spans:
+        out += joined[cursor:start] + mark
+        cursor = end
+    out += joined[cursor:]
+
+    def moved(offset: int) -> int:
+        shift = 0
+        for start, end in spans:
+            if end <= offset:
+                shift += len(mark) - (end - start)
+            elif start < offset:
+                return start + shift + len(mark)
+            else:
+                break
+        return offset + shift
+
+    cuts, offset = [], 0
+    for w in writes:
+        offset += len(w.data)
+        cuts.append(moved(offset))
+    cuts[-1] = len(out)
+    result, previous = [], 0
+    for w, cut in zip(writes, cuts, strict=True):
+        result.append(Write(w.delay, out[previous:cut]))
+        previous = cut
+    return tuple(result)
+
+
+def _request_secrets(headers: Mapping[str, str]) -> list[str]:
+    """Key values the client sent (long enough to be searched for in bodies)."""
+    found = []
+    for name, value in headers.items():
+        if name.lower() in ("authorization", "proxy-authorization"):
+            value = value.partition(" ")[2] or value
+        keyed = name.lower() in SECRET_HEADERS - {"cookie", "set-cookie"}
+        if keyed and len(value.strip()) >= MIN_HEADER_SECRET:
+            found.append(value.strip())
+    return found
+
+
+def _stored_headers(headers: Iterable[tuple[str, str]], secrets: Sequence[str]) -> dict[str, str]:
+    """Headers worth keeping: no hop-by-hop ones, secret ones as ``[REDACTED]``."""
+    kept: dict[str, str] = {}
+    for name, value in headers:
+        if name.lower() in UNSTORED_HEADERS:
+            continue
+        if name.lower() in SECRET_HEADERS:
+            kept[name] = REDACTED
+        else:
+            kept[name] = redact(value.encode("utf-8"), secrets).decode("utf-8", errors="replace")
+    return kept
+
+
+def _file_name(method: str, path: str) -> str:
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S%f")
+    slug = re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-")[:60] or "root"
+    return f"{now}-{method.lower()}-{slug}-{uuid.uuid4().hex[:8]}.json"
+
+
+async def proxy(request: web.Request) -> web.StreamResponse:
+    """Forward one request upstream, stream the answer back, and store it as a cassette."""
+    config = request.app[RECORD]
+    raw = await request.read()
+    path = request.path
+    if config.prefix and (path == config.prefix or path.startswith(config.prefix + "/")):
+        path = path[len(config.prefix) :]
+    url = config.upstream.rstrip("/") + path
+    if request.query_string:
+        url += "?" + request.query_string
+    forward = CIMultiDict(
+        (k, v) for k, v in request.headers.items() if k.lower() not in UNSTORED_HEADERS
+    )
+    forward["Accept-Encoding"] = "identity"
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        upstream = await request.app[SESSION].request(
+            request.method, url, data=raw or None, headers=forward, allow_redirects=False
+        )
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        log.warning("upstream %s failed: %s", url, exc)
+        error = ApiError(502, f"The upstream {config.upstream} could not be reached: {exc}.")
+        return error_response(error)
+    async with upstream:
+        wait = loop.time() - started
+        answer_headers = CIMultiDict(
+            (k, v) for k, v in upstream.headers.items() if k.lower() not in UNSTORED_HEADERS
+        )
+        response = web.StreamResponse(
+            status=upstream.status, reason=upstream.reason, headers=answer_headers
+        )
+        await response.prepare(request)
+        writes, last = [], loop.time()
+        async for data in upstream.content.iter_any():
+            now = loop.time()
+            writes.append(Write(now - last, data))
+            last = now
+            await response.write(data)
+        await response.write_eof()
+    secrets = [*config.secrets, *_request_secrets(request.headers)]
+    stream = upstream.headers.get("Content-Type", "").startswith("text/event-stream")
+    if stream:
+        stored = redact_writes(writes, secrets)
+    else:
+        body = redact(b"".join(w.data for w in writes), secrets)
+        stored = (Write(last - started - wait, body),)
+    cassette = Cassette(
+        method=request.method,
+        path=path,
+        body=parse_request_body(redact(raw, secrets)),
+        status=upstream.status,
+        headers=_stored_headers(upstream.headers.items(), secrets),
+        writes=stored,
+        stream=stream,
+        request_headers=_stored_headers(request.headers.items(), secrets),
+        wait=wait,
+    )
+    saved = save_cassette(cassette, config.directory, _file_name(request.method, path))
+    log.info("recorded %s %s -> %s %s", request.method, path, upstream.status, saved)
+    return response
+
+
+async def _client_session(app: web.Application) -> AsyncIterator[None]:
+    """One upstream session per app, closed at cleanup."""
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=app[RECORD].timeout)
+    async with aiohttp.ClientSession(timeout=timeout, trust_env=True) as session:
+        app[SESSION] = session
+        yield
+
+
+def create_record_app(config: RecordConfig) -> web.Application:
+    """The recording proxy as an aiohttp application (every method, every path)."""
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[RECORD] = config
+    app.cleanup_ctx.append(_client_session)
+    app.router.add_route("*", "/{tail:.*}", proxy)
+    return app
+
+
+def serve_recorder(config: RecordConfig, host: str = "127.0.0.1", port: int = 8001) -> None:
+    """Record in the foreground until SIGINT or SIGTERM."""
+
+    async def main() -> None:
+        runner, bound = await start_site(create_record_app(config), host, port, access_log=True)
+        print(
+            f"chatcompat record: http://{host}:{bound}{config.prefix} -> {config.upstream}, "
+            f"cassettes in {config.directory}",
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())
