@@ -17,19 +17,27 @@ from mockserver._cassettes import CassetteStore, parse_request_body, replay
 from mockserver._config import MockConfig
 from mockserver._dialects import DIALECTS, completion_body, stream_chunks
 from mockserver._errors import ApiError, Handler, error_body, error_middleware
-from mockserver._faults import FAULT_HEADER, FAULT_KEY_HEADER, FailCounter, Fault, StreamPlan
+from mockserver._faults import (
+    FAULT_HEADER,
+    FAULT_KEY_HEADER,
+    FailCounter,
+    Fault,
+    ScriptedFaults,
+    StreamPlan,
+)
 from mockserver._generate import ModelWorker, require_reference_model
 from mockserver._sse import DONE, encode_chunk, write_stream
 from mockserver._template import template_answer
 from mockserver._validation import parse_body, validate_request
 
-__all__ = ["CONFIG", "create_app"]
+__all__ = ["CONFIG", "FAIL_COUNTER", "SCRIPTED_FAULTS", "create_app"]
 
 CONFIG = web.AppKey("config", MockConfig)
 REQUEST_ID = web.RequestKey("request_id", str)
 CASSETTES = web.AppKey("cassettes", CassetteStore)
 MODEL = web.AppKey("model", ModelWorker)
 FAIL_COUNTER = web.AppKey("fail_counter", FailCounter)  # fail-first attempts per key
+SCRIPTED_FAULTS = web.AppKey("scripted_faults", ScriptedFaults)  # rules added at run time
 TIMING_RNG = web.AppKey("timing_rng", random.Random)  # draws of the timing pauses
 
 
@@ -90,7 +98,7 @@ def _request_fault(request: web.Request, model: str | None) -> Fault | None:
     fault = _faults.select_fault(
         request.headers.get(FAULT_HEADER),
         request.headers.get(FAULT_KEY_HEADER),
-        config.fault_rules,
+        (*request.app[SCRIPTED_FAULTS].rules, *config.fault_rules),
         request.app[FAIL_COUNTER],
         path=request.path,
         prefix=config.prefix,
@@ -242,6 +250,7 @@ def create_app(config: MockConfig | None = None) -> web.Application:
         app[MODEL] = ModelWorker(config.sampling or DIALECTS[config.dialect].sampling)
         app.cleanup_ctx.append(_model_lifecycle)
     app[FAIL_COUNTER] = FailCounter()
+    app[SCRIPTED_FAULTS] = ScriptedFaults()
     app[TIMING_RNG] = random.Random(config.timing_seed)
     prefix = config.prefix
     app.router.add_routes(
