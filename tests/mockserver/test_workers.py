@@ -51,6 +51,9 @@ def workers_process():
     )
     try:
         line = process.stdout.readline()
+        if not line:  # it exited: say why
+            process.wait(timeout=10)
+            pytest.fail(f"the mock exited ({process.returncode}):\n{process.stderr.read()}")
         assert line.startswith("chatcompat mock listening on http://127.0.0.1:"), line
         assert not line.rstrip().endswith(":0/v1"), line
         yield process, line.split()[-1]
@@ -80,6 +83,15 @@ def test_two_workers_answer_on_one_port_and_stop_together(workers_process, sig):
     assert gone(descendants), [p for p in descendants if alive(p)]
     log = process.stderr.read()
     assert "Traceback" not in log, log
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_of_a_killed_parent_stop_by_themselves(workers_process):
+    process, _ = workers_process
+    workers = children(process.pid)
+    process.kill()  # SIGKILL: no chance to stop the workers
+    process.wait(timeout=10)
+    assert gone(workers), [p for p in workers if alive(p)]
 
 
 def test_port_zero_is_replaced_by_a_free_port_held_until_the_workers_bind():
