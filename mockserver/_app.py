@@ -26,6 +26,7 @@ from mockserver._faults import (
     StreamPlan,
 )
 from mockserver._generate import ModelWorker, require_reference_model
+from mockserver._rendered import AnswerCache, Rendered
 from mockserver._sse import DONE, encode_chunk, write_stream
 from mockserver._template import template_answer
 from mockserver._validation import parse_body, validate_request
@@ -39,6 +40,7 @@ MODEL = web.AppKey("model", ModelWorker)
 FAIL_COUNTER = web.AppKey("fail_counter", FailCounter)  # fail-first attempts per key
 SCRIPTED_FAULTS = web.AppKey("scripted_faults", ScriptedFaults)  # rules added at run time
 TIMING_RNG = web.AppKey("timing_rng", random.Random)  # draws of the timing pauses
+ANSWER_CACHE = web.AppKey("answer_cache", AnswerCache)  # rendered template answers by body
 
 
 def _config(request: web.Request) -> MockConfig:
@@ -144,44 +146,73 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             400,
             f"Unsupported Content-Type {content_type!r}: send the request as application/json.",
         )
-    body = parse_body(await request.read())
-    body = _defects.apply(config.defects, "request_raw", body)  # before validation
-    validate_request(body, config)
-    body = _defects.apply(config.defects, "request", body)  # validated, before answering
-    fault = _request_fault(request, body["model"])
-    if config.mode == "replay" and config.on_miss == "error":
-        raise _cassette_miss(request, body)
+    raw = await request.read()
+    cache = request.app[ANSWER_CACHE]
+    rendered = cache.get(raw)  # this body was validated and answered before
+    fault = None if rendered is None else _request_fault(request, rendered.model)
+    if rendered is None or (fault is not None and fault.split_utf8):
+        rendered, fault = await _render(request, raw, fault, cache)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-    if config.generates:
-        answer = await request.app[MODEL].answer(body, completion_id=completion_id, created=created)
-    else:
-        answer = template_answer(body, completion_id=completion_id, created=created)
-    if fault is not None and fault.split_utf8:
-        answer = _faults.with_multibyte(answer)
     timing, rng = config.timing, request.app[TIMING_RNG]
-    dialect = DIALECTS[config.dialect]
     headers = {"x-request-id": request[REQUEST_ID]}
-    if not body.get("stream"):
-        completion = _defects.apply(config.defects, "completion", completion_body(answer, dialect))
+    if not rendered.stream:
         if timing.enabled:
-            await asyncio.sleep(timing.answer_delay(answer.usage.completion_tokens, rng))
-        response = _json(completion)
-        response.headers.update(headers)
-        return response
-    chunks = _defects.apply(config.defects, "chunks", stream_chunks(answer, dialect))
-    events = _defects.apply(config.defects, "events", [*map(encode_chunk, chunks), DONE])
-    content_type = _defects.apply(config.defects, "stream_content_type", "text/event-stream")
+            await asyncio.sleep(timing.answer_delay(rendered.completion_tokens, rng))
+        body = cache.stamp(rendered.body, completion_id, created)
+        return web.Response(body=body, content_type=rendered.content_type, headers=headers)
+    if fault is None and not timing.enabled:  # the instant path: one write
+        events = [cache.stamp(rendered.body, completion_id, created)]
+    else:
+        events = [cache.stamp(e, completion_id, created) for e in rendered.events]
     plan = StreamPlan(events, timing.stream_delays(len(events), rng) if timing.enabled else None)
     if fault is not None:
         plan = _faults.break_stream(fault, plan)
     return await write_stream(
         request,
         plan.events,
-        content_type=content_type,
+        content_type=rendered.content_type,
         headers=headers,
         delays=plan.delays,
         end=plan.end,
     )
+
+
+async def _render(
+    request: web.Request, raw: bytes, fault: Fault | None, cache: AnswerCache
+) -> tuple[Rendered, Fault | None]:
+    """Validate body ``raw`` and render its answer with the cache's sentinel id and time (kept
+    in the cache when the answer depends on the body alone); the fault, chosen once valid."""
+    config = _config(request)
+    body = parse_body(raw)
+    body = _defects.apply(config.defects, "request_raw", body)  # before validation
+    validate_request(body, config)
+    body = _defects.apply(config.defects, "request", body)  # validated, before answering
+    if fault is None:
+        fault = _request_fault(request, body["model"])
+    if config.mode == "replay" and config.on_miss == "error":
+        raise _cassette_miss(request, body)
+    completion_id, created = cache.completion_id, cache.created
+    if config.generates:
+        answer = await request.app[MODEL].answer(body, completion_id=completion_id, created=created)
+    else:
+        answer = template_answer(body, completion_id=completion_id, created=created)
+    multibyte = fault is not None and fault.split_utf8
+    if multibyte:
+        answer = _faults.with_multibyte(answer)
+    dialect = DIALECTS[config.dialect]
+    tokens = answer.usage.completion_tokens
+    if not body.get("stream"):
+        completion = _defects.apply(config.defects, "completion", completion_body(answer, dialect))
+        payload = json.dumps(completion).encode()
+        rendered = Rendered(answer.model, False, (payload,), "application/json", tokens)
+    else:
+        chunks = _defects.apply(config.defects, "chunks", stream_chunks(answer, dialect))
+        events = _defects.apply(config.defects, "events", [*map(encode_chunk, chunks), DONE])
+        content_type = _defects.apply(config.defects, "stream_content_type", "text/event-stream")
+        rendered = Rendered(answer.model, True, tuple(events), content_type, tokens)
+    if not config.generates and not multibyte:  # a template answer: the body decides it all
+        cache.put(raw, rendered)
+    return rendered, fault
 
 
 def _model_object(config: MockConfig, model_id: str) -> dict[str, Any]:
@@ -252,6 +283,7 @@ def create_app(config: MockConfig | None = None) -> web.Application:
     app[FAIL_COUNTER] = FailCounter()
     app[SCRIPTED_FAULTS] = ScriptedFaults()
     app[TIMING_RNG] = random.Random(config.timing_seed)
+    app[ANSWER_CACHE] = AnswerCache()
     prefix = config.prefix
     app.router.add_routes(
         [
