@@ -8,7 +8,7 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -35,6 +35,7 @@ __all__ = ["CONFIG", "FAIL_COUNTER", "SCRIPTED_FAULTS", "create_app"]
 
 CONFIG = web.AppKey("config", MockConfig)
 REQUEST_ID = web.RequestKey("request_id", str)
+STREAM_ASKED = web.RequestKey("stream_asked", bool)  # the body asked for a stream
 CASSETTES = web.AppKey("cassettes", CassetteStore)
 MODEL = web.AppKey("model", ModelWorker)
 FAIL_COUNTER = web.AppKey("fail_counter", FailCounter)  # fail-first attempts per key
@@ -58,6 +59,11 @@ def _render_error(request: web.Request, error: ApiError) -> web.Response:
     status, body = _defects.apply(
         request.app[CONFIG].defects, "error", (error.status, error_body(error))
     )
+    if request.get(STREAM_ASKED) and _defects.apply(
+        request.app[CONFIG].defects, "stream_error", False
+    ):  # the error as an event of a 200 stream
+        event = b"data: " + json.dumps(body).encode() + b"\n\n"
+        return web.Response(body=event + DONE, content_type="text/event-stream")
     response = _json(body, status)
     response.headers.update(error.headers)
     return response
@@ -78,6 +84,8 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     """With an API key configured, every API route wants ``Authorization: Bearer <key>``."""
     config = _config(request)
     if config.api_key is None or not request.path.startswith(config.prefix + "/"):
+        return await handler(request)
+    if not _defects.apply(config.defects, "auth", True):
         return await handler(request)
     header = request.headers.get("Authorization", "")
     if not header:
@@ -106,6 +114,7 @@ def _request_fault(request: web.Request, model: str | None) -> Fault | None:
         prefix=config.prefix,
         model=model,
     )
+    fault = cast("Fault | None", _defects.apply(config.defects, "fault", fault))
     if fault is not None and not fault.mid_stream:
         raise _faults.status_error(fault)
     return fault
@@ -184,6 +193,7 @@ async def _render(
     in the cache when the answer depends on the body alone); the fault, chosen once valid."""
     config = _config(request)
     body = parse_body(raw)
+    request[STREAM_ASKED] = body.get("stream") is True
     body = _defects.apply(config.defects, "request_raw", body)  # before validation
     validate_request(body, config)
     body = _defects.apply(config.defects, "request", body)  # validated, before answering

@@ -11,12 +11,16 @@ installs at named stages of the answer pipeline. Handlers call :func:`apply` at 
 - ``stream_content_type``: str -> str
 - ``error`` (status, envelope): tuple -> tuple
 - ``retrieve_unknown`` (whether GET /models/{id} serves an unlisted id): bool -> bool
+- ``auth`` (whether the API key is checked): bool -> bool
+- ``stream_error`` (whether the error of a stream request is sent as an event of a 200
+  stream): bool -> bool
+- ``fault`` (the fault injected into a valid request, or None): Fault | None -> Fault | None
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 __all__ = ["DEFECTS", "Defect", "apply"]
@@ -234,6 +238,53 @@ def _refuse_empty_assistant(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+# Errors (conformance group errors): hooks.
+
+
+def _status_for(code: str | int, status: int) -> Hook:
+    """An error hook answering errors with ``code`` (or status ``code``) with ``status``."""
+
+    def change(answer: tuple[int, dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+        old, body = answer
+        return (status if code in (old, body["error"].get("code")) else old), body
+
+    return change
+
+
+def _silent_close(fault: Any) -> Any:
+    if fault is None or fault.error_after is None:
+        return fault
+    return replace(fault, error_after=None, disconnect_after=fault.error_after)
+
+
+_TRACE = (
+    'Traceback (most recent call last):\n  File "/usr/lib/python3.11/site-packages/'
+    'server/app.py", line 42, in chat\nValueError: invalid request'
+)
+
+
+def _with_traceback(answer: tuple[int, dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+    status, body = answer
+    if status != 400:
+        return answer
+    error = body["error"]
+    return status, {**body, "error": {**error, "message": f"{error['message']}\n{_TRACE}"}}
+
+
+_POISONED: set[str] = set()  # users whose requests fail (the abuse-poisons-user defect)
+
+
+def _poison_after_refusal(body: dict[str, Any]) -> dict[str, Any]:
+    user = body.get("user")
+    if not isinstance(user, str):
+        return body
+    if user in _POISONED:
+        _refuse(500, "The server had an error processing your request.")
+    if not isinstance(body.get("messages"), list):
+        _POISONED.add(user)
+    return body
+
+
 _TABLE = (
     Defect(
         "wrong-object",
@@ -277,7 +328,14 @@ _TABLE = (
         "err_envelope",
         'Errors are answered as {"detail": "..."} instead of the OpenAI envelope.',
         {"error": _flat_error},
-        also_caught_by=("models_list",),  # its 404 for an unknown model loses the envelope too
+        # the errors checks read the envelope of 400, 401 and 429 answers too
+        also_caught_by=(
+            "models_list",
+            "err_stream_prestart",
+            "err_context_length",
+            "err_auth",
+            "err_429_503",
+        ),
     ),
     Defect(
         "500-on-bad-request",
@@ -286,7 +344,15 @@ _TABLE = (
         {"error": _server_error},
         # usage_opt_in: stream_options without stream gets 500; the response checks: five
         # stops, bad logit_bias keys and out-of-range top_k get 500
-        also_caught_by=("usage_opt_in", "stop", "logit_bias", "ext_sampling"),
+        # err_stream_prestart, err_context_length: their 400s become 500s
+        also_caught_by=(
+            "usage_opt_in",
+            "stop",
+            "logit_bias",
+            "ext_sampling",
+            "err_stream_prestart",
+            "err_context_length",
+        ),
     ),
     Defect(
         "model-list-incomplete",
@@ -422,6 +488,8 @@ _TABLE = (
         "accept_std_params",
         "The standard 'user' parameter is refused with 422 extra_forbidden.",
         {"request_raw": _refuse_user},
+        # survives_abuse sends user too
+        also_caught_by=("survives_abuse",),
     ),
     Defect(
         "max-completion-tokens-ignored",
@@ -458,6 +526,56 @@ _TABLE = (
         "ext_sampling",
         "top_k, min_p and repetition_penalty are dropped unchecked, out-of-range values too.",
         {"request_raw": _without("top_k", "min_p", "repetition_penalty")},
+    ),
+    # Errors (conformance group errors).
+    Defect(
+        "stream-error-as-sse",
+        "err_stream_prestart",
+        "A stream request that fails validation gets a 200 stream holding the error event.",
+        {"stream_error": lambda _: True},
+    ),
+    Defect(
+        "midstream-silent-close",
+        "err_midstream",
+        "An error after a stream started closes the connection without an error event.",
+        {"fault": _silent_close},
+    ),
+    Defect(
+        "context-length-500",
+        "err_context_length",
+        "A prompt longer than the context gets 500 instead of 400.",
+        {"error": _status_for("context_length_exceeded", 500)},
+    ),
+    Defect(
+        "auth-not-enforced",
+        "err_auth",
+        "Requests without the API key, or with a wrong one, are answered.",
+        {"auth": lambda _: False},
+    ),
+    Defect(
+        "unknown-model-500",
+        "err_model_404",
+        "A request for a model that is not served gets 500 instead of 404.",
+        {"error": _status_for("model_not_found", 500)},
+        also_caught_by=("models_list",),  # GET /models/{unknown} gets 500 too
+    ),
+    Defect(
+        "rate-limit-as-500",
+        "err_429_503",
+        "Rate limiting and overload are answered with 500 instead of 429 and 503.",
+        {"error": lambda a: _status_for(503, 500)(_status_for(429, 500)(a))},
+    ),
+    Defect(
+        "abuse-poisons-user",
+        "survives_abuse",
+        "After a refused request, every later request of the same user gets 500.",
+        {"request_raw": _poison_after_refusal},
+    ),
+    Defect(
+        "traceback-in-error",
+        "no_leak_internals",
+        "400 messages end with a Python traceback and the server's file paths.",
+        {"error": _with_traceback},
     ),
 )
 

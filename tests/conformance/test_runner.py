@@ -26,7 +26,11 @@ def test_budget_exhausted_skips_the_rest(mock):
     assert result.requests == 3
     skipped = [r for r in result.results if r.status == "skipped" and r.check.capability == "core"]
     assert skipped
-    assert all("budget of 3 requests is spent" in r.message for r in skipped)
+    # err_context_length skips first when the context length is not known
+    assert all(
+        "budget of 3 requests is spent" in r.message or "context length is not known" in r.message
+        for r in skipped
+    )
 
 
 def test_tokens_are_counted_from_usage(mock):
@@ -96,7 +100,8 @@ def test_deadline_fails_what_is_still_running():
         result = run(Endpoint(f"http://127.0.0.1:{server.port}/v1", "m", timeout=20), deadline=1.0)
         elapsed = time.monotonic() - started
     assert elapsed < 10
-    assert {r.status for r in result.results} == {"failed"}
+    # what runs before the deadline may be skipped: an unclaimed capability, no context length
+    assert {r.status for r in result.results} - {"skipped"} == {"failed"}
     assert "deadline of 1 s passed" in result.results[0].message
 
 
