@@ -19,6 +19,7 @@ installs at named stages of the answer pipeline. Handlers call :func:`apply` at 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -285,6 +286,26 @@ def _poison_after_refusal(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+# response_format (conformance group json): hooks.
+
+
+def _broken_json(body: dict[str, Any]) -> dict[str, Any]:
+    """JSON answers lose their last character (text answers are left alone)."""
+
+    def broken(choice: dict[str, Any]) -> dict[str, Any]:
+        message = choice.get("message") or {}
+        content = message.get("content")
+        try:
+            parsed = json.loads(content) if isinstance(content, str) else None
+        except ValueError:
+            parsed = None
+        if not isinstance(content, str) or not isinstance(parsed, dict):
+            return choice
+        return {**choice, "message": {**message, "content": content[:-1]}}
+
+    return {**body, "choices": [broken(c) for c in body.get("choices") or []]}
+
+
 _TABLE = (
     Defect(
         "wrong-object",
@@ -344,7 +365,7 @@ _TABLE = (
         {"error": _server_error},
         # usage_opt_in: stream_options without stream gets 500; the response checks: five
         # stops, bad logit_bias keys and out-of-range top_k get 500
-        # err_stream_prestart, err_context_length: their 400s become 500s
+        # err_stream_prestart, err_context_length, rf_json: their 400s become 500s
         also_caught_by=(
             "usage_opt_in",
             "stop",
@@ -352,6 +373,7 @@ _TABLE = (
             "ext_sampling",
             "err_stream_prestart",
             "err_context_length",
+            "rf_json",
         ),
     ),
     Defect(
@@ -411,6 +433,8 @@ _TABLE = (
         "stream_eq_nonstream",
         "Streams lose the first piece of text of each choice.",
         {"chunks": _plain(_drop_first_token)},
+        # rf_json: a streamed JSON answer without its first token is no JSON
+        also_caught_by=("rf_json",),
     ),
     Defect(
         "usage-total-wrong",
@@ -576,6 +600,13 @@ _TABLE = (
         "no_leak_internals",
         "400 messages end with a Python traceback and the server's file paths.",
         {"error": _with_traceback},
+    ),
+    # response_format (conformance group json).
+    Defect(
+        "json-object-invalid",
+        "rf_json",
+        "Non-stream JSON answers (json_object, json_schema) are cut by one character.",
+        {"completion": _broken_json},
     ),
 )
 

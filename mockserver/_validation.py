@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import jsonschema_rs
-from jsonschema import ValidationError
-from jsonschema.exceptions import best_match
+from jsonschema import Draft202012Validator, ValidationError
+from jsonschema.exceptions import SchemaError, best_match
 
 from chatcompat import schemas
 from mockserver._config import MockConfig
@@ -132,6 +132,13 @@ def _rule_errors(body: dict[str, Any], config: MockConfig) -> Iterable[ApiError]
                 "Invalid 'response_format.json_schema': a 'schema' object is required.",
                 param="response_format.json_schema.schema",
             )
+        elif (problem := _schema_problem(spec["schema"])) is not None:
+            yield ApiError(
+                400,
+                f"Invalid schema for response_format 'json_schema': {problem}",
+                param="response_format.json_schema.schema",
+                code="invalid_json_schema",
+            )
     yield from _tool_choice_errors(body)
     limit = completion_limit(body) or 0
     prompt = count_prompt_tokens(body["messages"])
@@ -144,6 +151,15 @@ def _rule_errors(body: dict[str, Any], config: MockConfig) -> Iterable[ApiError]
             param="messages",
             code="context_length_exceeded",
         )
+
+
+def _schema_problem(schema: dict[str, Any]) -> str | None:
+    """Why ``schema`` is not a JSON Schema (draft 2020-12), or None."""
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return str(exc.message)[:_MAX_MESSAGE]
+    return None
 
 
 def _tool_choice_errors(body: dict[str, Any]) -> Iterable[ApiError]:

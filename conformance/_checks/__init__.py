@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from conformance._checks import errors, models, n, response, stream, usage
+from conformance._checks import errors, json, models, n, response, stream, usage
 
-__all__ = ["errors", "models", "n", "response", "stream", "usage"]
+__all__ = ["errors", "json", "models", "n", "response", "stream", "usage"]
