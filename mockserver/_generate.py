@@ -88,6 +88,40 @@ def _sampling_params(body: Mapping[str, Any], vocab_size: int) -> dict[str, Any]
     return params
 
 
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Messages the chat format can render: assistant tool calls get a name and arguments."""
+    out = []
+    for message in messages:
+        calls = message.get("tool_calls")
+        if calls:
+            functions = [(c.get("function") or {}) if isinstance(c, dict) else {} for c in calls]
+            message = {
+                **message,
+                "tool_calls": [
+                    {
+                        "type": "function",
+                        "function": {
+                            "name": str(f.get("name") or ""),
+                            "arguments": f["arguments"]
+                            if isinstance(f.get("arguments"), str)
+                            else json.dumps(f.get("arguments") or {}),
+                        },
+                    }
+                    for f in functions
+                ],
+            }
+        out.append(dict(message))
+    return out
+
+
 def _logprob_entry(token_bytes: bytes, logprob: float) -> dict[str, Any]:
     return {
         "token": token_bytes.decode("utf-8", errors="replace"),
@@ -144,7 +178,7 @@ class ModelWorker:
 
         model, tokenizer = self._load()
         request = GenerationRequest(
-            messages=body["messages"],
+            messages=_messages(body["messages"]),
             tools=body.get("tools"),
             tool_choice=body.get("tool_choice"),
             response_format=body.get("response_format"),
@@ -201,12 +235,19 @@ class ModelWorker:
         return (entry,)
 
     def _text_choice(
-        self, index: int, steps: Sequence[Any], tokenizer: Any, logprobs: bool
+        self,
+        index: int,
+        steps: Sequence[Any],
+        tokenizer: Any,
+        logprobs: bool,
+        texts: Sequence[str] | None = None,
     ) -> Choice:
+        """A text choice: each step's text (or ``texts``, one per step) and logprobs entry."""
+        texts = texts if texts is not None else [step.text for step in steps]
         tokens = tuple(
-            Token(step.text, logprobs=self._entries(step, tokenizer, logprobs))
-            for step in steps
-            if step.text or (logprobs and step.token not in tokenizer.stop_ids)
+            Token(text, logprobs=self._entries(step, tokenizer, logprobs))
+            for step, text in zip(steps, texts, strict=True)
+            if text or (logprobs and step.token not in tokenizer.stop_ids)
         )
         finish = (steps[-1].finish_reason if steps else None) or "length"
         return Choice(index, tokens, finish)
@@ -220,7 +261,9 @@ class ModelWorker:
         logprobs: bool,
     ) -> Choice:
         """One call streamed as OpenAI does: a head fragment (id, name, empty arguments), then
-        the arguments in the pieces the model's tokens wrote them."""
+        the arguments in the pieces the model's tokens wrote them. Output cut by the token limit
+        before its arguments are whole JSON is no call: it is returned as the text it is, as
+        vLLM's tool parsers do with output they cannot parse."""
         name = str(tool["name"])
         head = '{"name": ' + json.dumps(name) + ', "parameters": '
         last: Any = steps[-1] if steps else None
@@ -230,6 +273,8 @@ class ModelWorker:
         text = "".join(pieces)
         done = last is not None and last.tool_calls
         arguments = last.tool_calls[0].arguments if done else text[len(head) :]
+        if not _is_json(arguments):
+            return self._text_choice(index, steps, tokenizer, logprobs, pieces)
         start, end = len(head), len(head) + len(arguments)
         call = {
             "index": 0,

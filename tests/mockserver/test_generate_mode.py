@@ -1,0 +1,273 @@
+"""Generate mode: the reference model answers, every sampling parameter takes effect, and the
+answers pass the conformance suite in each dialect."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import jsonschema
+import openai
+import pytest
+
+from chatcompat.cli import main
+from conformance import Endpoint, run
+from conformance._profiles import load_profile
+from mockserver import MockConfig, MockServer
+from mockserver._generate import ModelUnavailable, require_reference_model
+from reference_model import default_tokenizer
+
+HI = [{"role": "user", "content": "Hi"}]
+REPEATS = [{"role": "user", "content": "Say hello hello hello"}]  # greedy repeats itself
+EXTRA = ("top_k", "min_p", "repetition_penalty")  # not in the client's signature
+KEY = "sk-generate-mode"
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+                "required": ["city", "days"],
+            },
+        },
+    }
+]
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string"},
+        "population": {"type": "integer"},
+        "capital": {"type": "boolean"},
+        "unit": {"enum": ["km", "mi"]},
+        "where": {
+            "type": "object",
+            "properties": {"country": {"type": "string"}},
+            "required": ["country"],
+        },
+    },
+    "required": ["city", "population", "capital", "unit", "where"],
+    "additionalProperties": False,
+}
+
+
+@pytest.fixture(scope="module")
+def servers():
+    """Generate-mode mocks by dialect (started on first use, warmed up); all stopped after."""
+    started: dict[str, MockServer] = {}
+
+    def get(dialect, **config):
+        key = json.dumps([dialect, config], sort_keys=True)
+        if key not in started:
+            server = MockServer(
+                MockConfig(mode="generate", dialect=dialect, api_key=KEY, **config)
+            ).start(timeout=60)
+            started[key] = server
+            with client_for(server, timeout=300) as warm:  # waits for the model build
+                warm.chat.completions.create(model="m", messages=HI, max_tokens=1)
+        return started[key]
+
+    yield get
+    for server in started.values():
+        server.stop()
+
+
+def client_for(server, timeout=60):
+    return openai.OpenAI(base_url=server.base_url, api_key=KEY, max_retries=0, timeout=timeout)
+
+
+@pytest.fixture(params=["openai", "llamacpp"], ids=["openai", "llamacpp"])
+def chat(request, servers):
+    """``chat(**params)``: one non-stream completion from a generate-mode mock."""
+    with client_for(servers(request.param)) as client:
+
+        def chat(**params):
+            extra = {k: params.pop(k) for k in EXTRA if k in params}
+            params = {"model": "m", "messages": HI, "max_tokens": 8, **params}
+            return client.chat.completions.create(**params, extra_body=extra)
+
+        yield chat
+
+
+@pytest.fixture(params=["openai", "llamacpp"], ids=["openai", "llamacpp"])
+def client(request, servers):
+    with client_for(servers(request.param)) as client:
+        yield client
+
+
+def text(answer, index=0):
+    return answer.choices[index].message.content
+
+
+def test_seed_reproduces_and_another_seed_differs(chat):
+    first, again = chat(seed=7, temperature=1.0), chat(seed=7, temperature=1.0)
+    assert text(first) == text(again)
+    assert text(chat(seed=8, temperature=1.0)) != text(first)
+
+
+def test_n_gives_indexed_choices_seeded_one_after_the_other(chat):
+    answer = chat(n=3, seed=11, temperature=1.0)
+    assert [c.index for c in answer.choices] == [0, 1, 2]
+    assert text(answer, 1) == text(chat(seed=12, temperature=1.0))
+
+
+@pytest.mark.parametrize("key", ["max_tokens", "max_completion_tokens"])
+def test_token_limit_ends_with_length(chat, key):
+    answer = chat(**{"max_tokens": None, key: 3}, temperature=0)
+    assert answer.choices[0].finish_reason == "length"
+    assert answer.usage.completion_tokens == 3
+
+
+def test_stop_string_is_excluded(chat):
+    full = text(chat(temperature=0, max_tokens=12))
+    stop = full[4:7]
+    answer = chat(temperature=0, max_tokens=12, stop=[stop])
+    assert text(answer) == full[: full.index(stop)]
+    assert answer.choices[0].finish_reason == "stop"
+
+
+def test_logprobs_one_entry_per_token_with_top_logprobs(chat):
+    answer = chat(temperature=0, max_tokens=5, logprobs=True, top_logprobs=3)
+    entries = answer.choices[0].logprobs.content
+    assert len(entries) == answer.usage.completion_tokens == 5
+    assert "".join(e.token for e in entries) == text(answer)
+    for entry in entries:
+        assert len(entry.top_logprobs) == 3
+        assert entry.top_logprobs[0].token == entry.token  # greedy: the most likely token
+        assert bytes(entry.bytes) == entry.token.encode()
+
+
+def test_temperature_zero_is_greedy_like_top_k_one(chat):
+    greedy = text(chat(temperature=0, max_tokens=12))
+    assert text(chat(temperature=1.0, top_k=1, seed=3, max_tokens=12)) == greedy
+    assert text(chat(temperature=1.0, top_p=1e-9, seed=4, max_tokens=12)) == greedy
+    assert text(chat(temperature=1.0, min_p=1.0, seed=5, max_tokens=12)) == greedy
+    assert text(chat(temperature=1.5, seed=6, max_tokens=12)) != greedy
+
+
+@pytest.mark.parametrize(
+    "penalty",
+    [{"repetition_penalty": 3.0}, {"frequency_penalty": 2.0}, {"presence_penalty": 2.0}],
+    ids=["repetition", "frequency", "presence"],
+)
+def test_penalties_change_the_greedy_answer(chat, penalty):
+    greedy = text(chat(messages=REPEATS, temperature=0, max_tokens=24))
+    assert text(chat(messages=REPEATS, temperature=0, max_tokens=24, **penalty)) != greedy
+
+
+def test_logit_bias_minus_100_bans_a_token(chat):
+    first = chat(temperature=0, max_tokens=4, logprobs=True).choices[0].logprobs.content[0]
+    banned = default_tokenizer().bytes_to_id[bytes(first.bytes)]
+    answer = chat(temperature=0, max_tokens=4, logprobs=True, logit_bias={str(banned): -100})
+    tokens = [bytes(e.bytes) for e in answer.choices[0].logprobs.content]
+    assert bytes(first.bytes) not in tokens
+
+
+def test_tool_call_accumulates_in_the_client_stream_helper(client):
+    with client.chat.completions.stream(
+        model="m", messages=HI, tools=TOOLS, tool_choice="required", seed=1
+    ) as stream:
+        for _ in stream:
+            pass
+        final = stream.get_final_completion()
+    (call,) = final.choices[0].message.tool_calls
+    assert final.choices[0].finish_reason == "tool_calls"
+    assert call.function.name == "get_weather"
+    assert sorted(json.loads(call.function.arguments)) == ["city", "days"]
+
+
+def test_streamed_argument_fragments_join_to_valid_json(client):
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    chunks = list(
+        client.chat.completions.create(
+            model="m", messages=HI, tools=TOOLS, tool_choice=named, seed=2, stream=True
+        )
+    )
+    fragments = [
+        call.function.arguments
+        for chunk in chunks
+        for call in chunk.choices[0].delta.tool_calls or []
+        if chunk.choices
+    ]
+    assert fragments[0] == "" and len(fragments) > 3
+    assert isinstance(json.loads("".join(fragments)), dict)
+
+
+def test_tool_call_cut_by_the_limit_is_returned_as_text(chat):
+    answer = chat(tools=TOOLS, tool_choice="required", max_tokens=None, max_completion_tokens=1)
+    assert answer.choices[0].finish_reason == "length"
+    assert answer.choices[0].message.tool_calls is None
+    assert text(answer)
+
+
+def test_json_schema_output_validates(chat):
+    response_format = {"type": "json_schema", "json_schema": {"name": "city", "schema": SCHEMA}}
+    for seed in (1, 2):
+        answer = chat(response_format=response_format, seed=seed, max_tokens=None)
+        jsonschema.validate(json.loads(text(answer)), SCHEMA)
+
+
+def test_json_object_output_is_an_object(chat):
+    answer = chat(response_format={"type": "json_object"}, seed=3, max_tokens=None)
+    assert isinstance(json.loads(text(answer)), dict)
+
+
+def test_stream_with_usage_says_the_non_stream_text(client):
+    params = {"model": "m", "messages": HI, "max_tokens": 6, "seed": 9}
+    chunks = list(
+        client.chat.completions.create(
+            **params, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    answer = client.chat.completions.create(**params)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text(answer)
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage.completion_tokens == answer.usage.completion_tokens
+
+
+def test_the_dialect_picks_the_sampler_and_sampling_overrides_it(servers):
+    def sampled(server):
+        with client_for(server) as c:
+            params = {"model": "m", "messages": HI, "max_tokens": 12, "seed": 21}
+            return c.chat.completions.create(**params, temperature=1.0).choices[0].message.content
+
+    vllm, llamacpp = sampled(servers("openai")), sampled(servers("llamacpp"))
+    assert vllm != llamacpp
+    assert sampled(servers("llamacpp", sampling="vllm")) == vllm
+
+
+def test_prompt_beyond_the_model_context_is_400(client):
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "a " * 3000}], max_tokens=1
+        )
+    assert caught.value.code == "context_length_exceeded"
+
+
+@pytest.mark.parametrize("dialect", ["openai", "vllm", "llamacpp", "novita"])
+def test_conformance_suite_passes(servers, dialect):
+    profile = load_profile(dialect)
+    endpoint = Endpoint(
+        servers(dialect).base_url,
+        "m",
+        KEY,
+        timeout=60,
+        capabilities=profile.capabilities,
+        context_length=profile.context_length,
+    )
+    result = run(endpoint)
+    failed = {r.check.id: r.message for r in result.results if r.status == "failed"}
+    assert failed == {}
+    assert result.counts["passed"] > 20
+
+
+def test_without_the_reference_model_generate_mode_fails_at_startup(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "reference_model", None)  # import raises ImportError
+    with pytest.raises(ModelUnavailable, match=r"pip install -c constraints\.txt"):
+        require_reference_model()
+    assert main(["mock", "--port", "0", "--mode", "generate"]) == 2
+    assert main(["mock", "--port", "0", "--on-miss", "generate"]) == 2
+    assert "needs the reference model" in capsys.readouterr().err
+    with pytest.raises(RuntimeError, match="needs the reference model"):
+        MockServer(MockConfig(mode="generate")).start()

@@ -1,0 +1,161 @@
+"""The recording proxy: forwards and streams as it goes, writes cassettes that replay byte for
+byte, and redacts keys and secrets (also one split across two writes)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import aiohttp
+import openai
+import pytest
+from aiohttp import web
+
+from chatcompat.cli import main
+from mockserver._cassettes import REDACTED, Write, load_directory
+from mockserver._record import RecordConfig, create_record_app, redact, redact_writes
+from mockserver._server import start_site
+from reference_model import build_model  # noqa: F401 -- import torch before a server thread does
+
+KEY = "sk-live-0123456789abcdef"
+SECRET = "hunter2-very-secret"
+BODY = {
+    "model": "m",
+    "messages": [{"role": "user", "content": "Hi"}],
+    "max_tokens": 6,
+    "seed": 5,
+    "stream": True,
+    "stream_options": {"include_usage": True},
+}
+
+
+@pytest.fixture
+async def serve():
+    """Start aiohttp apps on free loopback ports of this loop; all are cleaned up after."""
+    runners = []
+
+    async def start(app):
+        runner, port = await start_site(app, "127.0.0.1", 0)
+        runners.append(runner)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for runner in reversed(runners):
+        await runner.cleanup()
+
+
+async def post(url, body, headers=None):
+    """POST JSON; (status, content type, body bytes)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, json=body, headers=headers) as response,
+    ):
+        return response.status, response.content_type, await response.read()
+
+
+def events(data):
+    return [e for e in data.split(b"\n\n") if e]
+
+
+def test_redact_cuts_the_joined_bytes_at_the_recorded_boundaries():
+    writes = [Write(0.0, b"data: hun"), Write(0.1, b"ter2-very-sec"), Write(0.2, b"ret!\n\n")]
+    redacted = redact_writes(writes, [SECRET])
+    assert [w.data for w in redacted] == [b"data: " + REDACTED.encode(), b"", b"!\n\n"]
+    assert [w.delay for w in redacted] == [0.0, 0.1, 0.2]
+
+
+def test_redact_keeps_boundaries_around_the_secret():
+    writes = [Write(0.0, b"a "), Write(0.0, f"{SECRET} b".encode()), Write(0.0, b" c")]
+    redacted = redact_writes(writes, [SECRET])
+    assert [w.data for w in redacted] == [b"a ", f"{REDACTED} b".encode(), b" c"]
+
+
+def test_redact_also_finds_the_secret_escaped_in_json():
+    secret = 'pa"ss/word'
+    assert redact(json.dumps({"k": secret}).encode(), [secret]) == b'{"k": "[REDACTED]"}'
+
+
+async def test_recorded_stream_replays_with_identical_bytes_and_events(start_mock, serve, tmp_path):
+    upstream = start_mock(mode="generate", api_key=KEY)
+    recorder = await serve(create_record_app(RecordConfig(upstream.base_url, str(tmp_path))))
+    headers = {"Authorization": f"Bearer {KEY}"}
+    status, content_type, sent = await post(f"{recorder}/v1/chat/completions", BODY, headers)
+    assert (status, content_type) == (200, "text/event-stream")
+    assert events(sent)[-1] == b"data: [DONE]"
+    (cassette,) = load_directory(tmp_path)
+    assert cassette.content == sent
+    assert cassette.path == "/chat/completions"
+    assert cassette.request_headers["Authorization"] == REDACTED
+    assert KEY not in "".join(p.read_text() for p in tmp_path.iterdir())
+    for speed in (0.0, 1.0):
+        replayer = start_mock(cassettes=(str(tmp_path),), on_miss="error", speed=speed)
+        status, content_type, replayed = await post(f"{replayer.base_url}/chat/completions", BODY)
+        assert (status, content_type) == (200, "text/event-stream")
+        assert replayed == sent
+        assert events(replayed) == events(sent)
+
+
+async def test_secrets_are_redacted_in_the_cassette_also_across_writes(serve, tmp_path):
+    async def upstream_handler(request):
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for part in (b'data: {"say": "hunter2-ve', b'ry-secret"}\n\n', b"data: [DONE]\n\n"):
+            await response.write(part)
+            await asyncio.sleep(0.1)
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", upstream_handler)
+    upstream = await serve(app)
+    config = RecordConfig(f"{upstream}/v1", str(tmp_path), secrets=(SECRET,))
+    recorder = await serve(create_record_app(config))
+    body = {**BODY, "messages": [{"role": "user", "content": f"say {SECRET}"}]}
+    headers = {"api-key": KEY}
+    _, _, sent = await post(f"{recorder}/v1/chat/completions", body, headers)
+    assert sent == f'data: {{"say": "{SECRET}"}}\n\ndata: [DONE]\n\n'.encode()  # as it was
+    (cassette,) = load_directory(tmp_path)
+    text = "".join(p.read_text() for p in tmp_path.iterdir())
+    assert SECRET not in text and KEY not in text
+    assert [w.data for w in cassette.writes] == [
+        b'data: {"say": "[REDACTED]',
+        b'"}\n\n',
+        b"data: [DONE]\n\n",
+    ]
+    assert cassette.writes[1].delay >= 0.05
+    assert cassette.body["messages"][0]["content"] == f"say {REDACTED}"
+    assert cassette.request_headers["api-key"] == REDACTED
+
+
+async def test_non_stream_answers_record_through_the_openai_client(start_mock, serve, tmp_path):
+    upstream = start_mock()
+    recorder = await serve(create_record_app(RecordConfig(upstream.base_url, str(tmp_path))))
+    async with openai.AsyncOpenAI(
+        base_url=f"{recorder}/v1", api_key="k", max_retries=0, timeout=30
+    ) as client:
+        sent = await client.chat.completions.create(
+            model="m", messages=BODY["messages"], max_tokens=3
+        )
+        models = await client.models.list()
+    cassettes = {c.path: c for c in load_directory(tmp_path)}
+    assert set(cassettes) == {"/chat/completions", "/models"}
+    assert not cassettes["/chat/completions"].stream
+    replayer = start_mock(cassettes=(str(tmp_path),), on_miss="error")
+    with openai.OpenAI(base_url=replayer.base_url, api_key="k", max_retries=0) as client:
+        again = client.chat.completions.create(model="m", messages=BODY["messages"], max_tokens=3)
+        assert again.model_dump() == sent.model_dump()  # same id and created: the same bytes
+        assert client.models.list().model_dump() == models.model_dump()
+
+
+async def test_unreachable_upstream_is_502_in_the_envelope_and_not_recorded(serve, tmp_path):
+    config = RecordConfig("http://127.0.0.1:9/v1", str(tmp_path / "none"))
+    recorder = await serve(create_record_app(config))
+    status, _, body = await post(f"{recorder}/v1/chat/completions", BODY)
+    assert status == 502
+    assert "could not be reached" in json.loads(body)["error"]["message"]
+    assert not Path(tmp_path / "none").exists()
+
+
+def test_record_command_rejects_a_bad_upstream(tmp_path, capsys):
+    assert main(["record", "--upstream", "ftp://x", "--cassettes", str(tmp_path)]) == 2
+    assert "upstream must be an http(s) URL" in capsys.readouterr().err
