@@ -35,11 +35,13 @@ def test_openapi_json_is_self_contained_and_validates_the_seed(mock):
         assert name in document["components"][kind], ref
 
     def validator(name):
-        return Draft202012Validator({"$ref": f"#/components/schemas/{name}",
-                                     "components": document["components"]})
+        return Draft202012Validator(
+            {"$ref": f"#/components/schemas/{name}", "components": document["components"]}
+        )
 
     assert validator("ChatCompletion").is_valid(json.loads((SEED / "response.json").read_text()))
     assert validator("ChatCompletionRequest").is_valid(
-        json.loads((SEED / "request.json").read_text()))
+        json.loads((SEED / "request.json").read_text())
+    )
     assert not validator("ChatCompletion").is_valid({"object": "chat.completion"})
     assert "Error" in components
