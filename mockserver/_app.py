@@ -13,7 +13,12 @@ from typing import Any, cast
 from aiohttp import web
 
 from mockserver import _defects, _faults
-from mockserver._cassettes import CassetteStore, parse_request_body, replay
+from mockserver._cassettes import (
+    CassetteStore,
+    ScriptedCassettes,
+    parse_request_body,
+    replay,
+)
 from mockserver._config import MockConfig
 from mockserver._dialects import DIALECTS, completion_body, stream_chunks
 from mockserver._errors import ApiError, Handler, error_body, error_middleware
@@ -31,7 +36,14 @@ from mockserver._sse import DONE, encode_chunk, write_stream
 from mockserver._template import template_answer
 from mockserver._validation import parse_body, validate_request
 
-__all__ = ["CONFIG", "FAIL_COUNTER", "SCRIPTED_FAULTS", "create_app"]
+__all__ = [
+    "CASSETTES",
+    "CONFIG",
+    "FAIL_COUNTER",
+    "SCRIPTED_CASSETTES",
+    "SCRIPTED_FAULTS",
+    "create_app",
+]
 
 CONFIG = web.AppKey("config", MockConfig)
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -40,6 +52,7 @@ CASSETTES = web.AppKey("cassettes", CassetteStore)
 MODEL = web.AppKey("model", ModelWorker)
 FAIL_COUNTER = web.AppKey("fail_counter", FailCounter)  # fail-first attempts per key
 SCRIPTED_FAULTS = web.AppKey("scripted_faults", ScriptedFaults)  # rules added at run time
+SCRIPTED_CASSETTES = web.AppKey("scripted_cassettes", ScriptedCassettes)  # loaded at run time
 TIMING_RNG = web.AppKey("timing_rng", random.Random)  # draws of the timing pauses
 ANSWER_CACHE = web.AppKey("answer_cache", AnswerCache)  # rendered template answers by body
 
@@ -126,8 +139,13 @@ async def _cassette(request: web.Request, handler: Handler) -> web.StreamRespons
     config = _config(request)
     if config.mode != "replay" or not request.path.startswith(config.prefix + "/"):
         return await handler(request)
-    body = parse_request_body(await request.read())
+    raw = await request.read()
     path = request.path[len(config.prefix) :]
+    scripted = request.app[SCRIPTED_CASSETTES].find(request.method, path, raw)
+    if scripted is not None:  # loaded at run time (the pytest plugin): looked up first
+        headers = {"x-request-id": request[REQUEST_ID]}
+        return await replay(request, scripted, speed=config.speed, headers=headers)
+    body = parse_request_body(raw)
     found = request.app[CASSETTES].find(request.method, path, body)
     if found is None:
         return await handler(request)
@@ -292,6 +310,7 @@ def create_app(config: MockConfig | None = None) -> web.Application:
         app.cleanup_ctx.append(_model_lifecycle)
     app[FAIL_COUNTER] = FailCounter()
     app[SCRIPTED_FAULTS] = ScriptedFaults()
+    app[SCRIPTED_CASSETTES] = ScriptedCassettes()
     app[TIMING_RNG] = random.Random(config.timing_seed)
     app[ANSWER_CACHE] = AnswerCache()
     prefix = config.prefix

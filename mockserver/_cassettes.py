@@ -28,6 +28,7 @@ __all__ = [
     "Cassette",
     "CassetteError",
     "CassetteStore",
+    "ScriptedCassettes",
     "Write",
     "builtin_cassettes",
     "dump_cassette",
@@ -300,6 +301,36 @@ class CassetteStore:
                 self._used[("~" if loose else "=") + key] = used + 1
                 return found[min(used, len(found) - 1)]
         return None
+
+    def rewind(self) -> None:
+        """Replay every key from its first cassette again."""
+        self._used = {}
+
+
+class ScriptedCassettes:
+    """Cassettes loaded while the server runs (the pytest plugin's ``chat_mock.load_cassettes``),
+    looked up before the configured ones; replaced whole, so another thread may load them."""
+
+    def __init__(self) -> None:
+        self.stores: tuple[CassetteStore, ...] = ()
+
+    def add(self, cassettes: Iterable[Cassette], *, loose: bool = False) -> None:
+        """Replay ``cassettes`` from now on (``loose``: match them by model, messages, stream)."""
+        self.stores = (*self.stores, CassetteStore(cassettes, loose=loose))
+
+    def find(self, method: str, path: str, raw: bytes) -> Cassette | None:
+        """The loaded cassette for this request (its raw body), or None."""
+        stores = self.stores
+        if not stores:
+            return None
+        body = parse_request_body(raw)
+        return next(
+            (c for c in (s.find(method, path, body) for s in stores) if c is not None), None
+        )
+
+    def clear(self) -> None:
+        """Forget every loaded cassette."""
+        self.stores = ()
 
 
 def _replay_headers(cassette: Cassette, extra: Mapping[str, str]) -> dict[str, str]:

@@ -2,20 +2,24 @@
 
 ``chat_mock_config`` and ``chat_mock_listen_address`` (session-scoped: override them in a
 conftest) → ``chat_mock_server`` (one mock per session, in a thread on a loopback port) →
-``chat_mock`` (per test: that server, its scripted faults and fail-first counts reset before and
-after the test). With pytest-asyncio, ``chat_mock_async`` runs a mock of the test's own in the
-test's event loop. A session hook stops any server left running.
+``chat_mock`` (per test: that server; what a test scripts on it, faults and cassettes, and the
+fail-first counts and replay order are reset before and after each test). With pytest-asyncio,
+``chat_mock_async`` runs a mock of the test's own in the test's event loop. A session hook stops
+any server left running.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 
-from mockserver._app import CONFIG, FAIL_COUNTER, SCRIPTED_FAULTS
+from mockserver._app import CASSETTES, CONFIG, FAIL_COUNTER, SCRIPTED_CASSETTES, SCRIPTED_FAULTS
+from mockserver._cassettes import Cassette, load_cassette, load_directory
 from mockserver._config import MockConfig
 from mockserver._faults import FAULT_HEADER, Fault
 from mockserver._server import MockServer
@@ -61,10 +65,30 @@ class ChatMock:
         """The request headers that inject ``spec`` into one request only."""
         return {FAULT_HEADER: spec}
 
+    def load_cassettes(self, *paths: str | os.PathLike[str], loose: bool = False) -> list[Cassette]:
+        """Replay the cassettes of ``paths`` (cassette files, or folders of ``*.json`` ones) to
+        the requests they match until the test ends, before the configured ones; ``loose``
+        matches them by model, messages and stream only."""
+        if self.config.mode != "replay":
+            raise ValueError(f"cassettes replay in replay mode, not in {self.config.mode!r} mode")
+        cassettes = [c for path in map(Path, paths) for c in _read_cassettes(path)]
+        self.app[SCRIPTED_CASSETTES].add(cassettes, loose=loose)
+        return cassettes
+
     def reset(self) -> None:
-        """Drop the scripted faults and restart every fail-first count."""
+        """Drop the scripted faults and loaded cassettes; restart every fail-first count and
+        the replay order of the configured cassettes."""
         self.app[SCRIPTED_FAULTS].clear()
         self.app[FAIL_COUNTER].clear()
+        self.app[SCRIPTED_CASSETTES].clear()
+        self.app[CASSETTES].rewind()
+
+
+def _read_cassettes(path: Path) -> list[Cassette]:
+    """The cassettes of a file, or of a folder's ``*.json`` files."""
+    if path.is_dir():
+        return load_directory(path)
+    return [load_cassette(path.read_text(encoding="utf-8"), str(path))]
 
 
 def pytest_configure(config: pytest.Config) -> None:

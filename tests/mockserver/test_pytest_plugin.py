@@ -136,6 +136,73 @@ async def test_a_mock_per_test(chat_mock_async, chat_mock):
 """
 
 
+REPLAYING_CASSETTES = """
+import json
+
+import openai
+import pytest
+
+MESSAGES = [{"role": "user", "content": "Say hello in French."}]
+ANSWER = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1731542400,
+    "model": "m",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Bonjour !"},
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
+}
+
+
+@pytest.fixture
+def cassette(tmp_path):  # a cassette file: this request gets this answer
+    path = tmp_path / "bonjour.json"
+    document = {
+        "version": 1,
+        "request": {
+            "method": "POST",
+            "path": "/chat/completions",
+            "body": {"model": "m", "messages": MESSAGES},
+        },
+        "response": {
+            "status": 200,
+            "headers": {"Content-Type": "application/json"},
+            "body": json.dumps(ANSWER),
+        },
+    }
+    path.write_text(json.dumps(document))
+    return path
+
+
+@pytest.fixture
+def client(chat_mock):
+    with openai.OpenAI(base_url=chat_mock.base_url, api_key="k", max_retries=0) as client:
+        yield client
+
+
+def test_a_loaded_cassette_answers(chat_mock, client, cassette):
+    (loaded,) = chat_mock.load_cassettes(cassette)
+    assert loaded.path == "/chat/completions"
+    answer = client.chat.completions.create(model="m", messages=MESSAGES)
+    assert answer.choices[0].message.content == "Bonjour !"
+
+
+def test_a_folder_of_cassettes_loose_matching(chat_mock, client, cassette):
+    chat_mock.load_cassettes(cassette.parent, loose=True)  # model, messages and stream only
+    answer = client.chat.completions.create(model="m", messages=MESSAGES, temperature=0.5)
+    assert answer.choices[0].message.content == "Bonjour !"
+
+
+def test_the_next_test_gets_the_template_answer(client):
+    answer = client.chat.completions.create(model="m", messages=MESSAGES)
+    assert answer.choices[0].message.content.startswith("Hello! It's nice to meet you.")
+"""
+
 INI = "[pytest]\nasyncio_mode = strict\nasyncio_default_fixture_loop_scope = function\n"
 
 
@@ -163,6 +230,13 @@ def test_the_config_is_a_fixture_to_override(pytester):
     pytester.makepyfile(test_configured=USING_THE_CONFIGURED_MOCK)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+def test_cassettes_loaded_for_one_test(pytester):
+    pytester.makeini(INI)
+    pytester.makepyfile(test_cassettes=REPLAYING_CASSETTES)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
 
 
 def test_async_mock_in_the_test_event_loop(pytester):
