@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from importlib.metadata import entry_points
+from types import SimpleNamespace
+
+import pytest
+
+from mockserver import MockServer
+from mockserver.pytest_plugin import SERVERS, pytest_sessionfinish
 
 pytest_plugins = ["pytester"]
 
@@ -208,6 +215,18 @@ INI = "[pytest]\nasyncio_mode = strict\nasyncio_default_fixture_loop_scope = fun
 
 def mock_threads():
     return [t for t in threading.enumerate() if t.name == "chatcompat-mock"]
+
+
+def test_the_session_hook_stops_servers_left_running():
+    server = MockServer().start()
+    try:
+        session = SimpleNamespace(config=SimpleNamespace(stash={SERVERS: [server]}))
+        socket.create_connection((server.host, server.port), timeout=5).close()  # listening
+        pytest_sessionfinish(session, 0)
+        with pytest.raises(OSError):
+            socket.create_connection((server.host, server.port), timeout=5).close()
+    finally:
+        server.stop()
 
 
 def test_the_plugin_is_a_pytest11_entry_point():
