@@ -146,7 +146,8 @@ async def err_envelope(ctx: Context) -> None:
 # Errors beyond the envelope (catalogue D.25-D.31), and internals that must not leak.
 
 _FAULT_HEADER = "X-Chatcompat-Fault"  # the chatcompat mock's fault injection (capability faults)
-_STREAM_BAD = (("temperature 3", {"temperature": 3}), ("max_tokens 0", {"max_tokens": 0}))
+# Refused by every server (vLLM, for one, takes temperature 3: it has no upper bound).
+_STREAM_BAD = (("messages [123]", {"messages": [123]}), ("max_tokens 0", {"max_tokens": 0}))
 
 
 def _error_code(exchange: Exchange) -> Any:
