@@ -19,6 +19,7 @@ installs at named stages of the answer pipeline. Handlers call :func:`apply` at 
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,7 @@ class Defect:
     doc: str
     hooks: dict[str, Hook] = field(default_factory=dict)  # stage -> value transform
     also_caught_by: tuple[str, ...] = ()  # other checks that see the same broken behaviour
+    generate: bool = False  # shown in the mock's generate mode only (the template does not sample)
 
 
 def _set(key: str, value: Any) -> Hook:
@@ -306,6 +308,145 @@ def _broken_json(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "choices": [broken(c) for c in body.get("choices") or []]}
 
 
+# Tools, logprobs and sampling (conformance groups tools, logprobs, sampling): hooks.
+
+
+def _copied(change: Callable[[Any], None]) -> Hook:
+    """A hook applying the in-place ``change`` to a deep copy of its value."""
+
+    def hook(value: Any) -> Any:
+        value = copy.deepcopy(value)
+        change(value)
+        return value
+
+    return hook
+
+
+def _message_calls(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tool calls of every message of a non-stream answer."""
+    return [
+        call
+        for choice in body.get("choices") or []
+        for call in (choice.get("message") or {}).get("tool_calls") or []
+    ]
+
+
+def _fragments(chunks: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Every (choice, tool-call delta fragment) of a stream, in stream order."""
+    return [
+        (choice, fragment)
+        for chunk in chunks
+        for choice in chunk.get("choices") or []
+        for fragment in (choice.get("delta") or {}).get("tool_calls") or []
+    ]
+
+
+def _arguments_as_objects(body: dict[str, Any]) -> None:
+    for call in _message_calls(body):
+        call["function"]["arguments"] = json.loads(call["function"]["arguments"])
+
+
+def _name_in_second_delta(chunks: list[dict[str, Any]]) -> None:
+    held: dict[tuple[Any, Any], Any] = {}
+    for choice, fragment in _fragments(chunks):
+        key, function = (choice.get("index"), fragment.get("index")), fragment.get("function", {})
+        if "id" in fragment:
+            held[key] = function.pop("name", None)
+        elif key in held:
+            function["name"] = held.pop(key)
+
+
+def _changing_ids(chunks: list[dict[str, Any]]) -> None:
+    for _, fragment in _fragments(chunks):
+        if "id" not in fragment:
+            fragment["id"] = "call_changed"
+
+
+def _same_ids(value: Any) -> None:
+    calls = _message_calls(value) if isinstance(value, dict) else [f for _, f in _fragments(value)]
+    for call in calls:
+        if "id" in call:
+            call["id"] = "call_0"
+
+
+def _calls_as_text(chunks: list[dict[str, Any]]) -> None:
+    for chunk in chunks:
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            fragments = delta.pop("tool_calls", None)
+            if fragments:
+                delta["content"] = "".join(
+                    (f.get("function") or {}).get("arguments") or "" for f in fragments
+                )
+            if choice.get("finish_reason") == "tool_calls":
+                choice["finish_reason"] = "stop"
+
+
+def _lax_tool_choice(body: dict[str, Any]) -> dict[str, Any]:
+    choice, tools = body.get("tool_choice"), body.get("tools") or []
+    names = {(t.get("function") or {}).get("name") for t in tools if isinstance(t, dict)}
+    function = choice.get("function") if isinstance(choice, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    named = isinstance(choice, dict) and choice.get("type") == "function" and name in names
+    valid = choice in ("none", "auto", "required") or named
+    if choice is None or (tools and valid):
+        return body
+    return {k: v for k, v in body.items() if k != "tool_choice"}
+
+
+def _completions_logprobs(body: dict[str, Any]) -> None:
+    for choice in body.get("choices") or []:
+        entries = (choice.get("logprobs") or {}).get("content")
+        if not entries or not any(e["top_logprobs"] for e in entries):
+            continue  # only answers with top_logprobs: the ones the logprobs checks ask for
+        offsets = [sum(len(e["token"]) for e in entries[:i]) for i in range(len(entries))]
+        choice["logprobs"] = {
+            "tokens": [e["token"] for e in entries],
+            "token_logprobs": [e["logprob"] for e in entries],
+            "top_logprobs": [
+                {t["token"]: t["logprob"] for t in e["top_logprobs"]} for e in entries
+            ],
+            "text_offset": offsets,
+        }
+
+
+def _entries(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        entry
+        for choice in body.get("choices") or []
+        for entry in (choice.get("logprobs") or {}).get("content") or []
+    ]
+
+
+def _trimmed_tokens(body: dict[str, Any]) -> None:
+    for entry in _entries(body):
+        entry["token"] = entry["token"].lstrip()
+        entry["bytes"] = list(entry["token"].encode("utf-8"))
+
+
+def _runner_up_above(body: dict[str, Any]) -> None:
+    for entry in _entries(body):
+        if len(entry["top_logprobs"]) >= 2:
+            entry["top_logprobs"][1]["logprob"] = min(0.0, entry["logprob"] + 0.5)
+
+
+def _one_fewer_top_logprobs(body: dict[str, Any]) -> dict[str, Any]:
+    top = body.get("top_logprobs")
+    return {**body, "top_logprobs": top - 1} if isinstance(top, int) and top > 0 else body
+
+
+def _text_chunks_without_logprobs(chunks: list[dict[str, Any]]) -> None:
+    for chunk in chunks:
+        for choice in chunk.get("choices") or []:
+            if (choice.get("delta") or {}).get("content") and choice.get("logprobs"):
+                choice["logprobs"] = None
+
+
+def _leave_out(*keys: str, when: Callable[[dict[str, Any]], bool] = lambda body: True) -> Hook:
+    """A request hook leaving ``keys`` out of requests for which ``when`` holds."""
+    return lambda body: {k: v for k, v in body.items() if k not in keys} if when(body) else body
+
+
 _TABLE = (
     Defect(
         "wrong-object",
@@ -374,6 +515,8 @@ _TABLE = (
             "err_stream_prestart",
             "err_context_length",
             "rf_json",
+            "lp_count",  # top_logprobs=21
+            "tool_invalid",  # bad tool_choice
         ),
     ),
     Defect(
@@ -607,6 +750,131 @@ _TABLE = (
         "rf_json",
         "Non-stream JSON answers (json_object, json_schema) are cut by one character.",
         {"completion": _broken_json},
+    ),
+    # Tools, logprobs and sampling (conformance groups tools, logprobs, sampling).
+    Defect(
+        "tool-arguments-object",
+        "tool_nonstream",
+        "Non-stream tool calls carry arguments as a JSON object, not a JSON string (Ollama).",
+        {"completion": _copied(_arguments_as_objects)},
+    ),
+    Defect(
+        "tool-name-late",
+        "tool_stream_first",
+        "The first delta of a streamed call has no function name; the second carries it.",
+        {"chunks": _copied(_name_in_second_delta)},
+    ),
+    Defect(
+        "tool-id-changes",
+        "tool_stream_cont",
+        "Later deltas of a streamed call carry an id different from the first delta's.",
+        {"chunks": _copied(_changing_ids)},
+    ),
+    Defect(
+        "tool-calls-as-text",
+        "tool_stream_not_dropped",
+        "Streams with tools send the call's arguments as content and finish with stop.",
+        {"chunks": _copied(_calls_as_text)},
+    ),
+    Defect(
+        "tool-ids-repeated",
+        "tool_parallel",
+        'Every tool call has the id "call_0", so parallel calls share it.',
+        {"completion": _copied(_same_ids), "chunks": _copied(_same_ids)},
+    ),
+    Defect(
+        "parallel-tool-calls-ignored",
+        "tool_parallel",
+        "parallel_tool_calls=false is ignored: required calls every tool.",
+        {"request": _leave_out("parallel_tool_calls")},
+    ),
+    Defect(
+        "tool-choice-none-ignored",
+        "tool_none_roundtrip",
+        'tool_choice "none" is treated as "auto", so the tools get called.',
+        {
+            "request": lambda r: (
+                {**r, "tool_choice": "auto"} if r.get("tool_choice") == "none" else r
+            )
+        },
+    ),
+    Defect(
+        "tool-choice-unchecked",
+        "tool_invalid",
+        "An unknown named tool, tool_choice without tools or tool_choice {} is dropped, not 400.",
+        {"request_raw": _lax_tool_choice},
+    ),
+    Defect(
+        "tool-call-past-limit",
+        "tool_invalid",
+        "max_completion_tokens is ignored when tools are given, so a required call completes.",
+        {"request": _leave_out("max_completion_tokens", when=lambda r: bool(r.get("tools")))},
+    ),
+    Defect(
+        "logprobs-completions-shape",
+        "lp_shape",
+        "Chat logprobs come in the legacy completions shape (tokens, token_logprobs, ...).",
+        {"completion": _copied(_completions_logprobs)},
+        also_caught_by=("lp_count",),  # the alternatives cannot be counted either
+    ),
+    Defect(
+        "logprobs-tokens-trimmed",
+        "lp_shape",
+        "logprobs tokens lose their leading spaces, so they no longer spell the content.",
+        {"completion": _copied(_trimmed_tokens)},
+    ),
+    Defect(
+        "top-logprobs-one-short",
+        "lp_count",
+        "top_logprobs=k gives k - 1 alternatives per token.",
+        {"request_raw": _one_fewer_top_logprobs},
+    ),
+    Defect(
+        "stream-without-logprobs",
+        "lp_stream",
+        "Streamed chunks with text carry logprobs null although logprobs were asked for.",
+        {"chunks": _copied(_text_chunks_without_logprobs)},
+    ),
+    Defect(
+        "greedy-not-argmax",
+        "greedy_is_argmax",
+        "top_logprobs list an alternative more likely than the token sampled at temperature 0.",
+        {"completion": _copied(_runner_up_above)},
+    ),
+    Defect(
+        "top-k-ignored",
+        "sampled_in_topk",
+        "top_k > 1 is accepted and ignored.",
+        {"request": _leave_out("top_k", when=lambda r: (r.get("top_k") or 0) > 1)},
+        generate=True,
+    ),
+    Defect(
+        "top-k-1-ignored",
+        "top_k1_equals_greedy",
+        "top_k=1 is taken to mean no top-k (as 0 and -1 do).",
+        {"request": _leave_out("top_k", when=lambda r: r.get("top_k") == 1)},
+        generate=True,
+    ),
+    Defect(
+        "top-p-ignored",
+        "sampled_in_nucleus",
+        "top_p is accepted and ignored.",
+        {"request": _leave_out("top_p")},
+        generate=True,
+    ),
+    Defect(
+        "min-p-ignored",
+        "sampled_above_min_p",
+        "min_p is accepted and ignored.",
+        {"request": _leave_out("min_p")},
+        generate=True,
+    ),
+    Defect(
+        "penalties-ignored",
+        "penalties_lower_repetition",
+        "frequency_penalty and presence_penalty are accepted and ignored.",
+        {"request": _leave_out("frequency_penalty", "presence_penalty")},
+        generate=True,
     ),
 )
 

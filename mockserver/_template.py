@@ -5,7 +5,9 @@ Choice i says the text of documented answer i mod 2 (so n > 1 choices differ), o
 Llama 3 pre-tokenizer piece. ``max_tokens`` / ``max_completion_tokens`` truncate with "length",
 ``stop`` cuts the text, ``logprobs`` / ``top_logprobs`` give deterministic, well-formed entries
 (the sampled token first), ``tools`` with a tool_choice other than "none" give one call to the
-named (or first) tool with arguments that validate against its parameters, and
+named (or first) tool with arguments that validate against its parameters (one call to each tool
+for "required" unless ``parallel_tool_calls`` is false; no call, finish "length", when the
+token limit cannot hold the calls), and
 ``response_format`` json_object / json_schema give JSON (a schema-valid instance).
 """
 
@@ -84,17 +86,21 @@ def example_for(schema: Any, depth: int = 0) -> Any:
     return text.ljust(schema.get("minLength", 0), "!")[: schema.get("maxLength", 64)]
 
 
-def _chosen_tool(request: dict[str, Any]) -> dict[str, Any] | None:
+def _chosen_tools(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tools the answer calls: the named one; each tool once for "required" with
+    parallel_tool_calls not false; else the first."""
     tools: list[dict[str, Any]] = [
         t for t in request.get("tools") or [] if t.get("type") == "function"
     ]
     choice = request.get("tool_choice", "auto")
     if not tools or choice == "none":
-        return None
+        return []
     if isinstance(choice, dict) and choice.get("type") == "function":
         name = (choice.get("function") or {}).get("name")
-        return next((t for t in tools if t["function"]["name"] == name), None)
-    return tools[0]
+        return [t for t in tools if t["function"]["name"] == name][:1]
+    if choice == "required" and request.get("parallel_tool_calls") is not False:
+        return tools
+    return tools[:1]
 
 
 def _text_for(request: dict[str, Any], index: int) -> str:
@@ -142,26 +148,30 @@ def _logprob_entries(piece: str, position: int, top: int) -> tuple[dict[str, Any
     return ({**entry(piece, logprob), "top_logprobs": alternatives[:top]},)
 
 
-def _tool_tokens(tool: dict[str, Any], index: int) -> tuple[Token, ...]:
+def _tool_tokens(tool: dict[str, Any], index: int, call: int = 0) -> tuple[Token, ...]:
     function = tool["function"]
     arguments = json.dumps(example_for(function.get("parameters") or {}))
     head = {
-        "index": 0,
-        "id": f"call_chatcompat{index}",
+        "index": call,
+        "id": f"call_chatcompat{index}" + (f"_{call}" if call else ""),
         "type": "function",
         "function": {"name": function["name"], "arguments": ""},
     }
-    tail = [{"index": 0, "function": {"arguments": part}} for part in pieces(arguments)]
+    tail = [{"index": call, "function": {"arguments": part}} for part in pieces(arguments)]
     return (Token(tool_calls=(head,)), *(Token(tool_calls=(t,)) for t in tail))
 
 
 def _choice(request: dict[str, Any], index: int) -> tuple[Choice, int]:
     """Choice ``index`` and the completion tokens it spent."""
-    tool = _chosen_tool(request)
-    if tool is not None:
-        tokens = _tool_tokens(tool, index)
-        return Choice(index, tokens, "tool_calls"), len(tokens) + 1
+    tools = _chosen_tools(request)
     limit = completion_limit(request)
+    if tools:
+        tokens = tuple(
+            t for call, tool in enumerate(tools) for t in _tool_tokens(tool, index, call)
+        )
+        if limit is not None and limit < len(tokens) + 1:  # a cut call is no call
+            return Choice(index, (), "length"), limit
+        return Choice(index, tokens, "tool_calls"), len(tokens) + 1
     text = _text_for(request, index)
     parts = pieces(text)
     finish = "stop"

@@ -2,6 +2,28 @@
 
 from __future__ import annotations
 
-from conformance._checks import errors, json, models, n, response, stream, usage
+from conformance._checks import (
+    errors,
+    json,
+    logprobs,
+    models,
+    n,
+    response,
+    sampling,
+    stream,
+    tools,
+    usage,
+)
 
-__all__ = ["errors", "json", "models", "n", "response", "stream", "usage"]
+__all__ = [
+    "errors",
+    "json",
+    "logprobs",
+    "models",
+    "n",
+    "response",
+    "sampling",
+    "stream",
+    "tools",
+    "usage",
+]

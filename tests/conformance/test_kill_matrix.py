@@ -70,7 +70,11 @@ def test_every_check_has_a_defect_that_it_catches():
     assert {d.caught_by for d in DEFECTS.values()} == set(CHECKS)
 
 
-@pytest.mark.parametrize("defect", sorted(DEFECTS), ids=sorted(DEFECTS))
+# Defects of sampling behaviour are shown in generate mode (below): the template does not sample.
+TEMPLATE_DEFECTS = sorted(name for name, defect in DEFECTS.items() if not defect.generate)
+
+
+@pytest.mark.parametrize("defect", TEMPLATE_DEFECTS, ids=TEMPLATE_DEFECTS)
 def test_defect_is_caught_by_its_check(start_mock, defect):
     server = start_mock(models=("m",), defects=(defect,), api_key=KEY)
     failed, result = failed_ids(server)
@@ -78,3 +82,33 @@ def test_defect_is_caught_by_its_check(start_mock, defect):
     assert failed == {DEFECTS[defect].caught_by, *DEFECTS[defect].also_caught_by}
     message = next(r.message for r in result.results if r.check.id == DEFECTS[defect].caught_by)
     assert "Sent: " in message or "Received: " in message
+
+
+# Generate mode: the reference model samples, so the sampling checks can pass and fail for real.
+GENERATE_DEFECTS = sorted(name for name, defect in DEFECTS.items() if defect.generate)
+GENERATE_CAPABILITIES = frozenset({"core", "sampling", "logprobs", "ext"})
+GENERATE_CHECKS = sorted(
+    {DEFECTS[name].caught_by for name in GENERATE_DEFECTS} | {"greedy_is_argmax", "lp_shape"}
+)
+
+
+def generate_results(start_mock, defects=()):
+    """The generate-mode checks run against a generate-mode mock with ``defects``."""
+    server = start_mock(models=("m",), api_key=KEY, mode="generate", defects=defects)
+    slow = Endpoint(server.base_url, "m", KEY, 240, 240, capabilities=GENERATE_CAPABILITIES)
+    assert run(slow, ["lp_shape"]).counts["passed"] == 1  # the model is built for the first
+    endpoint = Endpoint(server.base_url, "m", KEY, timeout=60, capabilities=GENERATE_CAPABILITIES)
+    return {r.check.id: r for r in run(endpoint, GENERATE_CHECKS).results}
+
+
+def test_clean_generate_mock_passes_the_sampling_checks(start_mock):
+    results = generate_results(start_mock)
+    assert {i: r.status for i, r in results.items()} == dict.fromkeys(GENERATE_CHECKS, "passed")
+
+
+@pytest.mark.parametrize("defect", GENERATE_DEFECTS, ids=GENERATE_DEFECTS)
+def test_generate_defect_is_caught_by_its_check(start_mock, defect):
+    results = generate_results(start_mock, (defect,))
+    caught = {i for i, r in results.items() if r.status in ("failed", "warning")}
+    assert caught == {DEFECTS[defect].caught_by, *DEFECTS[defect].also_caught_by}
+    assert "Received: " in results[DEFECTS[defect].caught_by].message
