@@ -161,8 +161,15 @@ def _lua(body: dict, template: str, folder: Path) -> Path:
     return path
 
 
-def measure(name: str, duration: int, connections: int, folder: Path) -> tuple[float, int]:
-    """Requests per second and non-2xx answers of one wrk run against a fresh server."""
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(name: str, duration: int, connections: int, folder: Path) -> tuple[float, float, int]:
+    """Requests per second, server CPU microseconds per request and non-2xx answers of one
+    wrk run against a fresh server."""
     kind, body, template = TARGETS[name]
     port = _free_port()
     server = subprocess.Popen(
@@ -179,6 +186,7 @@ def measure(name: str, duration: int, connections: int, folder: Path) -> tuple[f
         subprocess.run(  # warm up (imports, caches, the reference tokenizer)
             ["wrk", "-t1", "-c4", "-d1s", "-s", str(script), url], capture_output=True, check=True
         )
+        cpu_before = _cpu_seconds(server.pid)
         out = subprocess.run(
             ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", str(script), url],
             capture_output=True,
@@ -186,15 +194,17 @@ def measure(name: str, duration: int, connections: int, folder: Path) -> tuple[f
             check=True,
             timeout=duration + 30,
         ).stdout
+        cpu = _cpu_seconds(server.pid) - cpu_before
     finally:
         server.terminate()
         server.wait(10)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     if errors:
         print(f"  {name}: {errors.group(0)}", file=sys.stderr)
-    return rps, int(bad.group(1)) if bad else 0
+    return rps, cpu / total * 1e6, int(bad.group(1)) if bad else 0
 
 
 def main() -> int:
@@ -214,26 +224,31 @@ def main() -> int:
         return 2
     names = args.only.split(",") if args.only else list(TARGETS)
     results: dict[str, list[float]] = {n: [] for n in names}
+    cpus: dict[str, list[float]] = {n: [] for n in names}
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
             for name in names:
-                rps, bad = measure(name, args.duration, args.connections, Path(tmp))
+                rps, cpu, bad = measure(name, args.duration, args.connections, Path(tmp))
                 if bad:
                     print(f"  {name}: {bad} non-2xx answers", file=sys.stderr)
                 results[name].append(rps)
-                print(f"round {round_ + 1} {name:<22} {rps:>9.0f} req/s", flush=True)
+                cpus[name].append(cpu)
+                print(f"round {round_ + 1} {name:<22} {rps:>7.0f} req/s {cpu:>6.0f} us", flush=True)
     median = {n: statistics.median(v) for n, v in results.items()}
+    cpu_median = {n: statistics.median(v) for n, v in cpus.items()}
     print(
         f"\nwrk -t1 -c{args.connections} -d{args.duration:g}s, median of {args.rounds}, "
         f"{os.cpu_count()} CPUs"
     )
-    print(f"{'target':<22} {'req/s':>9}")
+    print(f"{'target':<22} {'req/s':>9} {'server CPU us/req':>18}")
     for name in names:
-        print(f"{name:<22} {median[name]:>9.0f}")
-    print()
+        print(f"{name:<22} {median[name]:>9.0f} {cpu_median[name]:>18.0f}")
+    print("\nratios: by req/s, and by server CPU per request (bare / mock: steadier when the")
+    print("machine is shared, since it does not count time the server waited for a core)")
     for num, den in RATIOS:
         if num in median and den in median:
-            print(f"{num} / {den}: {median[num] / median[den]:.2f}x")
+            by_cpu = cpu_median[den] / cpu_median[num]
+            print(f"{num} / {den}: {median[num] / median[den]:.2f}x  (CPU: {by_cpu:.2f}x)")
     return 0
 
 

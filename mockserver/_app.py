@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -31,7 +31,7 @@ from mockserver._faults import (
     StreamPlan,
 )
 from mockserver._generate import ModelWorker, require_reference_model
-from mockserver._rendered import AnswerCache, Rendered
+from mockserver._rendered import AnswerCache, BodySet, Rendered
 from mockserver._sse import DONE, encode_chunk, write_stream
 from mockserver._template import template_answer
 from mockserver._validation import parse_body, validate_request
@@ -55,6 +55,7 @@ SCRIPTED_FAULTS = web.AppKey("scripted_faults", ScriptedFaults)  # rules added a
 SCRIPTED_CASSETTES = web.AppKey("scripted_cassettes", ScriptedCassettes)  # loaded at run time
 TIMING_RNG = web.AppKey("timing_rng", random.Random)  # draws of the timing pauses
 ANSWER_CACHE = web.AppKey("answer_cache", AnswerCache)  # rendered template answers by body
+CASSETTE_MISSES = web.AppKey("cassette_misses", BodySet)  # requests no cassette matches
 
 
 def _config(request: web.Request) -> MockConfig:
@@ -85,7 +86,7 @@ def _render_error(request: web.Request, error: ApiError) -> web.Response:
 @web.middleware
 async def _request_id(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give every answer an ``x-request-id`` (set before streams start)."""
-    request[REQUEST_ID] = f"req_{uuid.uuid4().hex}"
+    request[REQUEST_ID] = f"req_{os.urandom(16).hex()}"  # as unique as uuid4().hex, 4x faster
     response = await handler(request)
     if not response.prepared:
         response.headers["x-request-id"] = request[REQUEST_ID]
@@ -145,9 +146,12 @@ async def _cassette(request: web.Request, handler: Handler) -> web.StreamRespons
     if scripted is not None:  # loaded at run time (the pytest plugin): looked up first
         headers = {"x-request-id": request[REQUEST_ID]}
         return await replay(request, scripted, speed=config.speed, headers=headers)
-    body = parse_request_body(raw)
-    found = request.app[CASSETTES].find(request.method, path, body)
+    key, misses = (request.method, path, raw), request.app[CASSETTE_MISSES]
+    if key in misses:  # the store never changes: no need to parse and look again
+        return await handler(request)
+    found = request.app[CASSETTES].find(request.method, path, parse_request_body(raw))
     if found is None:
+        misses.add(key)
         return await handler(request)
     headers = {"x-request-id": request[REQUEST_ID]}
     return await replay(request, found, speed=config.speed, headers=headers)
@@ -179,7 +183,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     fault = None if rendered is None else _request_fault(request, rendered.model)
     if rendered is None or (fault is not None and fault.split_utf8):
         rendered, fault = await _render(request, raw, fault, cache)
-    completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    completion_id, created = f"chatcmpl-{os.urandom(16).hex()}", int(time.time())
     timing, rng = config.timing, request.app[TIMING_RNG]
     headers = {"x-request-id": request[REQUEST_ID]}
     if not rendered.stream:
@@ -313,6 +317,7 @@ def create_app(config: MockConfig | None = None) -> web.Application:
     app[SCRIPTED_CASSETTES] = ScriptedCassettes()
     app[TIMING_RNG] = random.Random(config.timing_seed)
     app[ANSWER_CACHE] = AnswerCache()
+    app[CASSETTE_MISSES] = BodySet()
     prefix = config.prefix
     app.router.add_routes(
         [

@@ -40,8 +40,9 @@ async def write_stream(
     end: str = "eof",
 ) -> web.StreamResponse:
     """Send ``events`` as a 200 stream: without ``delays`` in one write, else one write per
-    event after its pause; ``end`` "eof" completes the body, "close" closes the connection
-    mid-body (FIN), "reset" aborts it (TCP RST)."""
+    event once its pause (from the previous event's due time, at least half its length) is over;
+    ``end`` "eof" completes the body, "close" closes the connection mid-body (FIN), "reset"
+    aborts it (TCP RST)."""
     all_headers = {**SSE_HEADERS, **(headers or {})}
     if delays is None and end == "eof":  # the instant path: a plain response, one write
         return web.Response(
@@ -53,10 +54,15 @@ async def write_stream(
     await response.prepare(request)
     if delays is None:
         await response.write(b"".join(events))
-    else:
+    else:  # pauses count from the previous due time (a late wake-up is made up), but never
+        # shrink below half their length (a server running late spaces events, not bursts them)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
         for event, delay in zip(events, delays, strict=True):
-            if delay > 0:
-                await asyncio.sleep(delay)
+            deadline += delay
+            pause = max(deadline - loop.time(), delay / 2)
+            if pause > 0:
+                await asyncio.sleep(pause)
             await response.write(event)
     if end == "eof":
         await response.write_eof()

@@ -29,6 +29,22 @@ def test_stamp_replaces_the_sentinels_kept_or_not():
     assert kept == loose == b'data: {"id":"chatcmpl-abc","created":1234,"c":"100% sure"}\n\n' * 2
 
 
+def test_stamp_without_a_regular_pattern_formats():
+    cache = AnswerCache()
+    sentinel_id = cache.completion_id.encode()
+    events = [
+        b'data: {"id":"%s-%d","n":%d,"created":%d}\n\n' % (sentinel_id, i, i, cache.created)
+        for i in range(3)
+    ]
+    events.append(b'data: {"id":"%s"}\n\n' % sentinel_id)
+    rendered = Rendered("m", True, tuple(events), "text/event-stream", 1)
+    cache.put(b"irregular", rendered)
+    expected = rendered.body.replace(cache.completion_id.encode(), b"chatcmpl-x").replace(
+        str(cache.created).encode(), b"7"
+    )
+    assert cache.stamp(rendered.body, "chatcmpl-x", 7) == expected
+
+
 def test_cache_is_bounded_by_count_and_bytes():
     cache = AnswerCache(capacity=2)
     for key in (b"a", b"b", b"c"):
