@@ -144,8 +144,14 @@ class ModelWorker:
     def _load(self) -> tuple[Any, Any]:
         """The model and tokenizer, built on first use (on the worker thread)."""
         if self._model is None:
+            import torch
+
             from reference_model import build_model, default_tokenizer
 
+            # Process-wide: the model is tiny, so more intra-op threads only add overhead, and
+            # on a loaded machine they spin against each other (the build took 194 s instead of
+            # 15 s on 2 busy cores). The weights do not depend on it (the fit runs in float64).
+            torch.set_num_threads(1)
             self._tokenizer = default_tokenizer()
             self._model = build_model(WEIGHTS_SEED)
         return self._model, self._tokenizer
