@@ -29,6 +29,7 @@ GROUPS = (
     "json",
     "sampling",
     "models",
+    "property",
 )
 # What an endpoint may claim. "core" is always claimed; the rest come from flags or a profile.
 CAPABILITIES = {

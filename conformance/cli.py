@@ -141,6 +141,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="token budget (by the endpoint's usage) of the run (50000)",
     )
     parser.add_argument(
+        "--max-examples",
+        type=int,
+        default=20,
+        metavar="N",
+        help="hypothesis examples per property check and schemathesis operation (20)",
+    )
+    parser.add_argument(
         "--price-per-mtok",
         type=float,
         metavar="USD",
@@ -230,10 +237,13 @@ def run_command(args: argparse.Namespace) -> int:
     if unknown:
         print(f"chatcompat check: unknown check id(s): {', '.join(unknown)}", file=sys.stderr)
         return EXIT_USAGE
-    if min(args.timeout, args.deadline) <= 0 or min(args.concurrency, args.max_requests) < 1:
+    if (
+        min(args.timeout, args.deadline) <= 0
+        or min(args.concurrency, args.max_requests, args.max_examples) < 1
+    ):
         print(
-            "chatcompat check: --timeout and --deadline must be > 0, --concurrency and "
-            "--max-requests >= 1",
+            "chatcompat check: --timeout and --deadline must be > 0, --concurrency, "
+            "--max-requests and --max-examples >= 1",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -275,7 +285,11 @@ def run_command(args: argparse.Namespace) -> int:
             schema_level=args.schema_level,
             concurrency=args.concurrency,
             deadline=args.deadline,
-            budget=Budget(max_requests=args.max_requests, max_tokens=args.max_tokens),
+            budget=Budget(
+                max_requests=args.max_requests,
+                max_tokens=args.max_tokens,
+                max_examples=args.max_examples,
+            ),
             progress=_progress_bar if sys.stderr.isatty() else None,
         )
     print(console_text(result, price_per_mtok=args.price_per_mtok))

@@ -447,6 +447,73 @@ def _leave_out(*keys: str, when: Callable[[dict[str, Any]], bool] = lambda body:
     return lambda body: {k: v for k, v in body.items() if k not in keys} if when(body) else body
 
 
+# property group: prop_valid_requests, prop_invalid_requests, schemathesis_openapi
+_RARE_PARAMS = (
+    "metadata",
+    "store",
+    "service_tier",
+    "modalities",
+    "audio",
+    "prediction",
+    "web_search_options",
+    "reasoning_effort",
+    "verbosity",
+    "safety_identifier",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+    "prompt_cache_options",
+    "moderation",
+)
+_SAMPLING_RANGES = {
+    "temperature": (0.0, 2.0),
+    "top_p": (0.0, 1.0),
+    "presence_penalty": (-2.0, 2.0),
+    "frequency_penalty": (-2.0, 2.0),
+}
+
+
+def _crash_on_stop_list(body: dict[str, Any]) -> dict[str, Any]:
+    from mockserver._errors import ApiError
+
+    stop = body.get("stop")
+    if isinstance(stop, list) and len(stop) >= 2:
+        raise ApiError(500, "The server had an error processing your request.")
+    return body
+
+
+def _drop_rare_params(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in _RARE_PARAMS}
+
+
+def _clamp_sampling(body: dict[str, Any]) -> dict[str, Any]:
+    clamped = dict(body)
+    for key, (low, high) in _SAMPLING_RANGES.items():
+        value = body.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            clamped[key] = min(max(value, low), high)
+    return clamped
+
+
+# response_format (conformance group json): hooks.
+
+
+def _broken_json(body: dict[str, Any]) -> dict[str, Any]:
+    """JSON answers lose their last character (text answers are left alone)."""
+
+    def broken(choice: dict[str, Any]) -> dict[str, Any]:
+        message = choice.get("message") or {}
+        content = message.get("content")
+        try:
+            parsed = json.loads(content) if isinstance(content, str) else None
+        except ValueError:
+            parsed = None
+        if not isinstance(content, str) or not isinstance(parsed, dict):
+            return choice
+        return {**choice, "message": {**message, "content": content[:-1]}}
+
+    return {**body, "choices": [broken(c) for c in body.get("choices") or []]}
+
+
 _TABLE = (
     Defect(
         "wrong-object",
@@ -876,9 +943,68 @@ _TABLE = (
         {"request": _leave_out("frequency_penalty", "presence_penalty")},
         generate=True,
     ),
+    # property group: prop_valid_requests, prop_invalid_requests, schemathesis_openapi
+    Defect(
+        "500-on-stop-list",
+        "prop_valid_requests",
+        "A valid request whose stop is a list of two or more strings gets 500.",
+        {"request": _crash_on_stop_list},
+        also_caught_by=("schemathesis_openapi",),  # its valid cases have stop lists too
+    ),
+    Defect(
+        "rare-params-unchecked",
+        "schemathesis_openapi",
+        "Parameters few clients send (metadata, store, service_tier, audio, ...) are dropped "
+        "unvalidated, so wrong values there get 200.",
+        {"request_raw": _drop_rare_params},
+    ),
+    Defect(
+        "sampling-params-clamped",
+        "prop_invalid_requests",
+        "Out-of-range temperature, top_p and penalties are clamped into range and answered 200.",
+        {"request_raw": _clamp_sampling},
+        also_caught_by=("err_4xx_not_5xx",),  # it sends temperature 3
+    ),
+    # response_format (conformance group json).
+    Defect(
+        "json-object-invalid",
+        "rf_json",
+        "Non-stream JSON answers (json_object, json_schema) are cut by one character.",
+        {"completion": _broken_json},
+    ),
+    # Seed (conformance group seed), shown in generate mode.
+    Defect(
+        "seed-ignored",
+        "seed_repro",
+        "The seed is ignored: every answer is a fresh sample.",
+        {"request": lambda body: {k: v for k, v in body.items() if k != "seed"}},
+        generate=True,
+    ),
 )
 
-DEFECTS: dict[str, Defect] = {d.name: d for d in _TABLE}
+# property group: the broad checks also see behaviours that dedicated checks own; they are
+# added to those defects' also_caught_by here, in one place.
+_VALID, _INVALID, _OPENAPI = "prop_valid_requests", "prop_invalid_requests", "schemathesis_openapi"
+_PROPERTY_ALSO: dict[str, tuple[str, ...]] = {
+    "500-on-bad-request": (_INVALID, _OPENAPI),
+    "chunk-id-integer": (_VALID,),
+    "content-parts-rejected": (_VALID,),
+    "finish-without-delta": (_VALID,),
+    "flat-error": (_INVALID, _OPENAPI),
+    "logit-bias-unchecked": (_INVALID,),
+    "missing-done": (_VALID,),
+    "model-list-incomplete": (_OPENAPI,),
+    "null-event": (_VALID,),
+    "no-content-with-tool-calls": (_OPENAPI,),  # its valid cases with tools (under pytest)
+    "stream-content-type": (_VALID,),
+    "user-extra-forbidden": (_VALID,),
+    "wrong-object": (_VALID, _OPENAPI),
+}
+
+DEFECTS: dict[str, Defect] = {
+    d.name: replace(d, also_caught_by=d.also_caught_by + _PROPERTY_ALSO.get(d.name, ()))
+    for d in _TABLE
+}
 
 
 def apply(defects: Iterable[str], stage: str, value: Any) -> Any:

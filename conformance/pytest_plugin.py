@@ -1,0 +1,183 @@
+"""The ``chatcompat_conformance`` pytest plugin: the conformance suite as pytest items.
+
+With ``--chat-base-url`` (and ``--chat-model``), collection adds a virtual module ``chatcompat``
+holding one item per check, named by its id (``chatcompat::sse_done``), so that ``-k sse_done``
+selects it, ``-k stream`` selects a group and ``pytest -n 2`` (pytest-xdist) distributes them.
+Each item runs its check through the runner: a failed check fails the item with the check's
+message, a check for a capability the endpoint does not claim is skipped, and a ``should``
+check that is not met is skipped with the reason ``warning: ...``. Without ``--chat-base-url``
+the plugin only adds its options.
+
+    pytest --chat-base-url http://127.0.0.1:8000/v1 --chat-model m --chat-profile vllm -n 4
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from conformance._http import Endpoint
+    from conformance._registry import Check
+
+__all__ = ["CheckItem", "ChecksModule", "endpoint_from_options"]
+
+_MODULE = "chatcompat"  # the virtual module's name, the first part of every node id
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The --chat-* options."""
+    group = parser.getgroup("chatcompat", "chatcompat conformance suite")
+    group.addoption(
+        "--chat-base-url",
+        metavar="URL",
+        help="run the conformance checks as tests against this API base (e.g. http://host/v1)",
+    )
+    group.addoption("--chat-model", metavar="ID", help="the model under test")
+    group.addoption(
+        "--chat-api-key",
+        metavar="KEY",
+        default=os.environ.get("CHATCOMPAT_API_KEY"),
+        help="bearer token (default: $CHATCOMPAT_API_KEY); never printed",
+    )
+    group.addoption(
+        "--chat-profile", metavar="NAME|PATH", help="capability profile (default: core only)"
+    )
+    group.addoption(
+        "--chat-capability",
+        action="append",
+        default=[],
+        metavar="CAP",
+        help="claim a capability (repeatable)",
+    )
+    group.addoption(
+        "--chat-timeout", type=float, default=60.0, metavar="S", help="seconds per request (60)"
+    )
+    group.addoption(
+        "--chat-max-examples",
+        type=int,
+        default=20,
+        metavar="N",
+        help="hypothesis examples per property check and schemathesis operation (20)",
+    )
+
+
+def endpoint_from_options(config: pytest.Config) -> Endpoint:
+    """The endpoint the --chat-* options describe (a UsageError when they do not fit)."""
+    from conformance._http import Endpoint
+    from conformance._profiles import Profile, load_profile
+
+    base_url: str = config.getoption("chat_base_url")
+    model: str | None = config.getoption("chat_model")
+    if not model:
+        raise pytest.UsageError("--chat-model is required with --chat-base-url")
+    name: str | None = config.getoption("chat_profile")
+    try:
+        base = load_profile(name) if name else Profile("core", "core only", frozenset({"core"}))
+        profile = base.with_changes(add=tuple(config.getoption("chat_capability")))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    timeout: float = config.getoption("chat_timeout")
+    return Endpoint(
+        base_url.rstrip("/"),
+        model,
+        config.getoption("chat_api_key"),
+        timeout=timeout,
+        read_timeout=min(30.0, timeout),
+        capabilities=profile.capabilities,
+        context_length=profile.context_length,
+    )
+
+
+class CheckFailedError(Exception):
+    """A check failed; the message is the check's own."""
+
+
+class CheckItem(pytest.Item):
+    """One conformance check as a test."""
+
+    def __init__(self, *, check: Check, endpoint: Endpoint, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.check = check
+        self.endpoint = endpoint
+        self.extra_keyword_matches.update({check.group, check.severity, check.capability})
+
+    def runtest(self) -> None:
+        """Run the check through the runner; fail, skip or warn as its result says."""
+        from conformance._context import Budget
+        from conformance._runner import run
+
+        if self.check.capability not in self.endpoint.capabilities:
+            pytest.skip(
+                f"the endpoint does not claim capability {self.check.capability!r} "
+                f"(--chat-capability {self.check.capability} or a profile that has it)"
+            )
+        max_examples: int = self.config.getoption("chat_max_examples")
+        result = run(self.endpoint, [self.check.id], budget=Budget(max_examples=max_examples))
+        outcome = result.results[0]
+        if outcome.status == "failed":
+            raise CheckFailedError(outcome.message)
+        if outcome.status == "skipped":
+            pytest.skip(outcome.message)
+        if outcome.status == "warning":
+            pytest.skip(f"warning: {outcome.message}")
+
+    def repr_failure(
+        self,
+        excinfo: pytest.ExceptionInfo[BaseException],
+        style: Any = None,
+    ) -> str | Any:
+        """The check's message, without a traceback of the plugin."""
+        if isinstance(excinfo.value, CheckFailedError):
+            return f"{self.check.id} ({self.check.group}, {self.check.severity}): {excinfo.value}"
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        """Where the check is defined, and its id."""
+        code = self.check.func.__code__
+        return Path(code.co_filename), code.co_firstlineno - 1, f"{_MODULE}::{self.check.id}"
+
+
+class ChecksModule(pytest.Collector):
+    """The virtual module holding one item per registered check."""
+
+    def __init__(self, *, endpoint: Endpoint, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.endpoint = endpoint
+
+    def collect(self) -> list[pytest.Item]:
+        """One CheckItem per check, in registry order."""
+        from conformance._registry import CHECKS
+
+        return [
+            CheckItem.from_parent(self, name=c.id, check=c, endpoint=self.endpoint)
+            for c in CHECKS.values()
+        ]
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k / -m deselect items
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """With --chat-base-url, add the checks' items to the collected ones."""
+    if not config.getoption("chat_base_url"):
+        return
+    module = ChecksModule.from_parent(
+        session, name=_MODULE, nodeid=_MODULE, endpoint=endpoint_from_options(config)
+    )
+    checks = module.collect()
+    # Reported like any collected module, so that "collected N items" counts the checks.
+    report = pytest.CollectReport(module.nodeid, "passed", None, list(checks))
+    session.ihook.pytest_collectreport(report=report)
+    items.extend(checks)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """The endpoint under test, in the session header (never the key)."""
+    url = config.getoption("chat_base_url")
+    if not url:
+        return None
+    return f"chatcompat: {url} model {config.getoption('chat_model')}"
