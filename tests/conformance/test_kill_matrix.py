@@ -95,17 +95,20 @@ GENERATE_CHECKS = sorted(
 def generate_results(start_mock, defects=()):
     """The generate-mode checks run against a generate-mode mock with ``defects``."""
     server = start_mock(models=("m",), api_key=KEY, mode="generate", defects=defects)
-    slow = Endpoint(server.base_url, "m", KEY, 240, 240, capabilities=GENERATE_CAPABILITIES)
+    # The first answer in a process waits for the model to be fitted: minutes on a busy CPU.
+    slow = Endpoint(server.base_url, "m", KEY, 800, 800, capabilities=GENERATE_CAPABILITIES)
     assert run(slow, ["lp_shape"]).counts["passed"] == 1  # the model is built for the first
     endpoint = Endpoint(server.base_url, "m", KEY, timeout=60, capabilities=GENERATE_CAPABILITIES)
     return {r.check.id: r for r in run(endpoint, GENERATE_CHECKS).results}
 
 
+@pytest.mark.timeout(900)
 def test_clean_generate_mock_passes_the_sampling_checks(start_mock):
     results = generate_results(start_mock)
     assert {i: r.status for i, r in results.items()} == dict.fromkeys(GENERATE_CHECKS, "passed")
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("defect", GENERATE_DEFECTS, ids=GENERATE_DEFECTS)
 def test_generate_defect_is_caught_by_its_check(start_mock, defect):
     results = generate_results(start_mock, (defect,))
