@@ -992,6 +992,7 @@ _PROPERTY_ALSO: dict[str, tuple[str, ...]] = {
     "finish-without-delta": (_VALID,),
     "flat-error": (_INVALID, _OPENAPI),
     "logit-bias-unchecked": (_INVALID,),
+    "logprobs-completions-shape": (_VALID,),  # its valid requests with top_logprobs
     "missing-done": (_VALID,),
     "model-list-incomplete": (_OPENAPI,),
     "null-event": (_VALID,),

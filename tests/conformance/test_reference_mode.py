@@ -1,0 +1,65 @@
+"""Reference mode: against the mock generating with the exported model, the sampling checks
+pass when the claimed dialect is the one the mock samples with, and fail when it is not."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance import Endpoint, run
+from conformance._profiles import load_profile
+from mockserver import MockConfig, MockServer
+
+pytest.importorskip("torch")
+
+REFERENCE_CHECKS = ["ref_greedy_chain", "ref_logprobs", "ref_sampling_fit"]
+CAPABILITIES = load_profile("vllm").capabilities | {"reference"}
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory):
+    from reference_model import build_model, default_tokenizer, export_hf
+
+    folder = tmp_path_factory.mktemp("reference") / "hf"
+    export_hf(build_model(0), default_tokenizer(), folder)
+    return str(folder)
+
+
+def reference_run(export_dir, served, claimed):
+    with MockServer(MockConfig(mode="generate", sampling=served, models=("m",))) as server:
+        endpoint = Endpoint(
+            server.base_url,
+            "m",
+            timeout=60,
+            capabilities=CAPABILITIES,
+            reference=export_dir,
+            dialect=claimed,
+            reference_samples=200,
+        )
+        result = run(endpoint, REFERENCE_CHECKS)
+    return {r.check.id: r for r in result.results}
+
+
+@pytest.mark.parametrize("dialect", ["vllm", "hf", "llamacpp"], ids=["vllm", "hf", "llamacpp"])
+def test_reference_checks_pass_when_the_dialects_agree(export_dir, dialect):
+    results = reference_run(export_dir, dialect, dialect)
+    failures = {k: r.message for k, r in results.items() if r.status != "passed"}
+    assert failures == {}
+
+
+@pytest.mark.parametrize(
+    ("served", "claimed"),
+    [("vllm", "hf"), ("hf", "llamacpp"), ("llamacpp", "vllm")],
+    ids=["vllm-served-hf-claimed", "hf-served-llamacpp-claimed", "llamacpp-served-vllm-claimed"],
+)
+def test_sampling_fit_fails_when_the_dialects_differ(export_dir, served, claimed):
+    results = reference_run(export_dir, served, claimed)
+    assert results["ref_greedy_chain"].status == "passed"  # greedy is the same in every dialect
+    assert results["ref_logprobs"].status == "passed"  # raw logprobs too
+    fit = results["ref_sampling_fit"]
+    assert fit.status == "failed"
+    assert f"{claimed}'s" in fit.message
+
+
+def test_reference_checks_skip_without_the_capability(mock):
+    result = run(Endpoint(mock.base_url, "m", timeout=10), REFERENCE_CHECKS)
+    assert {r.status for r in result.results} == {"skipped"}
