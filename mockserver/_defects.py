@@ -992,12 +992,13 @@ _PROPERTY_ALSO: dict[str, tuple[str, ...]] = {
     "finish-without-delta": (_VALID,),
     "flat-error": (_INVALID, _OPENAPI),
     "logit-bias-unchecked": (_INVALID,),
-    "logprobs-completions-shape": (_VALID,),  # its valid requests with top_logprobs
+    "logprobs-completions-shape": (_VALID, _OPENAPI),  # their valid requests with top_logprobs
     "missing-done": (_VALID,),
     "model-list-incomplete": (_OPENAPI,),
     "null-event": (_VALID,),
     "no-content-with-tool-calls": (_OPENAPI,),  # its valid cases with tools (under pytest)
     "stream-content-type": (_VALID,),
+    "tool-arguments-object": (_OPENAPI,),  # its valid cases with tools (under pytest)
     "user-extra-forbidden": (_VALID,),
     "wrong-object": (_VALID, _OPENAPI),
 }
