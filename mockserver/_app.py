@@ -14,6 +14,7 @@ from aiohttp import web
 
 from mockserver import _defects, _faults
 from mockserver._cassettes import (
+    Cassette,
     CassetteStore,
     ScriptedCassettes,
     parse_request_body,
@@ -144,17 +145,40 @@ async def _cassette(request: web.Request, handler: Handler) -> web.StreamRespons
     path = request.path[len(config.prefix) :]
     scripted = request.app[SCRIPTED_CASSETTES].find(request.method, path, raw)
     if scripted is not None:  # loaded at run time (the pytest plugin): looked up first
-        headers = {"x-request-id": request[REQUEST_ID]}
-        return await replay(request, scripted, speed=config.speed, headers=headers)
+        return await _replay(request, scripted, parse_request_body(raw))
     key, misses = (request.method, path, raw), request.app[CASSETTE_MISSES]
     if key in misses:  # the store never changes: no need to parse and look again
         return await handler(request)
-    found = request.app[CASSETTES].find(request.method, path, parse_request_body(raw))
+    body = parse_request_body(raw)
+    found = request.app[CASSETTES].find(request.method, path, body)
     if found is None:
         misses.add(key)
         return await handler(request)
+    return await _replay(request, found, body)
+
+
+async def _replay(request: web.Request, cassette: Cassette, body: Any) -> web.StreamResponse:
+    """Replay ``cassette`` with the fault this request gets: a status fault instead of it, a
+    mid-stream fault on its events (when it is a 200 stream)."""
+    config = _config(request)
+    model = body.get("model") if isinstance(body, dict) else None
+    fault = _request_fault(request, model if isinstance(model, str) else None)
     headers = {"x-request-id": request[REQUEST_ID]}
-    return await replay(request, found, speed=config.speed, headers=headers)
+    if fault is None or not cassette.stream or cassette.status != 200:
+        return await replay(request, cassette, speed=config.speed, headers=headers)
+    events = [event + b"\n\n" for event in cassette.content.split(b"\n\n") if event]
+    plan = _faults.break_stream(fault, StreamPlan(events))
+    content_type = next(
+        (v for k, v in cassette.headers.items() if k.lower() == "content-type"), "text/event-stream"
+    )
+    return await write_stream(
+        request,
+        plan.events,
+        content_type=content_type.split(";")[0],
+        headers=headers,
+        delays=plan.delays,
+        end=plan.end,
+    )
 
 
 def _cassette_miss(request: web.Request, body: dict[str, Any]) -> ApiError:

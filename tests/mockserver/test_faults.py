@@ -490,3 +490,38 @@ async def test_async_openai_client_raises_on_an_error_event(server):
 
 def test_fault_dataclass_default_is_inert():
     assert not Fault(spec="").mid_stream
+
+
+# --- faults on replayed cassettes ------------------------------------------------------------
+
+SEED_STREAM = {  # the built-in cassette seed-chat-stream.json answers exactly this
+    "model": "meta-llama/llama-3.3-70b-instruct",
+    "messages": [
+        {"role": "system", "content": "Act like you are a helpful assistant."},
+        {"role": "user", "content": "Hi there!"},
+    ],
+    "max_tokens": 512,
+    "stream": True,
+}
+
+
+def test_a_replayed_cassette_gets_status_faults(server):
+    response = httpx.post(
+        f"{server.base_url}/chat/completions",
+        json=SEED_STREAM,
+        headers=_fault("status=429;retry-after-ms=20"),
+        timeout=10,
+    )
+    assert response.status_code == 429
+    assert response.headers["retry-after-ms"] == "20"
+
+
+def test_a_replayed_cassette_gets_mid_stream_faults(server):
+    _, reads, _ = raw_stream(server, "no-done", body=SEED_STREAM)
+    clean = httpx.post(f"{server.base_url}/chat/completions", json=SEED_STREAM, timeout=10)
+    assert b"llama-3.1-8b-instruct" in clean.content  # the recorded answer, not a template one
+    chunks, complete = body_of(reads)
+    assert complete and events_of(chunks) == events_of([clean.content])[:-1]
+    _, reads, end = raw_stream(server, "disconnect-after=2", body=SEED_STREAM)
+    chunks, complete = body_of(reads)
+    assert (end, complete, len(events_of(chunks))) == ("eof", False, 2)
