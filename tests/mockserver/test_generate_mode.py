@@ -256,7 +256,10 @@ def test_conformance_suite_passes(servers, dialect):
         capabilities=profile.capabilities,
         context_length=profile.context_length,
     )
-    result = run(endpoint)
+    # One check at a time: the model answers one request at a time anyway, and CPython 3.11's
+    # ast is not thread-safe (gh-106905): schemathesis and hypothesis parsing code in two check
+    # threads at once fail now and then with "AST constructor recursion depth mismatch".
+    result = run(endpoint, concurrency=1)
     failed = {r.check.id: r.message for r in result.results if r.status == "failed"}
     assert failed == {}
     assert result.counts["passed"] > 20
