@@ -11,9 +11,10 @@ send at most :data:`SHRINK_REQUESTS` more.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, Verbosity, example, given, settings
@@ -35,6 +36,7 @@ __all__ = [
     "answer_problem",
     "hypothesis_settings",
     "in_thread",
+    "lock_released",
     "prop_invalid_requests",
     "prop_valid_requests",
     "stream_problem",
@@ -45,6 +47,7 @@ SHRINK_REQUESTS = 8  # requests a shrinking failure may add
 # ("AST constructor recursion depth mismatch", python/cpython#106905) when hypothesis parses
 # source, and hypothesis does not promise thread safety.
 HYPOTHESIS_LOCK = threading.Lock()
+_HELD = threading.local()  # .value: whether this worker thread holds HYPOTHESIS_LOCK
 
 
 class Halt(BaseException):
@@ -96,13 +99,15 @@ async def in_thread(
         while exclusive and not HYPOTHESIS_LOCK.acquire(timeout=0.2):
             if bridge.stop.is_set():
                 return None
+        _HELD.value = exclusive
         try:
             work(bridge)
         except Halt as halt:
             return halt.outcome
         finally:
-            if exclusive:
+            if _HELD.value:
                 HYPOTHESIS_LOCK.release()
+                _HELD.value = False
         return None
 
     try:
@@ -111,6 +116,21 @@ async def in_thread(
         bridge.stop.set()
     if outcome is not None:
         raise outcome
+
+
+@contextlib.contextmanager
+def lock_released(stop: threading.Event) -> Iterator[None]:
+    """Let other threads hold HYPOTHESIS_LOCK while this worker only waits; taken back after
+    (a Halt instead when ``stop`` is set meanwhile)."""
+    HYPOTHESIS_LOCK.release()
+    _HELD.value = False
+    try:
+        yield
+    finally:
+        while not HYPOTHESIS_LOCK.acquire(timeout=0.2):
+            if stop.is_set():
+                raise Halt()  # the check is cancelled: nothing else matters
+        _HELD.value = True
 
 
 def hypothesis_settings(max_examples: int, *, shrink: bool) -> settings:

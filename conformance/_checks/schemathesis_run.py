@@ -32,6 +32,7 @@ from conformance._checks.properties import (
     Halt,
     hypothesis_settings,
     in_thread,
+    lock_released,
     stream_problem,
 )
 from conformance._context import Context
@@ -250,14 +251,13 @@ def _generate(level: schemas.Level, run: Run, done: threading.Event) -> None:
     """Make the cases of ``run`` into _CASES, then set ``done`` (a thread of its own)."""
     found: list[Case[Any]] = []
 
-    @hypothesis_settings(run.examples, shrink=False)
-    @given(_strategy(level, run.label, run.positive))
     def collect(case: Case[Any]) -> None:
         found.append(case)
 
     try:
         with HYPOTHESIS_LOCK, contextlib.suppress(Unsatisfiable):  # Unsatisfiable: none to make
-            collect()
+            strategy = _strategy(level, run.label, run.positive)
+            hypothesis_settings(run.examples, shrink=False)(given(strategy)(collect))()
     except Exception as exc:  # a thread of its own: the check reports it, nothing else would
         _FAILED[(level, run)] = f"schemathesis could not generate cases: {exc!r}"[:500]
     finally:
@@ -276,9 +276,10 @@ def _cases(level: schemas.Level, run: Run, stop: threading.Event) -> tuple[Case[
         if done is None:
             done = _PENDING[key] = threading.Event()
             threading.Thread(target=_generate, args=(level, run, done), daemon=True).start()
-    while not done.wait(0.2):
-        if stop.is_set():
-            raise Halt()
+    with lock_released(stop):  # the generating thread needs it
+        while not done.wait(0.2):
+            if stop.is_set():
+                raise Halt()
     if key in _FAILED:
         raise Halt(CheckFailed(f"{run.label}: {_FAILED[key]}"))
     return _CASES[key]
@@ -327,4 +328,4 @@ async def schemathesis_openapi(ctx: Context) -> None:
     """Schemathesis cases for every operation of schemas/openapi.yaml get conforming answers:
     no 5xx, documented status and content type, schema-valid bodies and streams, and 4xx
     for invalid data."""
-    await in_thread(ctx, lambda bridge: _explore(ctx, bridge), exclusive=False)
+    await in_thread(ctx, lambda bridge: _explore(ctx, bridge))
