@@ -288,26 +288,6 @@ def _poison_after_refusal(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-# response_format (conformance group json): hooks.
-
-
-def _broken_json(body: dict[str, Any]) -> dict[str, Any]:
-    """JSON answers lose their last character (text answers are left alone)."""
-
-    def broken(choice: dict[str, Any]) -> dict[str, Any]:
-        message = choice.get("message") or {}
-        content = message.get("content")
-        try:
-            parsed = json.loads(content) if isinstance(content, str) else None
-        except ValueError:
-            parsed = None
-        if not isinstance(content, str) or not isinstance(parsed, dict):
-            return choice
-        return {**choice, "message": {**message, "content": content[:-1]}}
-
-    return {**body, "choices": [broken(c) for c in body.get("choices") or []]}
-
-
 # Tools, logprobs and sampling (conformance groups tools, logprobs, sampling): hooks.
 
 
@@ -810,13 +790,6 @@ _TABLE = (
         "no_leak_internals",
         "400 messages end with a Python traceback and the server's file paths.",
         {"error": _with_traceback},
-    ),
-    # response_format (conformance group json).
-    Defect(
-        "json-object-invalid",
-        "rf_json",
-        "Non-stream JSON answers (json_object, json_schema) are cut by one character.",
-        {"completion": _broken_json},
     ),
     # Tools, logprobs and sampling (conformance groups tools, logprobs, sampling).
     Defect(

@@ -86,7 +86,7 @@ def test_defect_is_caught_by_its_check(start_mock, defect):
 
 # Generate mode: the reference model samples, so the sampling checks can pass and fail for real.
 GENERATE_DEFECTS = sorted(name for name, defect in DEFECTS.items() if defect.generate)
-GENERATE_CAPABILITIES = frozenset({"core", "sampling", "logprobs", "ext"})
+GENERATE_CAPABILITIES = frozenset({"core", "sampling", "logprobs", "ext", "seed"})
 GENERATE_CHECKS = sorted(
     {DEFECTS[name].caught_by for name in GENERATE_DEFECTS} | {"greedy_is_argmax", "lp_shape"}
 )
