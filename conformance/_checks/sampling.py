@@ -9,7 +9,11 @@ truncation rule sees, and each rule keeps a set that the raw logprobs can bound:
 - top-p keeps a token when the mass strictly above it is below p (vLLM, HF, llama.cpp; Meta's
   reference keeps it at exactly p), and a truncation applied before it only shrinks the set;
 - min-p keeps a token whose probability is at least min_p times the largest (a ratio, so it
-  holds whether the logprobs are raw or renormalized).
+  holds whether the logprobs are raw or renormalized);
+- frequency and presence penalties count generated tokens (OpenAI's formula, vLLM) or the last 64
+  tokens of prompt and answer (llama.cpp): either way +2 and -2 must change a greedy answer that
+  is asked to repeat one word (a server on plain transformers, which has no such penalties and
+  ignores them, fails).
 
 A position whose top_logprobs cannot decide is left out; a check with no decidable position is
 skipped as inconclusive, never failed. ``n`` > 1 choices differing at T > 0 is the n group's
