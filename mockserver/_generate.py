@@ -183,6 +183,13 @@ class ModelWorker:
         from reference_model import GenerationRequest, SamplingParams, encode_dialog, generate
 
         model, tokenizer = self._load()
+        penalty = body.get("repetition_penalty")
+        if penalty is not None and not penalty > 0:  # vLLM and HF refuse it; it divides by 0
+            raise ApiError(
+                400,
+                f"repetition_penalty must be greater than zero, got {penalty}.",
+                param="repetition_penalty",
+            )
         request = GenerationRequest(
             messages=_messages(body["messages"]),
             tools=body.get("tools"),

@@ -156,6 +156,12 @@ def test_penalties_change_the_greedy_answer(chat, penalty):
     assert text(chat(messages=REPEATS, temperature=0, max_tokens=24, **penalty)) != greedy
 
 
+def test_repetition_penalty_zero_is_refused_like_vllm(chat):
+    with pytest.raises(openai.BadRequestError) as caught:
+        chat(repetition_penalty=0)
+    assert "repetition_penalty" in caught.value.message  # the schema or the model's own rule
+
+
 def test_logit_bias_minus_100_bans_a_token(chat):
     first = chat(temperature=0, max_tokens=4, logprobs=True).choices[0].logprobs.content[0]
     banned = default_tokenizer().bytes_to_id[bytes(first.bytes)]
