@@ -204,6 +204,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     raw = await request.read()
     cache = request.app[ANSWER_CACHE]
     rendered = cache.get(raw)  # this body was validated and answered before
+    if rendered is not None:
+        request[STREAM_ASKED] = rendered.stream
     fault = None if rendered is None else _request_fault(request, rendered.model)
     if rendered is None or (fault is not None and fault.split_utf8):
         rendered, fault = await _render(request, raw, fault, cache)

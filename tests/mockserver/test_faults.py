@@ -3,6 +3,7 @@ and async), retries against fail-first-N, and every mid-stream fault at the byte
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import re
@@ -22,6 +23,7 @@ from mockserver._faults import (
     break_stream,
     parse_fault,
 )
+from mockserver.cli import add_arguments
 
 MESSAGES = [{"role": "user", "content": "Tell me about faults."}]  # no built-in cassette matches
 STREAM_BODY = {"model": "m", "messages": MESSAGES, "stream": True, "max_tokens": 6}
@@ -525,3 +527,12 @@ def test_a_replayed_cassette_gets_mid_stream_faults(server):
     _, reads, end = raw_stream(server, "disconnect-after=2", body=SEED_STREAM)
     chunks, complete = body_of(reads)
     assert (end, complete, len(events_of(chunks))) == ("eof", False, 2)
+
+
+def test_cli_reads_fault_rules():
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--fault", "status=429;model=m", "--fault", "no-done"])
+    assert args.fault == ["status=429;model=m", "no-done"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--fault", "status=200"])
