@@ -39,6 +39,7 @@ __all__ = [
     "lock_released",
     "prop_invalid_requests",
     "prop_valid_requests",
+    "rejection_problem",
     "stream_problem",
 ]
 
@@ -265,7 +266,9 @@ async def prop_valid_requests(ctx: Context) -> None:
     await in_thread(ctx, work)
 
 
-def _rejection_problem(ctx: Context, name: str, exchange: Exchange) -> CheckFailed | None:
+def rejection_problem(ctx: Context, name: str, exchange: Exchange) -> CheckFailed | None:
+    """What keeps ``exchange`` from being a 4xx in the error envelope, the answer to invalid
+    request ``name``, or None."""
     status = exchange.status
     if status is None or not 400 <= status < 500 or status in (401, 403, 404, 429):
         return CheckFailed(
@@ -307,7 +310,7 @@ async def prop_invalid_requests(ctx: Context) -> None:
             @given(broken)
             def invalid_requests_are_rejected(case: tuple[str, dict[str, Any]]) -> None:
                 name, body = case
-                memo.check(_key(body), lambda: _rejection_problem(ctx, name, bridge.chat(body)))
+                memo.check(_key(body), lambda: rejection_problem(ctx, name, bridge.chat(body)))
 
             invalid_requests_are_rejected()
 

@@ -16,7 +16,6 @@ import contextlib
 import functools
 import json
 import threading
-from collections.abc import Iterator
 from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -33,6 +32,7 @@ from conformance._checks.properties import (
     hypothesis_settings,
     in_thread,
     lock_released,
+    rejection_problem,
     stream_problem,
 )
 from conformance._context import Context
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from schemathesis.schemas import APIOperation
 
 __all__ = [
+    "EXPLICIT_INVALID",
     "MAX_N",
     "MAX_TOKENS",
     "OPERATIONS",
@@ -73,6 +74,18 @@ RUNS = (
     ("POST /chat/completions", False, 10**6),
 )
 OPERATIONS = tuple(dict.fromkeys(label for label, _, _ in RUNS))
+# Schema-invalid values, each alone in a small valid request: parameters few clients send
+# (a server that drops them unvalidated answers 200), a named tool_choice without its function,
+# and an invalid stream request (refused before the stream starts). Schemathesis's drawn
+# negative cases may or may not reach these; these always run.
+EXPLICIT_INVALID: tuple[dict[str, Any], ...] = (
+    {"metadata": "not an object"},
+    {"store": "yes"},
+    {"service_tier": 7},
+    {"modalities": "text"},
+    {"tool_choice": {"type": "function"}},
+    {"stream": True, "metadata": "not an object"},
+)
 TOOL_REQUEST: dict[str, Any] = {
     "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
     "tools": [
@@ -300,27 +313,46 @@ def _explicit(ctx: Context) -> list[Case[Any]]:
     return [operation.Case(body=body, media_type="application/json") for body in bodies]
 
 
+def _try(
+    ctx: Context, bridge: Bridge, cases: list[Case[Any]], sent: set[str], *, positive: bool
+) -> None:
+    """Send each case not sent yet and judge its answer; Halt with the first failure."""
+    for case in cases:
+        prepared = _prepare(case, ctx, positive=positive)
+        key = json.dumps([prepared.method, prepared.url, repr(prepared.body)])
+        if key in sent:
+            continue
+        sent.add(key)
+        problem = _judge(ctx, case, prepared, _send(bridge, prepared), positive=positive)
+        if problem is not None:
+            raise Halt(problem)
+
+
 def _explore(ctx: Context, bridge: Bridge) -> None:
-    """The explicit cases, then every run of every operation; raises Halt with the first
-    failure."""
+    """The explicit cases, then every run of every operation (its cases made when its turn
+    comes); raises Halt with the first failure."""
     sent: set[str] = set()
+    _try(ctx, bridge, _explicit(ctx), sent, positive=True)
+    _explicit_invalid(ctx, bridge)
+    for label, positive, examples in RUNS:
+        run = Run(label, positive, min(examples, ctx.budget.max_examples))
+        cases = [c.derive() for c in _cases(ctx.schema_level, run, bridge.stop)]
+        _try(ctx, bridge, cases, sent, positive=positive)
 
-    def runs() -> Iterator[tuple[bool, list[Case[Any]]]]:
-        yield True, _explicit(ctx)
-        for label, positive, examples in RUNS:  # generated when their turn comes
-            run = Run(label, positive, min(examples, ctx.budget.max_examples))
-            yield positive, [c.derive() for c in _cases(ctx.schema_level, run, bridge.stop)]
 
-    for positive, cases in runs():
-        for case in cases:
-            prepared = _prepare(case, ctx, positive=positive)
-            key = json.dumps([prepared.method, prepared.url, repr(prepared.body)])
-            if key in sent:
-                continue
-            sent.add(key)
-            problem = _judge(ctx, case, prepared, _send(bridge, prepared), positive=positive)
-            if problem is not None:
-                raise Halt(problem)
+def _explicit_invalid(ctx: Context, bridge: Bridge) -> None:
+    """Each EXPLICIT_INVALID change to a small valid request must get 4xx in the envelope."""
+    for change in EXPLICIT_INVALID:
+        body = {
+            "model": ctx.endpoint.model,
+            "messages": [{"role": "user", "content": "Say hello."}],
+            "max_tokens": MAX_TOKENS,
+            **change,
+        }
+        problem = rejection_problem(ctx, json.dumps(change), bridge.chat(body))
+        if problem is not None:
+            problem.message = f"POST /chat/completions (explicit invalid case): {problem.message}"
+            raise Halt(problem)
 
 
 @check(group="property")
