@@ -32,10 +32,11 @@ from mockserver._faults import (
     StreamPlan,
 )
 from mockserver._generate import ModelWorker, require_reference_model
+from mockserver._openapi import openapi_document
 from mockserver._rendered import AnswerCache, BodySet, Rendered
 from mockserver._sse import DONE, encode_chunk, write_stream
 from mockserver._template import template_answer
-from mockserver._validation import parse_body, validate_request
+from mockserver._validation import integral, parse_body, validate_request
 
 __all__ = [
     "CASSETTES",
@@ -244,7 +245,7 @@ async def _render(
     request[STREAM_ASKED] = body.get("stream") is True
     body = _defects.apply(config.defects, "request_raw", body)  # before validation
     validate_request(body, config)
-    body = _defects.apply(config.defects, "request", body)  # validated, before answering
+    body = _defects.apply(config.defects, "request", integral(body))  # before answering
     if fault is None:
         fault = _request_fault(request, body["model"])
     if config.mode == "replay" and config.on_miss == "error":
@@ -315,6 +316,12 @@ async def health(request: web.Request) -> web.Response:
     return _json({"status": "ok"})
 
 
+async def openapi(request: web.Request) -> web.Response:
+    """GET /openapi.json: the API this server implements, as one OpenAPI 3.1 document."""
+    base = f"{request.scheme}://{request.host}{_config(request).prefix}"
+    return _json(openapi_document(base))
+
+
 async def _model_lifecycle(app: web.Application) -> AsyncIterator[None]:
     """Build the reference model in the background at startup; join its thread at cleanup."""
     worker = app[MODEL]
@@ -351,6 +358,7 @@ def create_app(config: MockConfig | None = None) -> web.Application:
             web.get(f"{prefix}/models", list_models),
             web.get(f"{prefix}/models/{{model:.+}}", retrieve_model),
             web.get("/health", health),
+            web.get("/openapi.json", openapi),
         ]
     )
     return app

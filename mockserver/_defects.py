@@ -38,6 +38,7 @@ class Defect:
     hooks: dict[str, Hook] = field(default_factory=dict)  # stage -> value transform
     also_caught_by: tuple[str, ...] = ()  # other checks that see the same broken behaviour
     generate: bool = False  # shown in the mock's generate mode only (the template does not sample)
+    reference: bool = False  # shown in generate mode against --reference (its exact distributions)
 
 
 def _set(key: str, value: Any) -> Hook:
@@ -955,6 +956,53 @@ _TABLE = (
     ),
 )
 
+# Reference mode (conformance checks ref_*): hooks, shown in generate mode with --reference.
+
+
+def _default_repetition_penalty(body: dict[str, Any]) -> dict[str, Any]:
+    # What a server does when its generation_config.json sets defaults the request left out.
+    return (
+        body if body.get("repetition_penalty") is not None else {**body, "repetition_penalty": 1.3}
+    )
+
+
+def _shift_logprobs(body: dict[str, Any]) -> None:
+    for choice in body.get("choices", []):
+        for entry in (choice.get("logprobs") or {}).get("content") or []:
+            for item in [entry, *(entry.get("top_logprobs") or [])]:
+                item["logprob"] -= 0.1
+
+
+def _min_p_dropped_with_top_p(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k != "min_p"} if "top_p" in body else body
+
+
+_REFERENCE_TABLE = (
+    Defect(
+        "default-repetition-penalty",
+        "ref_greedy_chain",
+        "A repetition_penalty of 1.3 applies when the request leaves it out (a server default).",
+        {"request": _default_repetition_penalty},
+        also_caught_by=("ref_sampling_fit",),
+        reference=True,
+    ),
+    Defect(
+        "logprobs-shifted",
+        "ref_logprobs",
+        "Every returned logprob is 0.1 nats lower than the model's.",
+        {"completion": _copied(_shift_logprobs)},
+        reference=True,
+    ),
+    Defect(
+        "min-p-dropped-with-top-p",
+        "ref_sampling_fit",
+        "min_p is ignored whenever top_p is also set.",
+        {"request": _min_p_dropped_with_top_p},
+        reference=True,
+    ),
+)
+
+
 # property group: the broad checks also see behaviours that dedicated checks own; they are
 # added to those defects' also_caught_by here, in one place. Each entry comes from a request
 # the check always sends (its explicit requests, or every MUTATIONS row): what schemathesis
@@ -982,7 +1030,7 @@ _PROPERTY_ALSO: dict[str, tuple[str, ...]] = {
 
 DEFECTS: dict[str, Defect] = {
     d.name: replace(d, also_caught_by=d.also_caught_by + _PROPERTY_ALSO.get(d.name, ()))
-    for d in _TABLE
+    for d in (*_TABLE, *_REFERENCE_TABLE)
 }
 
 

@@ -21,7 +21,7 @@ from mockserver._errors import ApiError
 from mockserver._template import completion_limit
 from mockserver._tokens import count_prompt_tokens
 
-__all__ = ["VOCAB_SIZE", "compiled_validator", "parse_body", "validate_request"]
+__all__ = ["VOCAB_SIZE", "compiled_validator", "integral", "parse_body", "validate_request"]
 
 VOCAB_SIZE = 128256  # Llama 3: logit_bias keys must be token ids below this
 INT64 = (-(2**63), 2**63 - 1)
@@ -181,6 +181,16 @@ def _tool_choice_errors(body: dict[str, Any]) -> Iterable[ApiError]:
                 f"Invalid 'tool_choice': function {name!r} is not among the supplied tools.",
                 param="tool_choice",
             )
+
+
+# Integer parameters: JSON Schema counts 2.0 as an integer, Python's range() does not.
+_INTEGER_PARAMS = ("n", "max_tokens", "max_completion_tokens", "top_logprobs", "seed", "top_k")
+
+
+def integral(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with integral floats (``"n": 2.0``, valid JSON Schema integers) made ints."""
+    floats = {k: int(v) for k in _INTEGER_PARAMS if isinstance(v := body.get(k), float)}
+    return {**body, **floats} if floats else body
 
 
 def validate_request(body: dict[str, Any], config: MockConfig) -> None:

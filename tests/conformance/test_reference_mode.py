@@ -7,7 +7,7 @@ import pytest
 
 from conformance import Endpoint, run
 from conformance._profiles import load_profile
-from mockserver import MockConfig, MockServer
+from mockserver import DEFECTS, MockConfig, MockServer
 
 pytest.importorskip("torch")
 
@@ -24,8 +24,9 @@ def export_dir(tmp_path_factory):
     return str(folder)
 
 
-def reference_run(export_dir, served, claimed):
-    with MockServer(MockConfig(mode="generate", sampling=served, models=("m",))) as server:
+def reference_run(export_dir, served, claimed, defects=()):
+    config = MockConfig(mode="generate", sampling=served, models=("m",), defects=defects)
+    with MockServer(config) as server:
         endpoint = Endpoint(
             server.base_url,
             "m",
@@ -63,3 +64,18 @@ def test_sampling_fit_fails_when_the_dialects_differ(export_dir, served, claimed
 def test_reference_checks_skip_without_the_capability(mock):
     result = run(Endpoint(mock.base_url, "m", timeout=10), REFERENCE_CHECKS)
     assert {r.status for r in result.results} == {"skipped"}
+
+
+REFERENCE_DEFECTS = sorted(name for name, defect in DEFECTS.items() if defect.reference)
+
+
+def test_every_reference_check_has_a_defect():
+    assert {DEFECTS[name].caught_by for name in REFERENCE_DEFECTS} == set(REFERENCE_CHECKS)
+
+
+@pytest.mark.parametrize("defect", REFERENCE_DEFECTS, ids=REFERENCE_DEFECTS)
+def test_reference_defect_is_caught_by_its_check(export_dir, defect):
+    results = reference_run(export_dir, "vllm", "vllm", (defect,))
+    caught = {k for k, r in results.items() if r.status == "failed"}
+    assert caught == {DEFECTS[defect].caught_by, *DEFECTS[defect].also_caught_by}
+    assert "Received: " in results[DEFECTS[defect].caught_by].message

@@ -176,3 +176,21 @@ def test_garbage_never_gets_a_5xx(mock, body):
     assert status < 500, raw
     if status >= 400:
         envelope(raw)
+
+
+def test_integral_floats_are_integers(mock):
+    # JSON Schema counts 2.0 as an integer; the mock must answer it, not fail with a 500.
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hi"}],
+        "n": 2.0,
+        "max_tokens": 5.0,
+        "logprobs": True,
+        "top_logprobs": 2.0,
+        "seed": 7.0,
+    }
+    status, _, raw = post(mock, body)
+    assert status == 200, raw
+    answer = json.loads(raw)
+    assert len(answer["choices"]) == 2
+    assert len(answer["choices"][0]["logprobs"]["content"][0]["top_logprobs"]) == 2
