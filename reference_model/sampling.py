@@ -355,11 +355,15 @@ def sample(
     probs = processed_probs(
         x, params, prompt_ids=prompt_ids, output_ids=output_ids, dialect=dialect
     )
-    if params.greedy:
+    lp = raw_logprobs(logits)
+    if not bool(torch.isfinite(probs).all()) or not bool((probs > 0).any()):
+        # Degenerate parameters (a repetition_penalty like 1e-300 overflows the logits to inf)
+        # leave no distribution: fall back to the raw argmax rather than fail.
+        token = int(torch.nan_to_num(lp, nan=-math.inf).argmax())
+    elif params.greedy:
         token = int(probs.argmax())
     else:
         token = int(sample_from_probs(probs, generator, dialect=dialect)[0])
-    lp = raw_logprobs(logits)
     return Sample(
         token=token,
         logprob=float(lp[token]),

@@ -24,7 +24,7 @@ def export_dir(tmp_path_factory):
     return str(folder)
 
 
-def reference_run(export_dir, served, claimed, defects=()):
+def reference_run(export_dir, served, claimed, defects=(), samples=200):
     config = MockConfig(mode="generate", sampling=served, models=("m",), defects=defects)
     with MockServer(config) as server:
         endpoint = Endpoint(
@@ -34,7 +34,7 @@ def reference_run(export_dir, served, claimed, defects=()):
             capabilities=CAPABILITIES,
             reference=export_dir,
             dialect=claimed,
-            reference_samples=200,
+            reference_samples=samples,
         )
         result = run(endpoint, REFERENCE_CHECKS)
     return {r.check.id: r for r in result.results}
@@ -53,7 +53,9 @@ def test_reference_checks_pass_when_the_dialects_agree(export_dir, dialect):
     ids=["vllm-served-hf-claimed", "hf-served-llamacpp-claimed", "llamacpp-served-vllm-claimed"],
 )
 def test_sampling_fit_fails_when_the_dialects_differ(export_dir, served, claimed):
-    results = reference_run(export_dir, served, claimed)
+    # 400 samples: vllm and hf differ by one token of probability 0.08 (min_p with top_p), which
+    # 200 samples show only at p ~ 3e-4, above the per-case alpha.
+    results = reference_run(export_dir, served, claimed, samples=400)
     assert results["ref_greedy_chain"].status == "passed"  # greedy is the same in every dialect
     assert results["ref_logprobs"].status == "passed"  # raw logprobs too
     fit = results["ref_sampling_fit"]
