@@ -55,10 +55,14 @@ def main() -> None:
     for group, (checks, requests, tokens, seconds) in sorted(groups.items()):
         print(f"{group:<10} {checks:>6} {requests:>8} {tokens:>7} {seconds:>8.2f}")
     wall, base = statistics.median(walls), statistics.median(baselines)
-    print(f"\n{len(result.results)} checks ({result.counts}), {result.requests} requests, "
-          f"{result.tokens} tokens")
-    print(f"suite wall time (median of {args.repeats}): {wall:.2f} s; the same number of plain "
-          f"sequential requests: {base:.2f} s; ratio {wall / base:.2f}x")
+    print(
+        f"\n{len(result.results)} checks ({result.counts}), {result.requests} requests, "
+        f"{result.tokens} tokens"
+    )
+    print(
+        f"suite wall time (median of {args.repeats}): {wall:.2f} s; the same number of plain "
+        f"sequential requests: {base:.2f} s; ratio {wall / base:.2f}x"
+    )
 
 
 if __name__ == "__main__":
