@@ -9,7 +9,13 @@ from conformance._http import Exchange
 from conformance._outcome import CheckFailed
 from conformance._sse import Event, parse_events
 
-__all__ = ["chunks_of", "envelope_problem", "json_body", "require_status"]
+__all__ = [
+    "chunks_of",
+    "envelope_problem",
+    "is_prompt_filter_chunk",
+    "json_body",
+    "require_status",
+]
 
 
 def require_status(exchange: Exchange, *expected: int) -> None:
@@ -35,9 +41,24 @@ def json_body(exchange: Exchange) -> Any:
         ) from None
 
 
-def chunks_of(exchange: Exchange) -> tuple[list[Event], list[dict[str, Any]]]:
+def is_prompt_filter_chunk(chunk: Any) -> bool:
+    """Azure OpenAI's filter-only chunk: ``choices: []`` with ``prompt_filter_results`` and no
+    usage (it leads Azure streams; the official SDKs skip it, clients indexing choices[0] break,
+    which no_empty_choices_unless_usage reports as a warning)."""
+    return (
+        isinstance(chunk, dict)
+        and chunk.get("choices") == []
+        and "prompt_filter_results" in chunk
+        and not isinstance(chunk.get("usage"), dict)
+    )
+
+
+def chunks_of(
+    exchange: Exchange, *, prompt_filters: bool = False
+) -> tuple[list[Event], list[dict[str, Any]]]:
     """The events of a 200 stream and the JSON chunks among them ([DONE] and non-JSON left
-    out); fails when the stream did not start."""
+    out; Azure's prompt-filter chunks too, unless ``prompt_filters``); fails when the stream
+    did not start."""
     require_status(exchange, 200)
     events, _ = parse_events(exchange.body)
     chunks = []
@@ -48,7 +69,7 @@ def chunks_of(exchange: Exchange) -> tuple[list[Event], list[dict[str, Any]]]:
             chunk = json.loads(event.data)
         except ValueError:
             continue
-        if isinstance(chunk, dict):
+        if isinstance(chunk, dict) and (prompt_filters or not is_prompt_filter_chunk(chunk)):
             chunks.append(chunk)
     if not chunks:
         raise CheckFailed(

@@ -7,10 +7,10 @@ import json
 from collections.abc import Awaitable
 from typing import Any
 
-from conformance._assertions import chunks_of, json_body, require_status
+from conformance._assertions import chunks_of, is_prompt_filter_chunk, json_body, require_status
 from conformance._context import Context
 from conformance._http import Exchange
-from conformance._outcome import CheckFailed
+from conformance._outcome import CheckFailed, CheckWarning
 from conformance._registry import check
 from conformance._sse import parse_events
 
@@ -163,9 +163,9 @@ def greedy_stream(ctx: Context) -> Awaitable[Exchange]:
     return ctx.shared("greedy-stream", lambda: ctx.chat(body))
 
 
-def complete_chunks(exchange: Exchange) -> list[dict[str, Any]]:
+def complete_chunks(exchange: Exchange, *, prompt_filters: bool = False) -> list[dict[str, Any]]:
     """The JSON chunks of a stream that ended cleanly (a stream cut short cannot be judged)."""
-    _, chunks = chunks_of(exchange)
+    _, chunks = chunks_of(exchange, prompt_filters=prompt_filters)
     if exchange.error:
         raise CheckFailed(
             "the stream did not end cleanly, so its chunks cannot be judged",
@@ -333,15 +333,26 @@ async def finish_empty_delta(ctx: Context) -> None:
 async def no_empty_choices_unless_usage(ctx: Context) -> None:
     """A chunk has choices [] only when it is the usage chunk."""
     exchange = await ctx.stream()
-    chunks = complete_chunks(exchange)
+    chunks = complete_chunks(exchange, prompt_filters=True)
+    filters = []
     for position, chunk in enumerate(chunks):
-        if chunk.get("choices") == [] and not isinstance(chunk.get("usage"), dict):
+        if is_prompt_filter_chunk(chunk):
+            filters.append(position)
+        elif chunk.get("choices") == [] and not isinstance(chunk.get("usage"), dict):
             raise CheckFailed(
                 f"chunk {position} has choices [] and no usage",
                 expected="choices [] only in the usage chunk (clients index choices[0])",
                 received=json.dumps(chunk)[:200],
                 exchange=exchange,
             )
+    if filters:
+        raise CheckWarning(
+            f"chunk(s) {filters} carry only Azure-style prompt_filter_results with choices []",
+            expected="choices [] only in the usage chunk: the official SDKs skip these chunks, "
+            "clients that index choices[0] break on them",
+            received=json.dumps(chunks[filters[0]])[:200],
+            exchange=exchange,
+        )
 
 
 @check(group="stream")
