@@ -155,7 +155,10 @@ def _strategy(level: schemas.Level, label: str, positive: bool) -> SearchStrateg
     from schemathesis.generation import GenerationMode
 
     mode = GenerationMode.POSITIVE if positive else GenerationMode.NEGATIVE
-    return _operations(level)[label].as_strategy(generation_mode=mode)
+    strategy: SearchStrategy[Case[Any]] = _operations(level)[label].as_strategy(
+        generation_mode=mode
+    )
+    return strategy
 
 
 def _bounded(body: dict[str, Any], model: str, *, positive: bool) -> None:
