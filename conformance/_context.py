@@ -18,7 +18,16 @@ from chatcompat import schemas
 from conformance._http import Endpoint, Exchange, send
 from conformance._outcome import CheckSkipped
 
-__all__ = ["CHECK_SPEND", "Budget", "Context", "Spend", "retry_after", "tokens_of"]
+__all__ = [
+    "BASE_MESSAGES",
+    "CHECK_SPEND",
+    "WEATHER_TOOL",
+    "Budget",
+    "Context",
+    "Spend",
+    "retry_after",
+    "tokens_of",
+]
 
 BASE_MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant."},
@@ -60,6 +69,24 @@ def retry_after(exchange: Exchange) -> float | None:
             except ValueError:
                 continue
     return None
+
+
+# The tool every tool-using check offers (a city's weather; "city" required).
+WEATHER_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get the current weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string", "description": "The city, e.g. Paris"},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["city"],
+        },
+    },
+}
 
 
 @dataclass

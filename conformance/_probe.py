@@ -9,20 +9,10 @@ from typing import Any
 
 import aiohttp
 
-from conformance._context import Budget, Context
+from conformance._context import WEATHER_TOOL, Budget, Context
 from conformance._http import Endpoint, Exchange
 
 __all__ = ["Finding", "probe"]
-
-_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The weather in a city.",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                       "required": ["city"]},
-    },
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -49,7 +39,7 @@ def _seen(exchange: Exchange) -> str:
 async def _tools(ctx: Context) -> Finding:
     messages = [{"role": "user", "content": "What is the weather in Paris?"}]
     exchange = await ctx.chat(
-        ctx.request(messages=messages, tools=[_TOOL], tool_choice="required", max_tokens=64)
+        ctx.request(messages=messages, tools=[WEATHER_TOOL], tool_choice="required", max_tokens=64)
     )
     calls = [(c.get("message") or {}).get("tool_calls") for c in _choices(exchange)]
     return Finding(

@@ -8,7 +8,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from conformance._assertions import chunks_of, json_body, require_status
-from conformance._context import Context
+from conformance._context import WEATHER_TOOL, Context
 from conformance._http import Exchange
 from conformance._outcome import CheckFailed, CheckSkipped, CheckWarning
 from conformance._registry import check
@@ -68,18 +68,6 @@ async def resp_schema(ctx: Context) -> None:
 
 _COUNT_PROMPT = "Count from 1 to 30, separated by spaces."
 _GREEDY_MAX_TOKENS = 48
-_WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The current weather in a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
 
 
 def _counting(ctx: Context, content: Any = _COUNT_PROMPT, **overrides: Any) -> dict[str, Any]:
@@ -159,7 +147,7 @@ async def content_nullability(ctx: Context) -> None:
     if "tools" in ctx.endpoint.capabilities:
         body = ctx.request(
             messages=[{"role": "user", "content": "What is the weather in Paris?"}],
-            tools=[_WEATHER_TOOL],
+            tools=[WEATHER_TOOL],
             tool_choice="required",
         )
         tools = await ctx.shared("response:tools", lambda: ctx.chat(body))
@@ -218,7 +206,7 @@ def _std_params(ctx: Context) -> dict[str, Any]:
         "max_completion_tokens": 16,
     }
     if "tools" in ctx.endpoint.capabilities:
-        params.update(tools=[_WEATHER_TOOL], parallel_tool_calls=True)
+        params.update(tools=[WEATHER_TOOL], parallel_tool_calls=True)
     return params
 
 
@@ -328,7 +316,7 @@ def _history(ctx: Context) -> dict[str, Any]:
             {"role": "assistant", "content": "", "tool_calls": [call("ghiJKL456", "Rome")]},
             {"role": "tool", "tool_call_id": "ghiJKL456", "content": "22 C, cloudy"},
         ],
-        tools=[_WEATHER_TOOL],
+        tools=[WEATHER_TOOL],
     )
 
 

@@ -35,7 +35,7 @@ from conformance._checks.properties import (
     rejection_problem,
     stream_problem,
 )
-from conformance._context import Context
+from conformance._context import WEATHER_TOOL, Context
 from conformance._http import Exchange
 from conformance._outcome import CheckFailed
 from conformance._registry import check
@@ -88,20 +88,7 @@ EXPLICIT_INVALID: tuple[dict[str, Any], ...] = (
 )
 TOOL_REQUEST: dict[str, Any] = {
     "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
-    "tools": [
-        {
-            "type": "function",
-            "function": {
-                "name": "get_weather",
-                "description": "The weather in a city.",
-                "parameters": {
-                    "type": "object",
-                    "properties": {"city": {"type": "string"}},
-                    "required": ["city"],
-                },
-            },
-        }
-    ],
+    "tools": [WEATHER_TOOL],
     "tool_choice": "required",
     "max_tokens": 16,
 }

@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from conformance._assertions import chunks_of, json_body, require_status
-from conformance._context import Context
+from conformance._context import WEATHER_TOOL, Context
 from conformance._http import Exchange
 from conformance._outcome import CheckFailed, CheckSkipped, CheckWarning
 from conformance._registry import check
@@ -34,21 +34,6 @@ __all__ = [
     "tool_stream_not_dropped",
 ]
 
-WEATHER_TOOL: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Get the current weather in a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "city": {"type": "string", "description": "The city, e.g. Paris"},
-                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-            },
-            "required": ["city"],
-        },
-    },
-}
 TIME_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {

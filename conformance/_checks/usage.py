@@ -8,7 +8,7 @@ from typing import Any
 
 from conformance._assertions import json_body, require_status
 from conformance._checks.stream import GREEDY_MAX_TOKENS, complete_chunks, greedy, greedy_stream
-from conformance._context import Context
+from conformance._context import WEATHER_TOOL, Context
 from conformance._http import Exchange
 from conformance._outcome import CheckFailed, CheckSkipped, CheckWarning
 from conformance._registry import check
@@ -16,18 +16,6 @@ from conformance._registry import check
 __all__ = ["usage_final_chunk", "usage_nonstream", "usage_opt_in", "usage_stream_eq_nonstream"]
 
 _COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
-_WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The current weather in a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
 
 
 def usage_problem(usage: Any, limit: int | None = None, finish: Any = None) -> str | None:
@@ -182,7 +170,7 @@ async def usage_stream_eq_nonstream(ctx: Context) -> None:
         return
     body = ctx.request(
         messages=[{"role": "user", "content": "What is the weather in Paris?"}],
-        tools=[_WEATHER_TOOL],
+        tools=[WEATHER_TOOL],
         temperature=0,
         seed=1234,
         max_tokens=48,
