@@ -5,12 +5,10 @@ configured secrets redacted (also a secret split across two writes)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import json
 import logging
 import re
-import signal
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +27,7 @@ from mockserver._cassettes import (
     save_cassette,
 )
 from mockserver._errors import ApiError, error_response
-from mockserver._server import start_site
+from mockserver._server import run_until_signalled
 
 __all__ = [
     "MIN_HEADER_SECRET",
@@ -243,22 +241,12 @@ def create_record_app(config: RecordConfig) -> web.Application:
 
 def serve_recorder(config: RecordConfig, host: str = "127.0.0.1", port: int = 8001) -> None:
     """Record in the foreground until SIGINT or SIGTERM."""
-
-    async def main() -> None:
-        runner, bound = await start_site(create_record_app(config), host, port, access_log=True)
-        print(
-            f"chatcompat record: http://{host}:{bound}{config.prefix} -> {config.upstream}, "
-            f"cassettes in {config.directory}",
-            flush=True,
-        )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            await runner.cleanup()
-
-    asyncio.run(main())
+    run_until_signalled(
+        create_record_app(config),
+        host,
+        port,
+        lambda bound: (
+            f"chatcompat record: http://{host}:{bound}{config.prefix} -> "
+            f"{config.upstream}, cassettes in {config.directory}"
+        ),
+    )

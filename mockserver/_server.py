@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
 from aiohttp import web
@@ -13,7 +14,7 @@ from aiohttp import web
 from mockserver._app import create_app
 from mockserver._config import MockConfig
 
-__all__ = ["MockServer", "serve_forever", "start_site"]
+__all__ = ["MockServer", "run_until_signalled", "serve_forever", "start_site"]
 
 
 async def start_site(
@@ -122,12 +123,15 @@ class MockServer:
         self.stop()
 
 
-def serve_forever(config: MockConfig, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve in the foreground until SIGINT or SIGTERM, logging each request."""
+def run_until_signalled(
+    app: web.Application, host: str, port: int, banner: Callable[[int], str]
+) -> None:
+    """Serve ``app`` in the foreground, logging each request, until SIGINT or SIGTERM; prints
+    ``banner(bound_port)`` once listening."""
 
     async def main() -> None:
-        runner, bound = await start_site(create_app(config), host, port, access_log=True)
-        print(f"chatcompat mock listening on http://{host}:{bound}{config.prefix}", flush=True)
+        runner, bound = await start_site(app, host, port, access_log=True)
+        print(banner(bound), flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -139,3 +143,13 @@ def serve_forever(config: MockConfig, host: str = "127.0.0.1", port: int = 8000)
             await runner.cleanup()
 
     asyncio.run(main())
+
+
+def serve_forever(config: MockConfig, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the mock in the foreground until SIGINT or SIGTERM, logging each request."""
+    run_until_signalled(
+        create_app(config),
+        host,
+        port,
+        lambda bound: f"chatcompat mock listening on http://{host}:{bound}{config.prefix}",
+    )
