@@ -8,9 +8,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["STOP", "Oracle", "chi_square_pvalue", "load_oracle", "sampling_params"]
+__all__ = ["PARTIAL", "STOP", "Oracle", "chi_square_pvalue", "load_oracle", "sampling_params"]
 
 STOP = "<STOP>"  # the category of a choice that ended before its first token (an end token)
+PARTIAL = "<PARTIAL>"  # a token that is not a whole UTF-8 character: shown as "" or U+FFFD
 _PARAMS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "frequency_penalty",
            "presence_penalty")  # fmt: skip
 
@@ -58,7 +59,10 @@ class Oracle:
         """What a one-token answer shows of ``token``: its text, or STOP for an end token."""
         if token in self.tokenizer.stop_ids:
             return STOP
-        text: str = self.tokenizer.decode([token])
+        try:
+            text: str = self.tokenizer.token_bytes(token).decode("utf-8")
+        except UnicodeDecodeError:
+            return PARTIAL  # servers hold such a byte back ("") or show U+FFFD
         return text
 
     def first_token_distribution(

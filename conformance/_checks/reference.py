@@ -9,7 +9,7 @@ from typing import Any
 
 from conformance._assertions import json_body, require_status
 from conformance._context import Context
-from conformance._oracle import STOP, chi_square_pvalue, load_oracle
+from conformance._oracle import PARTIAL, STOP, chi_square_pvalue, load_oracle
 from conformance._outcome import CheckFailed
 from conformance._registry import check
 
@@ -97,8 +97,12 @@ async def ref_logprobs(ctx: Context) -> None:
 
 
 def _category(choice: dict[str, Any]) -> str:
+    """What a one-token answer says: STOP (an end token), PARTIAL (a byte that is not a whole
+    character: held back or shown as U+FFFD), or the token's text."""
     content = (choice.get("message") or {}).get("content") or ""
-    return STOP if choice.get("finish_reason") == "stop" and not content else content
+    if not content:
+        return STOP if choice.get("finish_reason") == "stop" else PARTIAL
+    return PARTIAL if content == "\ufffd" else content
 
 
 async def _samples(ctx: Context, body: dict[str, Any], count: int) -> tuple[Counter[str], Any]:
