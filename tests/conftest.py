@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -26,3 +28,31 @@ def start_mock() -> Iterator[Callable[..., MockServer]]:
 def mock(start_mock: Callable[..., MockServer]) -> MockServer:
     """A mock server with the default configuration."""
     return start_mock()
+
+
+class Records(logging.Handler):
+    """Keep every record of the loggers it is attached to."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def captured_logs(*names):
+    """Every record (DEBUG and up) of the loggers ``names`` while the block runs."""
+    handler = Records()
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    try:
+        yield handler.records
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 
 import aiohttp
@@ -13,31 +12,14 @@ from aiohttp import web
 from mockserver._errors import CLIENT_CLOSED_REQUEST, error_middleware
 from mockserver._server import start_site
 
-
-class Records(logging.Handler):
-    """Keep every record of the loggers it is attached to."""
-
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
+from ..conftest import captured_logs
 
 
 @pytest.fixture
 def server_log():
     """The records of the server's loggers (aiohttp, mockserver) during the test."""
-    handler = Records()
-    loggers = [logging.getLogger(name) for name in ("aiohttp", "mockserver")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
-    yield handler.records
-    for logger, level in zip(loggers, levels, strict=True):
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+    with captured_logs("aiohttp", "mockserver") as records:
+        yield records
 
 
 async def settle(condition, timeout=10.0):

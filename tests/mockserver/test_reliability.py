@@ -15,6 +15,8 @@ import pytest
 from mockserver import MockConfig, create_app
 from mockserver._server import start_site
 
+from ..conftest import captured_logs
+
 STREAMS = 1000
 LEAVE_EVERY = 3  # every third client disconnects after its first events
 LEAVE_AFTER = 3  # events read before leaving
@@ -30,30 +32,11 @@ def open_fds():
     return len(os.listdir("/proc/self/fd"))
 
 
-class Records(logging.Handler):
-    """Keep every record of the loggers it is attached to."""
-
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
-
-
 @pytest.fixture
 def server_log():
     """The records of the server's loggers (aiohttp, mockserver, asyncio) during the test."""
-    handler = Records()
-    loggers = [logging.getLogger(name) for name in ("aiohttp", "mockserver", "asyncio")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
-    yield handler.records
-    for logger, level in zip(loggers, levels, strict=True):
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+    with captured_logs("aiohttp", "mockserver", "asyncio") as records:
+        yield records
 
 
 async def one_stream(session, url, leave):
