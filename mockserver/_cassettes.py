@@ -15,11 +15,15 @@ import binascii
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from mockserver._rendered import Memo
 
 __all__ = [
     "CASSETTE_VERSION",
@@ -105,10 +109,16 @@ class Cassette:
     match: str = "exact"  # exact | loose
     source: str = ""  # where it was loaded from
 
-    @property
+    @cached_property
     def content(self) -> bytes:
         """The whole answer body."""
         return b"".join(w.data for w in self.writes)
+
+    @cached_property
+    def answer_headers(self) -> CIMultiDictProxy[str]:
+        """The headers a replay sends: the stored ones but those the server computes itself."""
+        kept = ((k, v) for k, v in self.headers.items() if k.lower() not in UNSTORED_HEADERS)
+        return CIMultiDictProxy(CIMultiDict(kept))
 
 
 def _bytes_field(data: bytes, text_key: str, base64_key: str) -> dict[str, str]:
@@ -273,6 +283,8 @@ class CassetteStore:
         self.exact: dict[str, list[Cassette]] = {}
         self.loose: dict[str, list[Cassette]] = {}
         self._used: dict[str, int] = {}
+        # (method, path, raw body) -> (its exact key, its loose key, the parsed body)
+        self._keys: Memo[tuple[str, str, bytes], tuple[str | None, str | None, Any]] = Memo()
         for c in cassettes:
             if c.match == "exact":
                 self.exact.setdefault(request_key(c.method, c.path, c.body), []).append(c)
@@ -293,12 +305,34 @@ class CassetteStore:
 
     def find(self, method: str, path: str, body: Any) -> Cassette | None:
         """The cassette to replay for this request, exact matches first; None on a miss."""
-        for index, loose in ((self.exact, False), (self.loose, True)):
-            key = request_key(method, path, body, loose=loose)
-            found = index.get(key)
+        exact = request_key(method, path, body) if self.exact else None
+        loose = request_key(method, path, body, loose=True) if self.loose else None
+        return self._take(exact, loose)
+
+    def match(self, method: str, path: str, raw: bytes) -> tuple[Cassette, Any] | None:
+        """:meth:`find` for a raw request body, and the parsed body; a body seen before is
+        not parsed again (its keys are remembered)."""
+        memo_key = (method, path, raw)
+        keys = self._keys.get(memo_key)
+        if keys is None:
+            body = parse_request_body(raw)
+            keys = (
+                request_key(method, path, body) if self.exact else None,
+                request_key(method, path, body, loose=True) if self.loose else None,
+                body,
+            )
+            self._keys.put(memo_key, keys)
+        found = self._take(keys[0], keys[1])
+        return None if found is None else (found, keys[2])
+
+    def _take(self, exact: str | None, loose: str | None) -> Cassette | None:
+        """The next cassette under the exact key, else under the loose key (counting its use)."""
+        for index, key, mark in ((self.exact, exact, "="), (self.loose, loose, "~")):
+            found = index.get(key) if key is not None else None
             if found:
-                used = self._used.get(("~" if loose else "=") + key, 0)
-                self._used[("~" if loose else "=") + key] = used + 1
+                counted = mark + str(key)
+                used = self._used.get(counted, 0)
+                self._used[counted] = used + 1
                 return found[min(used, len(found) - 1)]
         return None
 
@@ -318,26 +352,17 @@ class ScriptedCassettes:
         """Replay ``cassettes`` from now on (``loose``: match them by model, messages, stream)."""
         self.stores = (*self.stores, CassetteStore(cassettes, loose=loose))
 
-    def find(self, method: str, path: str, raw: bytes) -> Cassette | None:
-        """The loaded cassette for this request (its raw body), or None."""
-        stores = self.stores
-        if not stores:
-            return None
-        body = parse_request_body(raw)
-        return next(
-            (c for c in (s.find(method, path, body) for s in stores) if c is not None), None
-        )
+    def match(self, method: str, path: str, raw: bytes) -> tuple[Cassette, Any] | None:
+        """The loaded cassette for this request (its raw body) and the parsed body, or None."""
+        for store in self.stores:
+            found = store.match(method, path, raw)
+            if found is not None:
+                return found
+        return None
 
     def clear(self) -> None:
         """Forget every loaded cassette."""
         self.stores = ()
-
-
-def _replay_headers(cassette: Cassette, extra: Mapping[str, str]) -> dict[str, str]:
-    headers = {k: v for k, v in cassette.headers.items() if k.lower() not in UNSTORED_HEADERS}
-    present = {k.lower() for k in headers}
-    headers.update({k: v for k, v in extra.items() if k.lower() not in present})
-    return headers
 
 
 async def replay(
@@ -347,26 +372,25 @@ async def replay(
     speed: float = 0.0,
     headers: Mapping[str, str] | None = None,
 ) -> web.StreamResponse:
-    """Answer ``request`` with ``cassette``: at ``speed`` 0 at once (a stream in one write),
-    else one write per recorded write after its delay divided by ``speed``; ``headers`` are
-    added where the cassette has none of that name."""
-    answer_headers = _replay_headers(cassette, headers or {})
-    if speed > 0 and cassette.wait > 0:
+    """Answer ``request`` with ``cassette``: at ``speed`` 0 at once (a stream's body in one
+    write), else one write per recorded write after its delay divided by ``speed``; ``headers``
+    are added where the cassette has none of that name."""
+    answer_headers = CIMultiDict(cassette.answer_headers)
+    for name, value in (headers or {}).items():
+        answer_headers.setdefault(name, value)
+    if speed <= 0:
+        return web.Response(status=cassette.status, body=cassette.content, headers=answer_headers)
+    if cassette.wait > 0:
         await asyncio.sleep(cassette.wait / speed)
     if not cassette.stream:
-        if speed > 0:
-            await asyncio.sleep(sum(w.delay for w in cassette.writes) / speed)
+        await asyncio.sleep(sum(w.delay for w in cassette.writes) / speed)
         return web.Response(status=cassette.status, body=cassette.content, headers=answer_headers)
     response = web.StreamResponse(status=cassette.status, headers=answer_headers)
     await response.prepare(request)
-    if speed <= 0:
-        if cassette.content:
-            await response.write(cassette.content)
-    else:
-        for w in cassette.writes:
-            if w.delay > 0:
-                await asyncio.sleep(w.delay / speed)
-            if w.data:
-                await response.write(w.data)
+    for w in cassette.writes:
+        if w.delay > 0:
+            await asyncio.sleep(w.delay / speed)
+        if w.data:
+            await response.write(w.data)
     await response.write_eof()
     return response

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["DEFECTS", "Defect", "apply"]
+__all__ = ["DEFECTS", "ActiveDefects", "Defect"]
 
 Hook = Callable[[Any], Any]
 
@@ -39,6 +39,8 @@ class Defect:
     also_caught_by: tuple[str, ...] = ()  # other checks that see the same broken behaviour
     generate: bool = False  # shown in the mock's generate mode only (the template does not sample)
     reference: bool = False  # shown in generate mode against --reference (its exact distributions)
+    # hooks that keep state (stage -> hook), made afresh for each server so none share it
+    stateful: Callable[[], dict[str, Hook]] | None = None
 
 
 def _set(key: str, value: Any) -> Hook:
@@ -275,18 +277,22 @@ def _with_traceback(answer: tuple[int, dict[str, Any]]) -> tuple[int, dict[str, 
     return status, {**body, "error": {**error, "message": f"{error['message']}\n{_TRACE}"}}
 
 
-_POISONED: set[str] = set()  # users whose requests fail (the abuse-poisons-user defect)
+def _poison_after_refusal() -> dict[str, Hook]:
+    """A request_raw hook remembering the users of refused requests (no messages list) and
+    failing their later requests with 500."""
+    poisoned: set[str] = set()
 
-
-def _poison_after_refusal(body: dict[str, Any]) -> dict[str, Any]:
-    user = body.get("user")
-    if not isinstance(user, str):
+    def hook(body: dict[str, Any]) -> dict[str, Any]:
+        user = body.get("user")
+        if not isinstance(user, str):
+            return body
+        if user in poisoned:
+            _refuse(500, "The server had an error processing your request.")
+        if not isinstance(body.get("messages"), list):
+            poisoned.add(user)
         return body
-    if user in _POISONED:
-        _refuse(500, "The server had an error processing your request.")
-    if not isinstance(body.get("messages"), list):
-        _POISONED.add(user)
-    return body
+
+    return {"request_raw": hook}
 
 
 # Tools, logprobs and sampling (conformance groups tools, logprobs, sampling): hooks.
@@ -784,7 +790,7 @@ _TABLE = (
         "abuse-poisons-user",
         "survives_abuse",
         "After a refused request, every later request of the same user gets 500.",
-        {"request_raw": _poison_after_refusal},
+        stateful=_poison_after_refusal,
     ),
     Defect(
         "traceback-in-error",
@@ -1034,10 +1040,24 @@ DEFECTS: dict[str, Defect] = {
 }
 
 
-def apply(defects: Iterable[str], stage: str, value: Any) -> Any:
-    """``value`` passed through the hook of every active defect at ``stage``."""
-    for name in defects:
-        hook = DEFECTS[name].hooks.get(stage)
-        if hook is not None:
+class ActiveDefects:
+    """The hooks of the active defects by stage, bound once per server (stateful hooks made
+    afresh for it)."""
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        self.names = tuple(names)
+        self._stages: dict[str, list[Hook]] = {}
+        for name in self.names:
+            defect = DEFECTS[name]
+            hooks = {**defect.hooks, **(defect.stateful() if defect.stateful else {})}
+            for stage, hook in hooks.items():
+                self._stages.setdefault(stage, []).append(hook)
+
+    def __bool__(self) -> bool:
+        return bool(self.names)
+
+    def apply(self, stage: str, value: Any) -> Any:
+        """``value`` passed through the hook of every active defect at ``stage``."""
+        for hook in self._stages.get(stage, ()):
             value = hook(value)
-    return value
+        return value

@@ -1,4 +1,4 @@
-"""The OpenAI error envelope, the exception that carries it, and the middleware that renders it."""
+"""The OpenAI error envelope, the exception that carries it, and the answer to any error."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ __all__ = [
     "CLIENT_CLOSED_REQUEST",
     "ApiError",
     "client_left",
+    "error_answer",
     "error_body",
-    "error_middleware",
     "error_response",
 ]
 
@@ -104,27 +104,19 @@ def client_left(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
-def error_middleware(render: ErrorHook) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Middleware turning every error (raised ApiError, aiohttp's HTTP errors, bugs) into the
-    envelope through ``render``, so that no answer ever leaves without it."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except ApiError as exc:
-            return render(request, exc)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            return render(request, _from_http_exception(exc))
-        except Exception as exc:
-            if isinstance(exc, ConnectionResetError) and client_left(request):
-                log.debug("the client left during %s %s", request.method, request.path)
-                return web.Response(status=CLIENT_CLOSED_REQUEST)  # never sent: access log only
-            log.exception("unhandled error in %s %s", request.method, request.path)
-            return render(
-                request, ApiError(500, "The server had an error processing your request.")
-            )
-
-    return middleware
+def error_answer(request: web.Request, exc: Exception, render: ErrorHook) -> web.StreamResponse:
+    """The answer to ``exc``, raised while handling ``request``: an ApiError or one of aiohttp's
+    HTTP errors in the envelope through ``render``; a client that left, a 499 that is never
+    sent; anything else logged with its traceback and answered as a 500. Redirects (an
+    HTTPException under 400) are raised again."""
+    if isinstance(exc, ApiError):
+        return render(request, exc)
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            raise exc
+        return render(request, _from_http_exception(exc))
+    if isinstance(exc, ConnectionResetError) and client_left(request):
+        log.debug("the client left during %s %s", request.method, request.path)
+        return web.Response(status=CLIENT_CLOSED_REQUEST)  # never sent: access log only
+    log.error("unhandled error in %s %s", request.method, request.path, exc_info=exc)
+    return render(request, ApiError(500, "The server had an error processing your request."))

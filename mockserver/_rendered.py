@@ -15,9 +15,12 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
-__all__ = ["AnswerCache", "BodySet", "Rendered"]
+__all__ = ["AnswerCache", "Memo", "Rendered"]
 
+K = TypeVar("K")
+V = TypeVar("V")
 Stamper = Callable[[bytes, bytes], bytes]  # (id, created) -> the body with them in place
 
 
@@ -36,22 +39,25 @@ class Rendered:
         object.__setattr__(self, "body", b"".join(self.events))
 
 
-class BodySet:
-    """Request keys known to give one result (e.g. no cassette matches), at most ``capacity``
-    of them (least recently added dropped first)."""
+class Memo(Generic[K, V]):
+    """A bounded mapping: at most ``capacity`` entries, the least recently used dropped first."""
 
     def __init__(self, capacity: int = 4096) -> None:
         self.capacity = capacity
-        self._keys: OrderedDict[tuple[str, str, bytes], None] = OrderedDict()
+        self._entries: OrderedDict[K, V] = OrderedDict()
 
-    def __contains__(self, key: tuple[str, str, bytes]) -> bool:
-        return key in self._keys
+    def get(self, key: K) -> V | None:
+        """The value kept for ``key``, if any."""
+        value = self._entries.get(key)
+        if value is not None:
+            self._entries.move_to_end(key)
+        return value
 
-    def add(self, key: tuple[str, str, bytes]) -> None:
-        """Remember ``key`` (method, path, raw body)."""
-        self._keys[key] = None
-        if len(self._keys) > self.capacity:
-            self._keys.popitem(last=False)
+    def put(self, key: K, value: V) -> None:
+        """Keep ``value`` for ``key``."""
+        self._entries[key] = value
+        if len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
 
 
 class AnswerCache:

@@ -1,4 +1,4 @@
-"""The error middleware: a client that left mid-answer is no server error."""
+"""Errors while answering: a client that left mid-answer is no server error."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from mockserver._errors import CLIENT_CLOSED_REQUEST, error_middleware
+from mockserver._errors import CLIENT_CLOSED_REQUEST, error_answer
 from mockserver._server import start_site
 
 from ..conftest import captured_logs
@@ -50,7 +50,14 @@ async def test_a_client_leaving_mid_stream_is_no_error(server_log):
         handled.append(response.status)
         return response
 
-    app = web.Application(middlewares=[outcome, error_middleware(lambda r, e: web.Response())])
+    @web.middleware
+    async def errors(request, handler):
+        try:
+            return await handler(request)
+        except Exception as exc:
+            return error_answer(request, exc, lambda r, e: web.Response())
+
+    app = web.Application(middlewares=[outcome, errors])
     app.router.add_post("/stream", stream)
     runner, port = await start_site(app, "127.0.0.1", 0)
     try:
