@@ -227,7 +227,9 @@ def main() -> int:
     cpus: dict[str, list[float]] = {n: [] for n in names}
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
-            for name in names:
+            # every other round in reverse order, so that drift in the machine's load over a
+            # round does not always favour the same target
+            for name in names if round_ % 2 == 0 else names[::-1]:
                 rps, cpu, bad = measure(name, args.duration, args.connections, Path(tmp))
                 if bad:
                     print(f"  {name}: {bad} non-2xx answers", file=sys.stderr)
@@ -243,12 +245,18 @@ def main() -> int:
     print(f"{'target':<22} {'req/s':>9} {'server CPU us/req':>18}")
     for name in names:
         print(f"{name:<22} {median[name]:>9.0f} {cpu_median[name]:>18.0f}")
-    print("\nratios: by req/s, and by server CPU per request (bare / mock: steadier when the")
-    print("machine is shared, since it does not count time the server waited for a core)")
+    print("\nratios by req/s: of the medians; in brackets the median and range of the rounds'")
+    print("own ratios (the two runs of a round are minutes apart at most); then by server CPU")
+    print("per request (bare / mock), which does not count time the server waited for a core")
     for num, den in RATIOS:
         if num in median and den in median:
+            rounds = sorted(a / b for a, b in zip(results[num], results[den], strict=True))
             by_cpu = cpu_median[den] / cpu_median[num]
-            print(f"{num} / {den}: {median[num] / median[den]:.2f}x  (CPU: {by_cpu:.2f}x)")
+            print(
+                f"{num} / {den}: {median[num] / median[den]:.2f}x "
+                f"(rounds {statistics.median(rounds):.2f}x, {rounds[0]:.2f}-{rounds[-1]:.2f})  "
+                f"CPU: {by_cpu:.2f}x"
+            )
     return 0
 
 

@@ -60,11 +60,11 @@ class _Ids:
 
     def request_id(self) -> str:
         """An ``x-request-id``: ``req_`` and 32 hex digits."""
-        return f"req_{self._bits(128):032x}"
+        return "req_" + self._bits(128).to_bytes(16, "big").hex()
 
     def completion_id(self) -> str:
         """A completion's ``id``: ``chatcmpl-`` and 32 hex digits."""
-        return f"chatcmpl-{self._bits(128):032x}"
+        return "chatcmpl-" + self._bits(128).to_bytes(16, "big").hex()
 
 
 @dataclass(slots=True)
@@ -257,7 +257,8 @@ class _Mock:
         fault = None
         if rendered is not None:
             call.stream_asked = rendered.stream
-            fault = self._request_fault(request, rendered.model)
+            if self.may_fault or self.scripted_faults.rules or FAULT_HEADER in request.headers:
+                fault = self._request_fault(request, rendered.model)
         if rendered is None or (fault is not None and fault.split_utf8):
             rendered, fault = await self._render(call, fault)
         completion_id, created = self.ids.completion_id(), int(time.time())
