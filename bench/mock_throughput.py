@@ -119,12 +119,15 @@ def serve(kind: str, port: int) -> None:
             response = web.StreamResponse(headers=sse_headers)
             response.content_type = "text/event-stream"
             await response.prepare(request)
-            if kind == "bare-stream":
-                await response.write(raw)
-            else:
-                for event in events:
-                    await response.write(event)
-            await response.write_eof()
+            try:
+                if kind == "bare-stream":
+                    await response.write(raw)
+                else:
+                    for event in events:
+                        await response.write(event)
+                await response.write_eof()
+            except ConnectionResetError:  # wrk closes its connections at the end of a run
+                pass
             return response
 
         async def plain(request: web.Request) -> web.Response:
