@@ -109,6 +109,27 @@ def test_unknown_route_and_method_keep_the_envelope(mock):
     envelope(raw)
 
 
+def test_get_routes_answer_head_and_other_methods_get_405_naming_them(mock):
+    status, _, raw = request(mock, "HEAD", "/v1/models")
+    assert (status, raw) == (200, b"")
+    for method, path in (("DELETE", "/v1/models"), ("POST", "/health"), ("PUT", "/v1/models/m")):
+        status, headers, raw = request(mock, method, path)
+        assert status == 405, (method, path)
+        assert set(headers["Allow"].split(",")) == {"GET", "HEAD"}
+        assert envelope(raw)["type"] == "invalid_request_error"
+
+
+def test_the_api_key_guards_every_url_under_the_prefix_only(start_mock):
+    server = start_mock(api_key="sk-test")
+    status, _, raw = request(server, "GET", "/v1/nothing-here")
+    assert (status, envelope(raw)["code"]) == (401, "invalid_api_key")
+    status, _, raw = request(server, "GET", "/elsewhere")
+    assert (status, envelope(raw)["code"]) == (404, "unknown_url")
+    assert request(server, "GET", "/health")[0] == 200
+    auth = {"Authorization": "Bearer sk-test"}
+    assert request(server, "GET", "/v1/nothing-here", headers=auth)[0] == 404
+
+
 def test_too_large_body_is_413(start_mock):
     server = start_mock(max_body_bytes=1000)
     status, _, raw = post(server, b"{" + b" " * 2000 + b"}")
@@ -124,6 +145,26 @@ def test_health(mock):
 def test_every_answer_has_a_request_id(mock):
     _, headers, _ = post(mock, b"nope")
     assert headers["x-request-id"].startswith("req_")
+
+
+def test_ids_are_32_hex_digits_and_never_repeat(mock):
+    body = {"model": "m", "messages": [{"role": "user", "content": "Hi"}]}
+    request_ids, completion_ids = set(), set()
+    for _ in range(200):
+        _, headers, raw = post(mock, body)
+        request_ids.add(headers["x-request-id"].removeprefix("req_"))
+        completion_ids.add(json.loads(raw)["id"].removeprefix("chatcmpl-"))
+    for ids in (request_ids, completion_ids):
+        assert len(ids) == 200
+        assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_a_defect_with_state_keeps_it_per_server(start_mock):
+    first, second = (start_mock(defects=("abuse-poisons-user",)) for _ in range(2))
+    valid = {"model": "m", "messages": [{"role": "user", "content": "Hi"}], "user": "u1"}
+    assert post(first, {"model": "m", "user": "u1"})[0] == 400  # refused: u1 is poisoned
+    assert post(first, valid)[0] == 500
+    assert post(second, valid)[0] == 200  # another server never saw u1 refused
 
 
 json_values = st.recursive(
