@@ -14,8 +14,11 @@ __all__ = [
     "envelope_problem",
     "is_prompt_filter_chunk",
     "json_body",
+    "require_refused",
     "require_status",
 ]
+
+REFUSED = (400, 422)  # statuses refusing an invalid request (422: FastAPI-based servers, vLLM)
 
 
 def require_status(exchange: Exchange, *expected: int) -> None:
@@ -28,6 +31,16 @@ def require_status(exchange: Exchange, *expected: int) -> None:
             expected=" or ".join(map(str, expected)),
             received=str(exchange.status),
             exchange=exchange,
+        )
+
+
+def require_refused(what: str, exchange: Exchange, expected: str = "400 (or 422)") -> None:
+    """Fail unless the request was refused with 400 or 422; the failure says ``what`` was not
+    refused and what came instead."""
+    if exchange.status not in REFUSED:
+        seen = f"{exchange.status} {exchange.content_type}" if exchange.status else exchange.error
+        raise CheckFailed(
+            f"{what} was not refused", expected=expected, received=str(seen), exchange=exchange
         )
 
 

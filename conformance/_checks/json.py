@@ -9,7 +9,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from conformance._assertions import chunks_of, json_body, require_status
+from conformance._assertions import chunks_of, json_body, require_refused, require_status
 from conformance._context import Context
 from conformance._http import Exchange
 from conformance._outcome import CheckFailed, CheckSkipped
@@ -72,13 +72,7 @@ async def rf_json(ctx: Context) -> None:
     response_format gets 400."""
     refused = await asyncio.gather(*(ctx.chat(_request(ctx, rf)) for _, rf in _REFUSED))
     for (what, _), exchange in zip(_REFUSED, refused, strict=True):
-        if exchange.status not in (400, 422):
-            raise CheckFailed(
-                f"{what} was not refused",
-                expected="400",
-                received=str(exchange.status or exchange.error),
-                exchange=exchange,
-            )
+        require_refused(what, exchange)
     answers = await asyncio.gather(
         ctx.chat(_request(ctx, {"type": "json_object"})),
         ctx.chat(_request(ctx, _schema_format())),
