@@ -10,10 +10,11 @@ baseline and mock; medians are kept:
     python bench/mock_generate.py                       # 16 requests, 128 tokens, 3 rounds
     python bench/mock_generate.py --requests 8 --max-tokens 64 --concurrency 4 --rounds 1
 
-Per stream: completion tokens / (last event - request sent), median over streams. Aggregate:
-all completion tokens / wall time of the batch. The model runs on one worker thread (it is not
-re-entrant), so concurrent streams share it: aggregate stays near one stream's rate and each
-stream slows down by about the concurrency.
+Per stream: completion tokens / (last event - request sent), median over streams, and the
+share of that time spent before the first event (a stream is written token by token as the
+model makes them). Aggregate: all completion tokens / wall time of the batch. The model runs
+on one worker thread (it is not re-entrant), so concurrent streams share it: aggregate stays
+near one stream's rate and each stream slows down by about the concurrency.
 """
 
 from __future__ import annotations
@@ -171,8 +172,8 @@ def main() -> int:
         f"({median['stream'] / median['direct']:.2f}x direct)"
     )
     print(
-        f"  share of a stream's time before its first event: {median['first']:.0%} (the whole "
-        "answer is generated before the stream starts; --ttft/--itl pace it)"
+        f"  share of a stream's time before its first event: {median['first']:.0%} "
+        "(tokens are written as the model makes them)"
     )
     print(
         f"mock, {args.concurrency} streams at a time, each    {median['each']:>7.0f} tok/s  "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import random
 import time
@@ -17,7 +18,14 @@ from aiohttp import web
 from mockserver import _defects, _faults
 from mockserver._cassettes import Cassette, CassetteStore, ScriptedCassettes, replay
 from mockserver._config import MockConfig
-from mockserver._dialects import DIALECTS, completion_body, stream_chunks
+from mockserver._dialects import (
+    DIALECTS,
+    ChoiceChunks,
+    completion_body,
+    stream_chunks,
+    stream_closing,
+    stream_opening,
+)
 from mockserver._errors import ApiError, Handler, error_answer, error_body
 from mockserver._faults import (
     FAULT_HEADER,
@@ -27,10 +35,10 @@ from mockserver._faults import (
     ScriptedFaults,
     StreamPlan,
 )
-from mockserver._generate import ModelWorker, require_reference_model
+from mockserver._generate import LiveAnswer, ModelWorker, require_reference_model
 from mockserver._openapi import openapi_document
 from mockserver._rendered import AnswerCache, Rendered
-from mockserver._sse import DONE, encode_chunk, write_stream
+from mockserver._sse import DONE, encode_chunk, open_stream, write_stream
 from mockserver._template import template_answer
 from mockserver._validation import integral, parse_body, validate_request
 
@@ -42,6 +50,8 @@ __all__ = [
     "SCRIPTED_FAULTS",
     "create_app",
 ]
+
+log = logging.getLogger("mockserver")
 
 CONFIG = web.AppKey("config", MockConfig)
 CASSETTES = web.AppKey("cassettes", CassetteStore)
@@ -260,7 +270,10 @@ class _Mock:
             if self.may_fault or self.scripted_faults.rules or FAULT_HEADER in request.headers:
                 fault = self._request_fault(request, rendered.model)
         if rendered is None or (fault is not None and fault.split_utf8):
-            rendered, fault = await self._render(call, fault)
+            made, fault = await self._render(call, fault)
+            if isinstance(made, LiveAnswer):
+                return await self._stream_live(call, made)
+            rendered = made
         completion_id, created = self.ids.completion_id(), int(time.time())
         timing, stamp, rng = self.timing, self.answers.stamp, self.timing_rng
         if not rendered.stream:
@@ -285,10 +298,13 @@ class _Mock:
             end=plan.end,
         )
 
-    async def _render(self, call: _Call, fault: Fault | None) -> tuple[Rendered, Fault | None]:
+    async def _render(
+        self, call: _Call, fault: Fault | None
+    ) -> tuple[Rendered | LiveAnswer, Fault | None]:
         """Validate body ``raw`` and render its answer with the cache's sentinel id and time
         (kept in the cache when the answer depends on the body alone); the fault, chosen once
-        valid."""
+        valid. A plain stream in generate mode is not rendered: it is answered live, token by
+        token as the model makes them (no fault, defect or timing to apply to it)."""
         config, defects, cache, request = self.config, self.defects, self.answers, call.request
         body = parse_body(call.raw)
         call.stream_asked = body.get("stream") is True
@@ -299,6 +315,10 @@ class _Mock:
             fault = self._request_fault(request, body["model"])
         if self.replaying and config.on_miss == "error":
             raise self._cassette_miss(request, body)
+        model = self.model
+        if model and fault is None and not defects and not self.timed and model.streams_live(body):
+            completion_id, created = self.ids.completion_id(), int(time.time())
+            return await model.live(body, completion_id=completion_id, created=created), None
         completion_id, created = cache.completion_id, cache.created
         if self.model is not None:
             answer = await self.model.answer(body, completion_id=completion_id, created=created)
@@ -321,6 +341,38 @@ class _Mock:
         if not config.generates and not multibyte:  # a template answer: the body decides it all
             cache.put(call.raw, rendered)
         return rendered, fault
+
+    async def _stream_live(self, call: _Call, live: LiveAnswer) -> web.StreamResponse:
+        """Stream ``live``: each token's chunk written as the model makes it; the bytes are
+        those :func:`stream_chunks` gives the whole answer."""
+        dialect = DIALECTS[self.config.dialect]
+        chunker = ChoiceChunks(live.head, dialect, 0)
+        try:
+            response = await open_stream(call.request, headers={"x-request-id": call.id})
+            ready = [*stream_opening(live.head, dialect), *chunker.start()]
+            try:
+                async for tokens in live.tokens():
+                    for token in tokens:
+                        ready.extend(chunker.token(token))
+                    if ready:
+                        await response.write(b"".join(map(encode_chunk, ready)))
+                        ready = []
+            except (ConnectionResetError, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # the stream has started: the error is its last event
+                log.error("generation failed mid-stream", exc_info=exc)
+                error = error_body(ApiError(500, "The server had an error while generating."))
+                await response.write(b"data: " + json.dumps(error).encode() + b"\n\n")
+                await response.write_eof()
+                return response
+            assert live.answer is not None
+            last = ready + chunker.finish(live.answer.choices[0].finish_reason)
+            stream_closing(live.answer, dialect, last)
+            await response.write(b"".join(map(encode_chunk, last)) + DONE)
+            await response.write_eof()
+            return response
+        finally:
+            live.stop()
 
     async def list_models(self, call: _Call) -> web.Response:
         """GET /models: the listed models."""

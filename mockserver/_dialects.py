@@ -1,5 +1,7 @@
 """Dialects: how real servers shape the same answer. Each is a row of data (fields and flags)
-read by two functions, :func:`completion_body` and :func:`stream_chunks`."""
+read by two functions, :func:`completion_body` and :func:`stream_chunks` (whose parts,
+:func:`stream_opening`, :class:`ChoiceChunks` and :func:`stream_closing`, also shape a stream
+whose tokens come while the model makes them)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mockserver._answer import Answer, Choice
+from mockserver._answer import Answer, Choice, Token
 
-__all__ = ["DIALECTS", "Dialect", "completion_body", "stream_chunks"]
+__all__ = [
+    "DIALECTS",
+    "ChoiceChunks",
+    "Dialect",
+    "completion_body",
+    "stream_chunks",
+    "stream_closing",
+    "stream_opening",
+]
 
 _FILTERS_NOVITA = {
     "hate": {"filtered": False},
@@ -225,42 +235,76 @@ def _chunk(
     return chunk
 
 
-def _choice_chunks(answer: Answer, dialect: Dialect, choice: Choice) -> list[dict[str, Any]]:
-    chunks = [_chunk(answer, dialect, choice.index, copy.deepcopy(dialect.role_delta), None)]
-    for position, token in enumerate(choice.tokens):
+class ChoiceChunks:
+    """The chunks of one choice, made as its tokens come: a role chunk, a chunk per token, then
+    the finish: its own chunk, or (``finish_on_last_token``) the last token's chunk, so that in
+    those dialects a token's chunk waits for the next token or the end. ``answer`` gives the
+    head fields (id, created, model, whether logprobs and usage were asked for)."""
+
+    def __init__(self, answer: Answer, dialect: Dialect, index: int) -> None:
+        self._answer = answer
+        self._dialect = dialect
+        self._index = index
+        self._held: Token | None = None  # finish_on_last_token: the newest token
+
+    def start(self) -> list[dict[str, Any]]:
+        """The role chunk."""
+        delta = copy.deepcopy(self._dialect.role_delta)
+        return [_chunk(self._answer, self._dialect, self._index, delta, None)]
+
+    def token(self, token: Token) -> list[dict[str, Any]]:
+        """The chunks ready once ``token`` came (none, or one)."""
+        if not self._dialect.finish_on_last_token:
+            return [self._token_chunk(token, None)]
+        ready = [] if self._held is None else [self._token_chunk(self._held, None)]
+        self._held = token
+        return ready
+
+    def finish(self, finish_reason: str) -> list[dict[str, Any]]:
+        """The last chunk of the choice."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            return [self._token_chunk(held, finish_reason)]
+        delta = copy.deepcopy(self._dialect.finish_delta)
+        return [_chunk(self._answer, self._dialect, self._index, delta, finish_reason)]
+
+    def _token_chunk(self, token: Token, finish: str | None) -> dict[str, Any]:
         delta: dict[str, Any] = {}
         if token.text or not token.tool_calls:
             delta["content"] = token.text
         if token.tool_calls:
             delta["tool_calls"] = [copy.deepcopy(t) for t in token.tool_calls]
-        last = position == len(choice.tokens) - 1
-        finish = choice.finish_reason if last and dialect.finish_on_last_token else None
-        logprobs = list(token.logprobs) if answer.logprobs else None
-        chunks.append(_chunk(answer, dialect, choice.index, delta, finish, logprobs))
-    if not dialect.finish_on_last_token or not choice.tokens:
-        finish_delta = copy.deepcopy(dialect.finish_delta)
-        chunks.append(_chunk(answer, dialect, choice.index, finish_delta, choice.finish_reason))
-    return chunks
+        logprobs = list(token.logprobs) if self._answer.logprobs else None
+        return _chunk(self._answer, self._dialect, self._index, delta, finish, logprobs)
 
 
-def stream_chunks(answer: Answer, dialect: Dialect) -> list[dict[str, Any]]:
-    """The ``chat.completion.chunk`` objects of ``answer`` in ``dialect``: per choice a role
-    chunk, one chunk per token and the finish; choices interleaved step by step."""
-    per_choice = [_choice_chunks(answer, dialect, c) for c in answer.choices]
-    chunks: list[dict[str, Any]] = []
-    if dialect.prompt_filter_chunk:
-        chunks.append(
-            {
-                "choices": [],
-                "created": 0,
-                "id": "",
-                "model": "",
-                "object": "",
-                **_azure_prompt_filters(answer),
-            }
-        )
-    for step in range(max(map(len, per_choice), default=0)):
-        chunks.extend(c[step] for c in per_choice if step < len(c))
+def _choice_chunks(answer: Answer, dialect: Dialect, choice: Choice) -> list[dict[str, Any]]:
+    chunker = ChoiceChunks(answer, dialect, choice.index)
+    chunks = chunker.start()
+    for token in choice.tokens:
+        chunks.extend(chunker.token(token))
+    return chunks + chunker.finish(choice.finish_reason)
+
+
+def stream_opening(answer: Answer, dialect: Dialect) -> list[dict[str, Any]]:
+    """The chunks before any choice's: Azure's prompt-filter chunk, in that dialect."""
+    if not dialect.prompt_filter_chunk:
+        return []
+    return [
+        {
+            "choices": [],
+            "created": 0,
+            "id": "",
+            "model": "",
+            "object": "",
+            **_azure_prompt_filters(answer),
+        }
+    ]
+
+
+def stream_closing(answer: Answer, dialect: Dialect, chunks: list[dict[str, Any]]) -> None:
+    """End the stream's ``chunks`` (its last ones at least): append the usage chunk when it was
+    asked for, and give the last object the dialect's final keys."""
     if answer.include_usage:
         usage_chunk = _head(answer, dialect, "chat.completion.chunk")
         usage_chunk["choices"] = []
@@ -269,4 +313,14 @@ def stream_chunks(answer: Answer, dialect: Dialect) -> list[dict[str, Any]]:
         chunks.append(usage_chunk)
     elif chunks:
         chunks[-1].update(dialect.final_extra(answer))
+
+
+def stream_chunks(answer: Answer, dialect: Dialect) -> list[dict[str, Any]]:
+    """The ``chat.completion.chunk`` objects of ``answer`` in ``dialect``: per choice a role
+    chunk, one chunk per token and the finish; choices interleaved step by step."""
+    per_choice = [_choice_chunks(answer, dialect, c) for c in answer.choices]
+    chunks = stream_opening(answer, dialect)
+    for step in range(max(map(len, per_choice), default=0)):
+        chunks.extend(c[step] for c in per_choice if step < len(c))
+    stream_closing(answer, dialect, chunks)
     return chunks

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import json
+import logging
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,7 +23,9 @@ from mockserver._answer import Answer, Choice, Token, Usage
 from mockserver._errors import ApiError
 from mockserver._template import completion_limit
 
-__all__ = ["ModelUnavailable", "ModelWorker", "require_reference_model"]
+__all__ = ["LiveAnswer", "ModelUnavailable", "ModelWorker", "require_reference_model"]
+
+log = logging.getLogger("mockserver")
 
 WEIGHTS_SEED = 0  # build_model(0): what `chatcompat export-model` writes by default
 
@@ -130,6 +134,68 @@ def _logprob_entry(token_bytes: bytes, logprob: float) -> dict[str, Any]:
     }
 
 
+def _entries(step: Any, tokenizer: Any, logprobs: bool) -> tuple[dict[str, Any], ...]:
+    """The chat logprobs entry of one step (none for stop tokens or when not asked)."""
+    if not logprobs or step.token in tokenizer.stop_ids:
+        return ()
+    entry = _logprob_entry(tokenizer.token_bytes(step.token), step.logprob)
+    entry["top_logprobs"] = [
+        _logprob_entry(tokenizer.token_bytes(t), lp) for t, lp in step.top_logprobs
+    ]
+    return (entry,)
+
+
+def _token(step: Any, text: str, tokenizer: Any, logprobs: bool) -> Token | None:
+    """The answer's token for one step shown as ``text``: None when it shows nothing (a stop
+    token, or bytes held back until a character is whole) and no logprobs entry is due."""
+    if not text and not (logprobs and step.token not in tokenizer.stop_ids):
+        return None
+    return Token(text, logprobs=_entries(step, tokenizer, logprobs))
+
+
+class LiveAnswer:
+    """A one-choice answer while the model makes it: :meth:`tokens` yields its tokens as they
+    come, then :attr:`answer` is the whole answer (what :meth:`ModelWorker.answer` returns)."""
+
+    def __init__(
+        self, head: Answer, items: asyncio.Queue[tuple[str, Any]], cancel: threading.Event
+    ) -> None:
+        self.head = head  # id, created, model and what was asked for; no choices yet
+        self.answer: Answer | None = None
+        self._items = items
+        self._cancel = cancel
+        self._first: tuple[str, Any] | None = None
+
+    async def wait_first(self) -> None:
+        """Wait for the first token (or the end); raise the request's error instead."""
+        self._first = await self._items.get()
+        if self._first[0] == "error":
+            raise self._first[1]
+
+    async def tokens(self) -> AsyncIterator[list[Token]]:
+        """The tokens as the model makes them: each time, those made since the last time (one
+        when the reader keeps up). The generation stops if this is not run to its end."""
+        item = self._first or await self._items.get()
+        try:
+            while item[0] == "token":
+                batch = [item[1]]
+                while not self._items.empty() and (item := self._items.get_nowait())[0] == "token":
+                    batch.append(item[1])
+                yield batch
+                if item[0] == "token":  # the newest is in the batch: wait for the next
+                    item = await self._items.get()
+        finally:
+            if item[0] == "token":
+                self._cancel.set()  # the stream was left: stop generating
+        if item[0] == "error":
+            raise item[1]
+        self.answer = item[1]
+
+    def stop(self) -> None:
+        """Stop the generation (the stream ended early)."""
+        self._cancel.set()
+
+
 class ModelWorker:
     """The reference model on a single worker thread (the model is not re-entrant), built
     lazily on that thread and kept for the life of the app."""
@@ -165,6 +231,55 @@ class ModelWorker:
         self._closing.set()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
+    @staticmethod
+    def streams_live(body: Mapping[str, Any]) -> bool:
+        """Whether :meth:`live` can answer ``body``: a stream of one choice without a forced
+        tool call (whose arguments are known only once they are whole)."""
+        return (
+            body.get("stream") is True
+            and int(body.get("n") or 1) == 1
+            and _picked_tool(body) is None
+        )
+
+    async def live(
+        self, body: Mapping[str, Any], *, completion_id: str, created: int
+    ) -> LiveAnswer:
+        """The answer to stream request ``body`` (see :meth:`streams_live`) while the model
+        makes it; returns once the first token is out, raising what a bad request raises."""
+        loop = asyncio.get_running_loop()
+        items: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def put(kind: str, item: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the server stopped
+                loop.call_soon_threadsafe(items.put_nowait, (kind, item))
+
+        def run() -> None:
+            try:
+                answer = self._generate(
+                    body, completion_id, created, cancel, lambda token: put("token", token)
+                )
+                put("end", answer)
+            except _Cancelled as exc:
+                log.debug("generation %s stopped: its stream was left", completion_id)
+                put("error", exc)
+            except Exception as exc:  # the request's to raise
+                put("error", exc)
+
+        self._executor.submit(run)
+        head = Answer(
+            id=completion_id,
+            created=created,
+            model=body["model"],
+            choices=(),
+            usage=Usage(0, 0),
+            logprobs=bool(body.get("logprobs")),
+            include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
+        )
+        answer = LiveAnswer(head, items, cancel)
+        await answer.wait_first()
+        return answer
+
     async def answer(self, body: Mapping[str, Any], *, completion_id: str, created: int) -> Answer:
         """The model's answer to a validated chat completion request ``body``."""
         cancel = threading.Event()
@@ -178,8 +293,15 @@ class ModelWorker:
             raise
 
     def _generate(
-        self, body: Mapping[str, Any], completion_id: str, created: int, cancel: threading.Event
+        self,
+        body: Mapping[str, Any],
+        completion_id: str,
+        created: int,
+        cancel: threading.Event,
+        on_token: Callable[[Token], None] | None = None,
     ) -> Answer:
+        """The whole answer to ``body``; with ``on_token`` (one choice, no forced tool call),
+        each of its tokens is also given to it as the model makes it."""
         from reference_model import GenerationRequest, SamplingParams, encode_dialog, generate
 
         model, tokenizer = self._load()
@@ -214,11 +336,14 @@ class ModelWorker:
             )
         generation = generate(request, model=model, tokenizer=tokenizer)
         steps: dict[int, list[Any]] = {i: [] for i in range(request.n)}
+        logprobs = bool(body.get("logprobs"))
         for step in generation:
             if cancel.is_set() or self._closing.is_set():
                 raise _Cancelled
             steps[step.index].append(step)
-        logprobs = bool(body.get("logprobs"))
+            token = None if on_token is None else _token(step, step.text, tokenizer, logprobs)
+            if token is not None and on_token is not None:
+                on_token(token)
         tool = _picked_tool(body)
         choices = tuple(
             self._tool_choice(index, s, tool, tokenizer, logprobs)
@@ -236,17 +361,6 @@ class ModelWorker:
             include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
         )
 
-    @staticmethod
-    def _entries(step: Any, tokenizer: Any, logprobs: bool) -> tuple[dict[str, Any], ...]:
-        """The chat logprobs entry of one step (none for stop tokens or when not asked)."""
-        if not logprobs or step.token in tokenizer.stop_ids:
-            return ()
-        entry = _logprob_entry(tokenizer.token_bytes(step.token), step.logprob)
-        entry["top_logprobs"] = [
-            _logprob_entry(tokenizer.token_bytes(t), lp) for t, lp in step.top_logprobs
-        ]
-        return (entry,)
-
     def _text_choice(
         self,
         index: int,
@@ -257,11 +371,8 @@ class ModelWorker:
     ) -> Choice:
         """A text choice: each step's text (or ``texts``, one per step) and logprobs entry."""
         texts = texts if texts is not None else [step.text for step in steps]
-        tokens = tuple(
-            Token(text, logprobs=self._entries(step, tokenizer, logprobs))
-            for step, text in zip(steps, texts, strict=True)
-            if text or (logprobs and step.token not in tokenizer.stop_ids)
-        )
+        made = (_token(s, text, tokenizer, logprobs) for s, text in zip(steps, texts, strict=True))
+        tokens = tuple(token for token in made if token is not None)
         finish = (steps[-1].finish_reason if steps else None) or "length"
         return Choice(index, tokens, finish)
 
@@ -302,6 +413,6 @@ class ModelWorker:
             offset += len(piece)
             if low < high:
                 fragment = {"index": 0, "function": {"arguments": text[low:high]}}
-                entries = self._entries(step, tokenizer, logprobs)
+                entries = _entries(step, tokenizer, logprobs)
                 tokens.append(Token(tool_calls=(fragment,), logprobs=entries))
         return Choice(index, tuple(tokens), finish)

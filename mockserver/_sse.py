@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["DONE", "SSE_HEADERS", "encode_chunk", "encode_data", "write_stream"]
+__all__ = ["DONE", "SSE_HEADERS", "encode_chunk", "encode_data", "open_stream", "write_stream"]
 
 DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {
@@ -28,6 +28,20 @@ def encode_data(data: str) -> bytes:
 def encode_chunk(chunk: dict[str, Any]) -> bytes:
     """One SSE event carrying ``chunk`` as compact JSON."""
     return encode_data(json.dumps(chunk, ensure_ascii=False, separators=(",", ":")))
+
+
+async def open_stream(
+    request: web.Request,
+    *,
+    content_type: str = "text/event-stream",
+    headers: dict[str, str] | None = None,
+) -> web.StreamResponse:
+    """A started 200 stream (the SSE headers sent, with ``headers``), for events to follow."""
+    response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **(headers or {})})
+    response.content_type = content_type
+    response.charset = "utf-8"
+    await response.prepare(request)
+    return response
 
 
 async def write_stream(
@@ -48,10 +62,7 @@ async def write_stream(
         return web.Response(
             body=b"".join(events), headers=all_headers, content_type=content_type, charset="utf-8"
         )
-    response = web.StreamResponse(status=200, headers=all_headers)
-    response.content_type = content_type
-    response.charset = "utf-8"
-    await response.prepare(request)
+    response = await open_stream(request, content_type=content_type, headers=headers)
     if delays is None:
         await response.write(b"".join(events))
     else:  # pauses count from the previous due time (a late wake-up is made up), but never

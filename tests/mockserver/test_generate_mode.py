@@ -4,6 +4,7 @@ answers pass the conformance suite in each dialect."""
 from __future__ import annotations
 
 import json
+import logging
 import sys
 
 import jsonschema
@@ -230,6 +231,95 @@ def test_stream_with_usage_says_the_non_stream_text(client):
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text(answer)
     assert chunks[-1].choices == []
     assert chunks[-1].usage.completion_tokens == answer.usage.completion_tokens
+
+
+def raw_stream(server, body):
+    """The chunks of a stream (id and created blanked) and the seconds from sending to the
+    first and to the last piece read."""
+    import time
+
+    import httpx
+
+    started, first, data = time.perf_counter(), None, b""
+    headers = {"Authorization": f"Bearer {KEY}"}
+    with httpx.stream(
+        "POST", f"{server.base_url}/chat/completions", json=body, headers=headers, timeout=300
+    ) as response:
+        assert response.status_code == 200, response.read()
+        for piece in response.iter_raw():
+            first = first or time.perf_counter() - started
+            data += piece
+    last = time.perf_counter() - started
+    events = [e.removeprefix(b"data: ") for e in data.split(b"\n\n") if e]
+    assert events[-1] == b"[DONE]"
+    chunks = [{**json.loads(e), "id": "", "created": 0} for e in events[:-1]]
+    return chunks, first, last
+
+
+LIVE_BODIES = {
+    "plain": {"seed": 3, "temperature": 1.0, "max_tokens": 24},
+    "usage and logprobs": {
+        "seed": 4,
+        "max_tokens": 12,
+        "stream_options": {"include_usage": True},
+        "logprobs": True,
+        "top_logprobs": 2,
+    },
+    "stop": {"seed": 5, "max_tokens": 24, "stop": [" "]},
+    "json": {"seed": 6, "max_tokens": 40, "response_format": {"type": "json_object"}},
+}
+
+
+@pytest.mark.parametrize("dialect", ["openai", "vllm", "llamacpp", "novita", "azure"])
+@pytest.mark.parametrize("case", list(LIVE_BODIES))
+def test_a_live_stream_has_the_chunks_of_the_whole_answer(servers, dialect, case):
+    # the same request to a mock with a (tiny) TTFT, which renders the whole answer first
+    body = {"model": "m", "messages": HI, "stream": True, **LIVE_BODIES[case]}
+    live, _, _ = raw_stream(servers(dialect), body)
+    whole, _, _ = raw_stream(servers(dialect, ttft=0.0001), body)
+    assert live == whole
+    texts = [c["choices"][0]["delta"].get("content") for c in live if c["choices"]]
+    assert case == "stop" or sum(map(bool, texts)) > 1
+
+
+def test_a_live_stream_starts_before_the_model_is_done(servers):
+    stop_ids = default_tokenizer().stop_ids  # banned: the model writes all 400 tokens
+    bias = {str(token): -100 for token in stop_ids}
+    body = {"model": "m", "messages": HI, "stream": True, "max_tokens": 400, "logit_bias": bias}
+    chunks, first, last = raw_stream(servers("openai"), body)
+    assert sum(1 for c in chunks if c["choices"] and c["choices"][0]["delta"].get("content")) > 300
+    assert first < last / 4, (first, last)  # ~1 token of 400 made before the first event
+
+
+def test_a_live_stream_left_by_its_client_stops_the_model(servers):
+    import socket
+    import time
+
+    from ..conftest import captured_logs
+
+    server = servers("openai")
+    bias = {str(token): -100 for token in default_tokenizer().stop_ids}
+    body = {"model": "m", "messages": HI, "stream": True, "max_tokens": 5000, "logit_bias": bias}
+    payload = json.dumps(body).encode()
+    with captured_logs("mockserver", "aiohttp") as records:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nAuthorization: Bearer "
+                + KEY.encode()
+                + b"\r\nContent-Length: "
+                + str(len(payload)).encode()
+                + b"\r\n\r\n"
+                + payload
+            )
+            assert b"200 OK" in sock.recv(65536)  # the stream has started: leave
+        deadline = time.monotonic() + 60  # 5,000 tokens would take several seconds
+        while not any("stopped" in r.getMessage() for r in records):
+            assert time.monotonic() < deadline, [r.getMessage() for r in records]
+            time.sleep(0.05)
+        with client_for(server) as client:  # the worker is free again
+            assert client.chat.completions.create(model="m", messages=HI, max_tokens=2).choices
+    assert not [r for r in records if r.levelno >= logging.WARNING]
 
 
 def test_the_dialect_picks_the_sampler_and_sampling_overrides_it(servers):
