@@ -372,7 +372,7 @@ class _Mock:
             await response.write_eof()
             return response
         finally:
-            live.stop()
+            live.cancel.set()  # a stream that ended early stops the model
 
     async def list_models(self, call: _Call) -> web.Response:
         """GET /models: the listed models."""

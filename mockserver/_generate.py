@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,7 @@ __all__ = ["LiveAnswer", "ModelUnavailable", "ModelWorker", "require_reference_m
 log = logging.getLogger("mockserver")
 
 WEIGHTS_SEED = 0  # build_model(0): what `chatcompat export-model` writes by default
+WAKE_INTERVAL = 0.005  # live streams: seconds between wake-ups of the event loop for tokens
 
 
 class ModelUnavailable(RuntimeError):
@@ -154,46 +156,75 @@ def _token(step: Any, text: str, tokenizer: Any, logprobs: bool) -> Token | None
 
 
 class LiveAnswer:
-    """A one-choice answer while the model makes it: :meth:`tokens` yields its tokens as they
-    come, then :attr:`answer` is the whole answer (what :meth:`ModelWorker.answer` returns)."""
+    """A one-choice answer while the model makes it: the worker thread :meth:`put` s its
+    tokens, :meth:`tokens` yields them on the event loop as they come, then :attr:`answer` is
+    the whole answer (what :meth:`ModelWorker.answer` returns). The loop is woken once per
+    batch of items, not per token: a loop running late takes several at a time."""
 
-    def __init__(
-        self, head: Answer, items: asyncio.Queue[tuple[str, Any]], cancel: threading.Event
-    ) -> None:
+    def __init__(self, head: Answer, loop: asyncio.AbstractEventLoop) -> None:
         self.head = head  # id, created, model and what was asked for; no choices yet
         self.answer: Answer | None = None
-        self._items = items
-        self._cancel = cancel
-        self._first: tuple[str, Any] | None = None
+        self.cancel = threading.Event()  # set: the generation stops
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._items: list[
+            tuple[str, Any]
+        ] = []  # ("token", Token) ... ("end", Answer) | ("error", exc)
+        self._wake_due = False  # a wake-up is on its way to the loop for the items put
+        self._next_wake = 0.0  # monotonic time before which a token does not wake the loop
+        self._ready = asyncio.Event()
+        self._first: list[tuple[str, Any]] = []
+
+    def put(self, kind: str, item: Any) -> None:
+        """Hand one item to the loop (from the worker thread): a token waits for the next item
+        when the loop was woken less than WAKE_INTERVAL ago (each wake-up is a switch of the
+        interpreter lock between the threads)."""
+        now = time.monotonic()
+        with self._lock:
+            self._items.append((kind, item))
+            wake = not self._wake_due and (kind != "token" or now >= self._next_wake)
+            if wake:
+                self._wake_due, self._next_wake = True, now + WAKE_INTERVAL
+        if wake:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the server stopped
+                self._loop.call_soon_threadsafe(self._ready.set)
+
+    async def _take(self) -> list[tuple[str, Any]]:
+        """Every item put since the last take (at least one)."""
+        while True:
+            with self._lock:
+                if self._items:
+                    items, self._items, self._wake_due = self._items, [], False
+                    return items
+            await self._ready.wait()
+            self._ready.clear()
 
     async def wait_first(self) -> None:
         """Wait for the first token (or the end); raise the request's error instead."""
-        self._first = await self._items.get()
-        if self._first[0] == "error":
-            raise self._first[1]
+        self._first = await self._take()
+        if self._first[0][0] == "error":
+            raise self._first[0][1]
 
     async def tokens(self) -> AsyncIterator[list[Token]]:
         """The tokens as the model makes them: each time, those made since the last time (one
         when the reader keeps up). The generation stops if this is not run to its end."""
-        item = self._first or await self._items.get()
+        items, self._first = self._first or await self._take(), []
+        end: tuple[str, Any] | None = None
         try:
-            while item[0] == "token":
-                batch = [item[1]]
-                while not self._items.empty() and (item := self._items.get_nowait())[0] == "token":
-                    batch.append(item[1])
-                yield batch
-                if item[0] == "token":  # the newest is in the batch: wait for the next
-                    item = await self._items.get()
+            while True:
+                batch = [item for kind, item in items if kind == "token"]
+                end = next(((kind, item) for kind, item in items if kind != "token"), None)
+                if batch:
+                    yield batch
+                if end is not None:
+                    break
+                items = await self._take()
         finally:
-            if item[0] == "token":
-                self._cancel.set()  # the stream was left: stop generating
-        if item[0] == "error":
-            raise item[1]
-        self.answer = item[1]
-
-    def stop(self) -> None:
-        """Stop the generation (the stream ended early)."""
-        self._cancel.set()
+            if end is None:
+                self.cancel.set()  # the stream was left: stop generating
+        if end[0] == "error":
+            raise end[1]
+        self.answer = end[1]
 
 
 class ModelWorker:
@@ -246,27 +277,6 @@ class ModelWorker:
     ) -> LiveAnswer:
         """The answer to stream request ``body`` (see :meth:`streams_live`) while the model
         makes it; returns once the first token is out, raising what a bad request raises."""
-        loop = asyncio.get_running_loop()
-        items: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        cancel = threading.Event()
-
-        def put(kind: str, item: Any) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: the server stopped
-                loop.call_soon_threadsafe(items.put_nowait, (kind, item))
-
-        def run() -> None:
-            try:
-                answer = self._generate(
-                    body, completion_id, created, cancel, lambda token: put("token", token)
-                )
-                put("end", answer)
-            except _Cancelled as exc:
-                log.debug("generation %s stopped: its stream was left", completion_id)
-                put("error", exc)
-            except Exception as exc:  # the request's to raise
-                put("error", exc)
-
-        self._executor.submit(run)
         head = Answer(
             id=completion_id,
             created=created,
@@ -276,9 +286,23 @@ class ModelWorker:
             logprobs=bool(body.get("logprobs")),
             include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
         )
-        answer = LiveAnswer(head, items, cancel)
-        await answer.wait_first()
-        return answer
+        live = LiveAnswer(head, asyncio.get_running_loop())
+
+        def run() -> None:
+            try:
+                answer = self._generate(
+                    body, completion_id, created, live.cancel, lambda t: live.put("token", t)
+                )
+                live.put("end", answer)
+            except _Cancelled as exc:
+                log.debug("generation %s stopped: its stream was left", completion_id)
+                live.put("error", exc)
+            except Exception as exc:  # the request's to raise
+                live.put("error", exc)
+
+        self._executor.submit(run)
+        await live.wait_first()
+        return live
 
     async def answer(self, body: Mapping[str, Any], *, completion_id: str, created: int) -> Answer:
         """The model's answer to a validated chat completion request ``body``."""
