@@ -322,6 +322,38 @@ def test_a_live_stream_left_by_its_client_stops_the_model(servers):
     assert not [r for r in records if r.levelno >= logging.WARNING]
 
 
+def test_a_live_stream_whose_model_fails_ends_with_an_error_event(servers, monkeypatch):
+    import httpx
+
+    from mockserver import _generate
+
+    from ..conftest import captured_logs
+
+    made = []
+
+    def failing(*args):
+        made.append(1)
+        if len(made) == 3:
+            raise RuntimeError("the model broke")
+        return real(*args)
+
+    real = _generate._token
+    monkeypatch.setattr(_generate, "_token", failing)
+    bias = {str(token): -100 for token in default_tokenizer().stop_ids}
+    body = {"model": "m", "messages": HI, "stream": True, "max_tokens": 50, "logit_bias": bias}
+    headers = {"Authorization": f"Bearer {KEY}"}
+    with captured_logs("mockserver") as records:
+        url = f"{servers('openai').base_url}/chat/completions"
+        answer = httpx.post(url, json=body, headers=headers, timeout=60)
+    events = [e.removeprefix(b"data: ") for e in answer.content.split(b"\n\n") if e]
+    assert answer.status_code == 200  # the stream had started with the first token
+    assert json.loads(events[-1])["error"]["type"] == "server_error"
+    assert b"[DONE]" not in events
+    assert [r.getMessage() for r in records if r.levelno >= logging.ERROR] == [
+        "generation failed mid-stream"
+    ]
+
+
 def test_the_dialect_picks_the_sampler_and_sampling_overrides_it(servers):
     def sampled(server):
         with client_for(server) as c:
