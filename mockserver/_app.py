@@ -267,8 +267,7 @@ class _Mock:
         fault = None
         if rendered is not None:
             call.stream_asked = rendered.stream
-            if self.may_fault or self.scripted_faults.rules or FAULT_HEADER in request.headers:
-                fault = self._request_fault(request, rendered.model)
+            fault = self._request_fault(request, rendered.model)
         if rendered is None or (fault is not None and fault.split_utf8):
             made, fault = await self._render(call, fault)
             if isinstance(made, LiveAnswer):
