@@ -284,7 +284,7 @@ class CassetteStore:
         self.loose: dict[str, list[Cassette]] = {}
         self._used: dict[str, int] = {}
         # (method, path, raw body) -> (its exact key, its loose key, the parsed body)
-        self._keys: Memo[tuple[str, str, bytes], tuple[str | None, str | None, Any]] = Memo()
+        self._seen: Memo[tuple[str, str, bytes], tuple[str | None, str | None, Any]] = Memo()
         for c in cassettes:
             if c.match == "exact":
                 self.exact.setdefault(request_key(c.method, c.path, c.body), []).append(c)
@@ -305,25 +305,25 @@ class CassetteStore:
 
     def find(self, method: str, path: str, body: Any) -> Cassette | None:
         """The cassette to replay for this request, exact matches first; None on a miss."""
-        exact = request_key(method, path, body) if self.exact else None
-        loose = request_key(method, path, body, loose=True) if self.loose else None
-        return self._take(exact, loose)
+        return self._take(*self._keys(method, path, body))
 
     def match(self, method: str, path: str, raw: bytes) -> tuple[Cassette, Any] | None:
         """:meth:`find` for a raw request body, and the parsed body; a body seen before is
         not parsed again (its keys are remembered)."""
         memo_key = (method, path, raw)
-        keys = self._keys.get(memo_key)
+        keys = self._seen.get(memo_key)
         if keys is None:
             body = parse_request_body(raw)
-            keys = (
-                request_key(method, path, body) if self.exact else None,
-                request_key(method, path, body, loose=True) if self.loose else None,
-                body,
-            )
-            self._keys.put(memo_key, keys)
+            keys = (*self._keys(method, path, body), body)
+            self._seen.put(memo_key, keys)
         found = self._take(keys[0], keys[1])
         return None if found is None else (found, keys[2])
+
+    def _keys(self, method: str, path: str, body: Any) -> tuple[str | None, str | None]:
+        """The request's exact and loose keys (None where no cassette has keys of that kind)."""
+        exact = request_key(method, path, body) if self.exact else None
+        loose = request_key(method, path, body, loose=True) if self.loose else None
+        return exact, loose
 
     def _take(self, exact: str | None, loose: str | None) -> Cassette | None:
         """The next cassette under the exact key, else under the loose key (counting its use)."""
