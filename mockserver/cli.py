@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 
 from mockserver._cassettes import CassetteError, CassetteStore
 from mockserver._config import MockConfig
@@ -20,22 +21,21 @@ from mockserver._workers import LOG_FORMAT, serve_workers
 __all__ = ["add_arguments", "add_record_arguments", "run", "run_record"]
 
 
-def _fault_spec(text: str) -> str:
-    """A fault spec that parses (else argparse reports it)."""
-    try:
-        parse_fault(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+def _spec(parse: Callable[[str], object]) -> Callable[[str], str]:
+    """An argparse type: the text itself, once ``parse`` accepts it (else argparse reports
+    what ``parse`` said)."""
+
+    def checked(text: str) -> str:
+        try:
+            parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    return checked
 
 
-def _delay_spec(text: str) -> str:
-    """A delay spec that parses (else argparse reports it)."""
-    try:
-        parse_delay(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+_fault_spec, _delay_spec = _spec(parse_fault), _spec(parse_delay)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
