@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from mockserver._answer import Answer, Choice, Token, Usage
@@ -155,6 +156,20 @@ def _token(step: Any, text: str, tokenizer: Any, logprobs: bool) -> Token | None
     return Token(text, logprobs=_entries(step, tokenizer, logprobs))
 
 
+def _head(body: Mapping[str, Any], completion_id: str, created: int) -> Answer:
+    """The answer to ``body`` before the model has made any of it: its id, time, model and
+    what was asked for (logprobs, usage in the stream); no choices, no usage yet."""
+    return Answer(
+        id=completion_id,
+        created=created,
+        model=body["model"],
+        choices=(),
+        usage=Usage(0, 0),
+        logprobs=bool(body.get("logprobs")),
+        include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
+    )
+
+
 class LiveAnswer:
     """A one-choice answer while the model makes it: the worker thread :meth:`put` s its
     tokens, :meth:`tokens` yields them on the event loop as they come, then :attr:`answer` is
@@ -277,16 +292,7 @@ class ModelWorker:
     ) -> LiveAnswer:
         """The answer to stream request ``body`` (see :meth:`streams_live`) while the model
         makes it; returns once the first token is out, raising what a bad request raises."""
-        head = Answer(
-            id=completion_id,
-            created=created,
-            model=body["model"],
-            choices=(),
-            usage=Usage(0, 0),
-            logprobs=bool(body.get("logprobs")),
-            include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
-        )
-        live = LiveAnswer(head, asyncio.get_running_loop())
+        live = LiveAnswer(_head(body, completion_id, created), asyncio.get_running_loop())
 
         def run() -> None:
             try:
@@ -375,15 +381,8 @@ class ModelWorker:
             else self._text_choice(index, s, tokenizer, logprobs)
             for index, s in steps.items()
         )
-        return Answer(
-            id=completion_id,
-            created=created,
-            model=body["model"],
-            choices=choices,
-            usage=Usage(generation.usage.prompt_tokens, generation.usage.completion_tokens),
-            logprobs=logprobs,
-            include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
-        )
+        usage = Usage(generation.usage.prompt_tokens, generation.usage.completion_tokens)
+        return replace(_head(body, completion_id, created), choices=choices, usage=usage)
 
     def _text_choice(
         self,
