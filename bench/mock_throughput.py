@@ -29,6 +29,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mockserver._cassettes import builtin_cassettes
+
 # n=2 choices of 31 tokens: 2 x (role + 31 tokens + finish) + [DONE] = 67 events
 STREAM_BODY = {
     "model": "m",
@@ -38,15 +40,9 @@ STREAM_BODY = {
     "max_tokens": 31,
 }
 JSON_BODY = {**STREAM_BODY, "stream": False}
-REPLAY_BODY = {  # the built-in cassette seed-chat-stream.json
-    "model": "meta-llama/llama-3.3-70b-instruct",
-    "messages": [
-        {"role": "system", "content": "Act like you are a helpful assistant."},
-        {"role": "user", "content": "Hi there!"},
-    ],
-    "max_tokens": 512,
-    "stream": True,
-}
+REPLAY_BODY = next(  # the request of the built-in cassette seed-chat-stream.json
+    c.body for c in builtin_cassettes() if c.source.endswith("/seed-chat-stream.json")
+)
 PATH = "/v1/chat/completions"
 
 LUA_FIXED = """wrk.method = "POST"
