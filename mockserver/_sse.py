@@ -57,8 +57,8 @@ async def write_stream(
     event once its pause (from the previous event's due time, at least half its length) is over;
     ``end`` "eof" completes the body, "close" closes the connection mid-body (FIN), "reset"
     aborts it (TCP RST)."""
-    all_headers = {**SSE_HEADERS, **(headers or {})}
     if delays is None and end == "eof":  # the instant path: a plain response, one write
+        all_headers = {**SSE_HEADERS, **(headers or {})}
         return web.Response(
             body=b"".join(events), headers=all_headers, content_type=content_type, charset="utf-8"
         )
