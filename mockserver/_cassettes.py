@@ -366,18 +366,11 @@ class ScriptedCassettes:
 
 
 async def replay(
-    request: web.Request,
-    cassette: Cassette,
-    *,
-    speed: float = 0.0,
-    headers: Mapping[str, str] | None = None,
+    request: web.Request, cassette: Cassette, *, speed: float = 0.0
 ) -> web.StreamResponse:
     """Answer ``request`` with ``cassette``: at ``speed`` 0 at once (a stream's body in one
-    write), else one write per recorded write after its delay divided by ``speed``; ``headers``
-    are added where the cassette has none of that name."""
-    answer_headers = CIMultiDict(cassette.answer_headers)
-    for name, value in (headers or {}).items():
-        answer_headers.setdefault(name, value)
+    write), else one write per recorded write after its delay divided by ``speed``."""
+    answer_headers = cassette.answer_headers  # each response copies them
     if speed <= 0:
         return web.Response(status=cassette.status, body=cassette.content, headers=answer_headers)
     if cassette.wait > 0:
