@@ -10,12 +10,12 @@ valid, so a bad request still gets its 4xx; mid-stream faults apply to streams o
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from dataclasses import dataclass, fields, replace
 from http import HTTPStatus
 
 from mockserver._answer import Answer, Choice, Token
 from mockserver._errors import ApiError
+from mockserver._rendered import Memo
 
 __all__ = [
     "FAULT_HEADER",
@@ -147,15 +147,12 @@ class FailCounter:
     """Attempts seen per fail-first key, for at most ``capacity`` keys (least recent dropped)."""
 
     def __init__(self, capacity: int = 4096) -> None:
-        self.capacity = capacity
-        self._counts: OrderedDict[str, int] = OrderedDict()
+        self._counts: Memo[str, int] = Memo(capacity)
 
     def attempt(self, key: str) -> int:
         """Count one more attempt for ``key``; its number, 1 for the first."""
-        count = self._counts.pop(key, 0) + 1
-        self._counts[key] = count
-        if len(self._counts) > self.capacity:
-            self._counts.popitem(last=False)
+        count = (self._counts.get(key) or 0) + 1
+        self._counts.put(key, count)
         return count
 
     def clear(self) -> None:

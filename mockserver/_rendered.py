@@ -59,6 +59,10 @@ class Memo(Generic[K, V]):
         if len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
 
+    def clear(self) -> None:
+        """Forget every entry."""
+        self._entries.clear()
+
 
 class AnswerCache:
     """Rendered answers by raw request body, at most ``capacity`` entries and ``max_bytes``
