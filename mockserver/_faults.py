@@ -15,7 +15,7 @@ from http import HTTPStatus
 
 from mockserver._answer import Answer, Choice, Token
 from mockserver._errors import ApiError
-from mockserver._rendered import Memo
+from mockserver._lru import LRU
 
 __all__ = [
     "FAULT_HEADER",
@@ -147,7 +147,7 @@ class FailCounter:
     """Attempts seen per fail-first key, for at most ``capacity`` keys (least recent dropped)."""
 
     def __init__(self, capacity: int = 4096) -> None:
-        self._counts: Memo[str, int] = Memo(capacity)
+        self._counts: LRU[str, int] = LRU(capacity)
 
     def attempt(self, key: str) -> int:
         """Count one more attempt for ``key``; its number, 1 for the first."""
