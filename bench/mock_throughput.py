@@ -32,7 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mockserver._cassettes import builtin_cassettes
+from mockserver import builtin_cassettes
 
 # n=2 choices of 31 tokens: 2 x (role + 31 tokens + finish) + [DONE] = 67 events
 STREAM_BODY = {
@@ -105,8 +105,7 @@ def serve(kind: str, port: int) -> None:
     """Run one server (bare handler or the mock) on 127.0.0.1:``port`` until killed."""
     from aiohttp import web
 
-    from mockserver import create_app
-    from mockserver._server import start_site
+    from mockserver import create_app, start_site
 
     if kind == "mock":
         app = create_app()
