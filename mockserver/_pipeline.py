@@ -8,7 +8,8 @@
 
 A cassette skips shape, defects and encode (its recorded bytes go out); a kept answer skips
 them too (its bytes were made for the same body before). A live answer goes through shape and
-encode token by token as the model makes them (nothing else applies to it: see _plan).
+encode token by token as the model makes them (nothing else applies to it: see
+_sources.choose_source).
 """
 
 from __future__ import annotations
