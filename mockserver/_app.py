@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
+from chatcompat.request_rules import integral
 from mockserver import _defects, _faults
 from mockserver._cassettes import Cassette, CassetteStore, ScriptedCassettes, replay
 from mockserver._config import MockConfig
@@ -40,7 +41,7 @@ from mockserver._openapi import openapi_document
 from mockserver._rendered import AnswerCache, Rendered
 from mockserver._sse import DONE, encode_chunk, open_stream, write_stream
 from mockserver._template import template_answer
-from mockserver._validation import integral, parse_body, validate_request
+from mockserver._validation import parse_body, validate_request
 
 __all__ = [
     "CASSETTES",
@@ -121,7 +122,8 @@ class _Mock:
         )
         self.model: ModelWorker | None = None
         if config.generates:
-            self.model = ModelWorker(config.sampling or DIALECTS[config.dialect].sampling)
+            sampling = config.sampling or DIALECTS[config.dialect].sampling
+            self.model = ModelWorker(sampling, context_length=config.context_length)
         self.fail_counter = FailCounter()
         self.scripted_faults = ScriptedFaults()
         self.scripted_cassettes = ScriptedCassettes()
@@ -322,7 +324,12 @@ class _Mock:
         if self.model is not None:
             answer = await self.model.answer(body, completion_id=completion_id, created=created)
         else:
-            answer = template_answer(body, completion_id=completion_id, created=created)
+            answer = template_answer(
+                body,
+                completion_id=completion_id,
+                created=created,
+                context_length=config.context_length,
+            )
         multibyte = fault is not None and fault.split_utf8
         if multibyte:
             answer = _faults.with_multibyte(answer)

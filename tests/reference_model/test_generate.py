@@ -10,6 +10,7 @@ from reference_model import (
     SamplingParams,
     encode_dialog,
     generate,
+    tool_call_text,
 )
 from reference_model.generate import _TextStream
 
@@ -40,16 +41,15 @@ def test_greedy_matches_full_forward_argmax(model, tokenizer):
     assert steps[-1].finish_reason == "stop"
     assert steps[-1].token == tokenizer.eot_id
     assert _text(steps) == tokenizer.decode(out[:-1])
-    assert gen.usage.prompt_tokens == len(ids)
-    assert gen.usage.completion_tokens == len(steps)
-    assert gen.usage.total_tokens == len(ids) + len(steps)
+    assert gen.prompt_tokens == len(ids)
+    assert gen.completion_tokens == len(steps)
 
 
 def test_max_tokens_finishes_with_length(model, tokenizer):
     gen, steps = _run(model, tokenizer, messages=HELLO, sampling=GREEDY, max_tokens=3)
     assert len(steps) == 3
     assert [s.finish_reason for s in steps] == [None, None, "length"]
-    assert gen.usage.completion_tokens == 3
+    assert gen.completion_tokens == 3
 
 
 def test_n_choices_use_seed_plus_index(model, tokenizer):
@@ -160,8 +160,11 @@ def test_forced_tool_call(model, tokenizer, tool_choice):
     assert sorted(args) == ["city", "days", "unit"]
     assert isinstance(args["city"], str) and isinstance(args["days"], int)
     assert args["unit"] == "c"
-    assert all(s.text == "" for s in steps)
-    assert gen.usage.completion_tokens == len(steps)
+    # the text is the call in the chat format's layout; each step says what it wrote of it
+    assert _text(steps) == tool_call_text("get_weather", call.arguments)
+    assert "".join(s.call.arguments for s in steps) == call.arguments
+    assert {(s.call.index, s.call.name) for s in steps} == {(0, "get_weather")}
+    assert gen.completion_tokens == len(steps)
 
 
 def test_auto_tool_choice_generates_text(model, tokenizer):
