@@ -174,7 +174,8 @@ def _choice(request: dict[str, Any], index: int) -> tuple[Choice, int]:
         Token(part, logprobs=_logprob_entries(part, i, top) if want_logprobs else ())
         for i, part in enumerate(parts)
     )
-    return Choice(index, tokens, finish), len(tokens) + (finish == "stop")
+    spent = len(tokens) + (finish == "stop")  # + 1: the end-of-turn token or the stop string
+    return Choice(index, tokens, finish), spent if limit is None else min(spent, limit)
 
 
 def template_answer(
