@@ -12,7 +12,7 @@ from reference_model import (
     generate,
     tool_call_text,
 )
-from reference_model.generate import _TextStream
+from reference_model.constraints import TextStream
 
 HELLO = [{"role": "user", "content": "Hello"}]
 GREEDY = SamplingParams(temperature=0.0)
@@ -88,7 +88,7 @@ def test_stop_string_spanning_tokens_is_excluded(model, tokenizer):
 
 
 def test_text_stream_never_splits_a_character():
-    stream = _TextStream(())
+    stream = TextStream(())
     data = "hé日🎉".encode()
     out = [stream.push(data[i : i + 1])[0] for i in range(len(data))]
     assert "".join(out) == "hé日🎉"
@@ -97,7 +97,7 @@ def test_text_stream_never_splits_a_character():
 
 
 def test_text_stream_holds_back_stop_prefix():
-    stream = _TextStream(["abc", "日本"])
+    stream = TextStream(["abc", "日本"])
     assert stream.push(b"xab") == ("x", False)
     assert stream.push(b"d") == ("abd", False)
     assert stream.push("z日".encode()[:2]) == ("z", False)
@@ -106,7 +106,7 @@ def test_text_stream_holds_back_stop_prefix():
 
 
 def test_text_stream_flush_releases_held_text():
-    stream = _TextStream(["abc"])
+    stream = TextStream(["abc"])
     assert stream.push(b"ab") == ("", False)
     assert stream.flush() == "ab"
 
