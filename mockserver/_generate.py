@@ -61,13 +61,17 @@ def _stops(body: Mapping[str, Any]) -> list[str]:
 
 
 def _picked_tool(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The tool the reference model is made to call (its rule: required = first, or named)."""
-    tools, choice = body.get("tools") or [], body.get("tool_choice")
-    if not tools or choice in (None, "auto", "none"):
+    """The tool the reference model is made to call (its rule: required = the first function
+    tool, or the named one; other tool_choice objects, allowed_tools or custom, answer text)."""
+    tools = [t for t in body.get("tools") or [] if t.get("type") == "function"]
+    choice = body.get("tool_choice")
+    by_name = isinstance(choice, Mapping) and choice.get("type") == "function"
+    if not tools or not (choice == "required" or by_name):
         return None
     if choice == "required":
         function: Mapping[str, Any] = tools[0]["function"]
         return function
+    assert isinstance(choice, Mapping)
     name = choice["function"]["name"]
     named: Mapping[str, Any] = next(t["function"] for t in tools if t["function"]["name"] == name)
     return named

@@ -179,8 +179,12 @@ def _format_template(response_format: Mapping[str, Any]) -> list[_Segment]:
 
 
 def _pick_tool(request: GenerationRequest) -> Mapping[str, Any] | None:
-    choice, tools = request.tool_choice, request.tools or []
-    if not tools or choice in (None, "auto", "none"):
+    """The function tool to call: the first for "required", else the named one; None (text)
+    for every other tool_choice, objects that name no function (allowed_tools, custom) too."""
+    choice = request.tool_choice
+    tools = [t for t in request.tools or [] if t.get("type", "function") == "function"]
+    by_name = isinstance(choice, Mapping) and choice.get("type") == "function"
+    if not tools or not (choice == "required" or by_name):
         return None
     if choice == "required":
         return tools[0]

@@ -208,6 +208,26 @@ def test_tool_call_cut_by_the_limit_is_returned_as_text(chat):
     assert text(answer)
 
 
+CUSTOM = {"type": "custom", "custom": {"name": "lookup"}}
+ALLOWED = {"mode": "required", "tools": [{"type": "function", "function": {"name": "get_weather"}}]}
+
+
+@pytest.mark.parametrize(
+    "tool_choice",
+    [{"type": "allowed_tools", "allowed_tools": ALLOWED}, CUSTOM],
+    ids=["allowed_tools", "custom"],
+)
+def test_a_tool_choice_naming_no_function_answers_text(chat, tool_choice):
+    answer = chat(tools=[*TOOLS, CUSTOM], tool_choice=tool_choice)
+    assert answer.choices[0].message.tool_calls is None
+    assert text(answer)
+
+
+def test_required_calls_the_first_function_tool(chat):
+    answer = chat(tools=[CUSTOM, *TOOLS], tool_choice="required", max_tokens=None)
+    assert [c.function.name for c in answer.choices[0].message.tool_calls] == ["get_weather"]
+
+
 def test_json_schema_output_validates(chat):
     response_format = {"type": "json_schema", "json_schema": {"name": "city", "schema": SCHEMA}}
     for seed in (1, 2):
