@@ -78,7 +78,9 @@ def test_defect_is_caught_by_its_check(start_mock, defect):
     failed, result = failed_ids(server)
     assert DEFECTS[defect].caught_by in failed
     assert failed == {DEFECTS[defect].caught_by, *DEFECTS[defect].also_caught_by}
-    message = next(r.message for r in result.results if r.check.id == DEFECTS[defect].caught_by)
+    message = next(
+        r.outcome.text for r in result.results if r.check.id == DEFECTS[defect].caught_by
+    )
     assert "Sent: " in message or "Received: " in message
 
 
@@ -112,4 +114,4 @@ def test_generate_defect_is_caught_by_its_check(start_mock, defect):
     results = generate_results(start_mock, (defect,))
     caught = {i for i, r in results.items() if r.status in ("failed", "warning")}
     assert caught == {DEFECTS[defect].caught_by, *DEFECTS[defect].also_caught_by}
-    assert "Received: " in results[DEFECTS[defect].caught_by].message
+    assert "Received: " in results[DEFECTS[defect].caught_by].outcome.text
