@@ -325,8 +325,9 @@ def _argument_problem(args: argparse.Namespace) -> str | None:
 def _listed_model(base_url: str, args: argparse.Namespace) -> str:
     """The first model GET {base}/models lists, printed as the model of the run (within 30 s
     at most, with the key); raises _CannotStart saying what was seen."""
-    timeout = min(args.timeout, 30.0)
-    lister = Endpoint(base_url.rstrip("/"), "", args.api_key, timeout=timeout, read_timeout=timeout)
+    lister = endpoint_claiming(
+        Profile.core(), base_url, "", args.api_key, timeout=min(args.timeout, 30.0)
+    )
     try:
         model = asyncio.run(first_listed_model(lister))
     except ValueError as exc:
