@@ -114,7 +114,7 @@ def test_defect_is_caught_by_its_check(start_mock, defect):
     failed, result = failed_ids(server)
     assert caught_by(defect)[0] in failed
     assert failed == set(caught_by(defect))
-    message = next(r.message for r in result.results if r.check.id == caught_by(defect)[0])
+    message = next(r.outcome.text for r in result.results if r.check.id == caught_by(defect)[0])
     assert "Sent: " in message or "Received: " in message
 
 
@@ -149,4 +149,4 @@ def test_generate_defect_is_caught_by_its_check(start_mock, defect):
     results = generate_results(start_mock, (defect,))
     caught = {i for i, r in results.items() if r.status in ("failed", "warning")}
     assert caught == set(caught_by(defect))
-    assert "Received: " in results[caught_by(defect)[0]].message
+    assert "Received: " in results[caught_by(defect)[0]].outcome.text

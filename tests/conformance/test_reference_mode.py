@@ -38,7 +38,7 @@ def reference_run(export_dir, served, claimed, defects=(), samples=200):
             timeout=60,
             capabilities=CAPABILITIES,
             reference=export_dir,
-            dialect=claimed,
+            sampling=claimed,
             reference_samples=samples,
         )
         result = run(endpoint, REFERENCE_CHECKS)
@@ -86,4 +86,4 @@ def test_reference_defect_is_caught_by_its_check(export_dir, defect):
     results = reference_run(export_dir, "vllm", "vllm", (defect,))
     caught = {k for k, r in results.items() if r.status == "failed"}
     assert caught == set(KILL_MATRIX[defect]["caught_by"])
-    assert "Received: " in results[KILL_MATRIX[defect]["caught_by"][0]].message
+    assert "Received: " in results[KILL_MATRIX[defect]["caught_by"][0]].outcome.text

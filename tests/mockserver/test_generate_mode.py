@@ -12,8 +12,7 @@ import openai
 import pytest
 
 from chatcompat.cli import main
-from conformance import Endpoint, run
-from conformance._profiles import load_profile
+from conformance import Endpoint, load_profile, run
 from mockserver import MockConfig, MockServer
 from mockserver._generate import ModelUnavailable, require_reference_model
 from reference_model import default_tokenizer
