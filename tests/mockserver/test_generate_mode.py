@@ -12,8 +12,7 @@ import openai
 import pytest
 
 from chatcompat.cli import main
-from conformance import Endpoint, run
-from conformance._profiles import load_profile
+from conformance import Endpoint, load_profile, run
 from mockserver import MockConfig, MockServer
 from mockserver._generate import ModelUnavailable, require_reference_model
 from reference_model import default_tokenizer
@@ -266,6 +265,26 @@ def test_the_configured_context_bounds_prompt_and_completion(servers):
         answer = client.chat.completions.create(model="m", messages=HI, logit_bias=bias)
     assert answer.choices[0].finish_reason == "length"  # at the context's end
     assert answer.usage.total_tokens == 40
+
+
+CUSTOM = {"type": "custom", "custom": {"name": "lookup"}}
+ALLOWED = {"mode": "required", "tools": [{"type": "function", "function": {"name": "get_weather"}}]}
+
+
+@pytest.mark.parametrize(
+    "tool_choice",
+    [{"type": "allowed_tools", "allowed_tools": ALLOWED}, CUSTOM],
+    ids=["allowed_tools", "custom"],
+)
+def test_a_tool_choice_naming_no_function_answers_text(chat, tool_choice):
+    answer = chat(tools=[*TOOLS, CUSTOM], tool_choice=tool_choice)
+    assert answer.choices[0].message.tool_calls is None
+    assert text(answer)
+
+
+def test_required_calls_the_first_function_tool(chat):
+    answer = chat(tools=[CUSTOM, *TOOLS], tool_choice="required", max_tokens=None)
+    assert [c.function.name for c in answer.choices[0].message.tool_calls] == ["get_weather"]
 
 
 def test_json_schema_output_validates(chat):
