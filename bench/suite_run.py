@@ -14,8 +14,7 @@ from collections import defaultdict
 
 import aiohttp
 
-from conformance import Endpoint, run
-from conformance._profiles import load_profile
+from conformance import Endpoint, load_profile, run
 from mockserver import MockConfig, MockServer
 
 MODEL = "meta-llama/llama-3.3-70b-instruct"

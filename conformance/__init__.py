@@ -2,29 +2,59 @@
 
 from __future__ import annotations
 
-from conformance._context import Context
+from conformance._context import Budget, Context
 from conformance._http import Endpoint, Exchange
-from conformance._outcome import CheckFailed, CheckSkipped, CheckWarning
-from conformance._registry import CHECKS, Check, check
-from conformance._report import REPORT_VERSION, console_text, json_report, junit_xml
+from conformance._outcome import (
+    CheckFailed,
+    CheckSkipped,
+    CheckWarning,
+    Crash,
+    Outcome,
+    Status,
+    outcome_of,
+)
+from conformance._profiles import PROFILES, Profile, endpoint_claiming, load_profile
+from conformance._registry import CAPABILITIES, CHECKS, GROUPS, Check, Severity, check
+from conformance._report import (
+    REPORT_VERSION,
+    console_text,
+    json_report,
+    junit_xml,
+    markdown_summary,
+    write_reports,
+)
 from conformance._runner import Result, RunResult, run, run_checks
 
 __all__ = [
+    "CAPABILITIES",
     "CHECKS",
+    "GROUPS",
+    "PROFILES",
     "REPORT_VERSION",
+    "Budget",
     "Check",
     "CheckFailed",
     "CheckSkipped",
     "CheckWarning",
     "Context",
+    "Crash",
     "Endpoint",
     "Exchange",
+    "Outcome",
+    "Profile",
     "Result",
     "RunResult",
+    "Severity",
+    "Status",
     "check",
     "console_text",
+    "endpoint_claiming",
     "json_report",
     "junit_xml",
+    "load_profile",
+    "markdown_summary",
+    "outcome_of",
     "run",
     "run_checks",
+    "write_reports",
 ]

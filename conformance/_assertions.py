@@ -95,8 +95,9 @@ def chunks_of(
 
 
 def envelope_problem(body: Any) -> str | None:
-    """What keeps ``body`` from being the OpenAI error envelope (catalogue D.23), or None:
-    {"error": {"message": str, "type": str, "param": str|null, "code": str|int|null}}."""
+    """What keeps ``body`` from being the OpenAI error envelope, or None:
+    {"error": {"message": str, "type": str, "param": str|null, "code": str|int|null}}
+    (ErrorResponse of openai/openai-openapi ``openapi.yaml``; schemas/strict/error.json)."""
     if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
         return f'the body is not {{"error": {{...}}}}: {json.dumps(body)[:200]}'
     error = body["error"]

@@ -120,11 +120,6 @@ class Context:
     budget: Budget = field(default_factory=Budget)
     _shared: dict[str, asyncio.Task[Exchange]] = field(default_factory=dict)
 
-    @property
-    def requests_sent(self) -> int:
-        """Requests sent so far, retries included."""
-        return self.budget.requests
-
     def request(self, **overrides: Any) -> dict[str, Any]:
         """A small valid chat request for the model under test, with ``overrides`` applied."""
         body: dict[str, Any] = {

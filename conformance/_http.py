@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ class Endpoint:
     capabilities: frozenset[str] = frozenset({"core"})  # what the endpoint claims
     context_length: int | None = None  # tokens, when known (profile or flag)
     reference: str | None = None  # an HF export dir of the model the endpoint serves
-    dialect: str = "vllm"  # the sampling semantics the endpoint claims (reference mode)
+    sampling: str = "vllm"  # whose sampling semantics the endpoint claims: vllm | hf | llamacpp
     reference_samples: int = 300  # samples per sampling case in reference mode
 
     def url(self, path: str) -> str:
@@ -75,6 +76,44 @@ class Exchange:
     def json(self) -> Any:
         """The body as JSON (raises ValueError when it is not)."""
         return json.loads(self.body)
+
+    def redacted(self, secret: str) -> Exchange:
+        """A copy with ``secret`` replaced by ``<redacted>`` in the URL, the bodies, the headers
+        and the transport error (the exchange itself, shared between checks, is left alone)."""
+        hidden, mark = secret.encode(), b"<redacted>"
+
+        def hide(text: str) -> str:
+            return text.replace(secret, "<redacted>")
+
+        return dataclasses.replace(
+            self,
+            url=hide(self.url),
+            sent=None if self.sent is None else self.sent.replace(hidden, mark),
+            sent_headers={k: hide(v) for k, v in self.sent_headers.items()},
+            headers={k: hide(v) for k, v in self.headers.items()},
+            body=self.body.replace(hidden, mark),
+            error=None if self.error is None else hide(self.error),
+        )
+
+    def excerpt(self) -> dict[str, Any]:
+        """The exchange as the JSON report gives it: ``{"request": {"method", "url", "body"},
+        "response": {"status", "content_type", "request_id", "body", "error"}}``; bodies are
+        text excerpts (request up to 300 chars, answer up to 600, the middle elided), None when
+        there was none; ``status`` is None when no answer came."""
+        return {
+            "request": {
+                "method": self.method,
+                "url": self.url,
+                "body": None if self.sent is None else _excerpt(self.sent, 300),
+            },
+            "response": {
+                "status": self.status,
+                "content_type": self.headers.get("content-type"),
+                "request_id": self.request_id,
+                "body": _excerpt(self.body) if self.body else None,
+                "error": self.error,
+            },
+        }
 
     def describe(self) -> list[str]:
         """Report lines: what was sent and what was seen, the API key left out."""

@@ -6,23 +6,15 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-__all__ = ["PARTIAL", "STOP", "Oracle", "chi_square_pvalue", "load_oracle", "sampling_params"]
+if TYPE_CHECKING:
+    from reference_model import Dialect, SamplingParams
+
+__all__ = ["PARTIAL", "STOP", "Oracle", "chi_square_pvalue", "load_oracle"]
 
 STOP = "<STOP>"  # the category of a choice that ended before its first token (an end token)
 PARTIAL = "<PARTIAL>"  # a token that is not a whole UTF-8 character: shown as "" or U+FFFD
-_PARAMS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "frequency_penalty",
-           "presence_penalty")  # fmt: skip
-
-
-def sampling_params(request: Mapping[str, Any]) -> Any:
-    """The reference sampler's SamplingParams for the sampling fields of ``request``."""
-    from reference_model import SamplingParams
-
-    values = {k: request[k] for k in _PARAMS if request.get(k) is not None}
-    bias = {int(k): float(v) for k, v in (request.get("logit_bias") or {}).items()}
-    return SamplingParams(**values, logit_bias=bias, seed=request.get("seed"))
 
 
 def chi_square_pvalue(observed: Sequence[int], expected: Sequence[float]) -> float:
@@ -47,6 +39,13 @@ class Oracle:
 
         self.directory = directory
         self.model, self.tokenizer = load_hf(directory)
+
+    def sampling_params(self, request: Mapping[str, Any]) -> SamplingParams:
+        """The reference sampler's SamplingParams for the sampling fields of ``request``: the
+        mock's own (``reference_model.sampling_params``, by ``chatcompat.request_rules``)."""
+        from reference_model import sampling_params
+
+        return sampling_params(request, self.tokenizer.vocab_size)
 
     def prompt_ids(self, messages: Sequence[Mapping[str, Any]]) -> list[int]:
         """The prompt ids the Llama 3 chat format makes of ``messages``."""
@@ -77,7 +76,11 @@ class Oracle:
         with torch.no_grad():
             logits = self.model(torch.tensor([prompt]))[0, -1].float()
         probs = processed_probs(
-            logits, sampling_params(request), prompt_ids=prompt, output_ids=(), dialect=dialect
+            logits,
+            self.sampling_params(request),
+            prompt_ids=prompt,
+            output_ids=(),
+            dialect=cast("Dialect", dialect),
         )
         distribution: dict[str, float] = {}
         for token in torch.nonzero(probs > 0).flatten().tolist():
@@ -94,7 +97,7 @@ class Oracle:
                 messages=request["messages"],
                 sampling=SamplingParams(temperature=0),
                 max_tokens=max_tokens,
-                dialect=dialect,
+                dialect=cast("Dialect", dialect),
             ),
             model=self.model,
             tokenizer=self.tokenizer,

@@ -1,13 +1,42 @@
-"""How a check ends other than by passing: failed, warned or skipped, with what was seen."""
+"""How a check ends: the statuses, the exceptions a check raises to end other than by passing,
+and the typed :class:`Outcome` the reports read (message, expected, received, exchange, crash).
+
+A check passes by returning. It ends otherwise by raising :class:`CheckFailed` (a requirement is
+not met), :class:`CheckWarning` (a recommendation is not met), :class:`CheckSkipped` (it does not
+apply); anything else it raises is a crash of the check itself, status ``error``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import traceback
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from conformance._http import Exchange
+    from conformance._registry import Severity
 
-__all__ = ["CheckFailed", "CheckSkipped", "CheckWarning"]
+__all__ = [
+    "CheckFailed",
+    "CheckSkipped",
+    "CheckWarning",
+    "Crash",
+    "Outcome",
+    "Status",
+    "outcome_of",
+]
+
+
+class Status(StrEnum):
+    """How a check ended; the value is the word reports print (``Status.FAILED == "failed"``)."""
+
+    PASSED = "passed"
+    FAILED = "failed"  # a `must` requirement is not met, or the check ran out of time
+    WARNING = "warning"  # a `should` requirement is not met; the run still passes
+    SKIPPED = "skipped"  # the check does not apply: capability not claimed, budget spent
+    ERROR = "error"  # the check crashed: it raised an exception that is not an outcome
 
 
 class CheckFailed(AssertionError):
@@ -29,19 +58,127 @@ class CheckFailed(AssertionError):
         self.exchange = exchange
 
     def __str__(self) -> str:
-        lines = [self.message]
-        if self.expected is not None:
-            lines.append(f"Expected: {self.expected}")
-        if self.received is not None:
-            lines.append(f"Received: {self.received}")
-        if self.exchange is not None:
-            lines.extend(self.exchange.describe())
-        return "\n".join(lines)
+        return "\n".join(_lines(self.message, self.expected, self.received, self.exchange))
 
 
 class CheckWarning(CheckFailed):
-    """A recommendation (SHOULD) is not met; the run still passes."""
+    """A recommendation (SHOULD) is not met; the run still passes.
+
+    Prefer declaring ``severity="should"`` on a check of its own and raising CheckFailed there;
+    a raise of CheckWarning inside a ``must`` check is the older way of saying the same."""
 
 
 class CheckSkipped(Exception):
     """The check does not apply to this endpoint; the message says why."""
+
+
+@dataclass(frozen=True)
+class Crash:
+    """An exception a check raised that is not an outcome: its type name, its message and where
+    it was raised (``path:line in function`` of the innermost frame)."""
+
+    type: str
+    message: str
+    where: str
+
+    @classmethod
+    def of(cls, exc: BaseException) -> Crash:
+        """The crash ``exc`` describes (where: its traceback's last frame, or "unknown")."""
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = "unknown"
+        if frames:
+            where = f"{frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}"
+        return cls(type(exc).__name__, str(exc), where)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one check ended, with what a report shows of it.
+
+    ``message`` is ``""`` when the check passed; for a skip, the reason; for a failure or a
+    warning, the failure's own message, with ``expected`` / ``received`` (either may be None)
+    and the ``exchange`` it was seen in (None when the check had none to show); for an error,
+    what crashed, and ``crash`` the exception's type, message and place.
+    """
+
+    status: Status
+    message: str = ""
+    expected: str | None = None
+    received: str | None = None
+    exchange: Exchange | None = None
+    crash: Crash | None = None
+
+    def lines(self) -> list[str]:
+        """The details as the console prints them: the message, ``Expected:``, ``Received:``,
+        the exchange (``Sent:``, ``Seen:``, ``Body:``) and, for a crash, ``At:`` its place."""
+        if self.status is Status.PASSED:
+            return []
+        lines = _lines(self.message, self.expected, self.received, self.exchange)
+        if self.crash is not None:
+            lines.append(f"At: {self.crash.where}")
+        return lines
+
+    @property
+    def text(self) -> str:
+        """:meth:`lines`, one per line."""
+        return "\n".join(self.lines())
+
+    def redacted(self, secret: str | None) -> Outcome:
+        """This outcome with ``secret`` (the API key) replaced by ``<redacted>`` in every field,
+        the exchange's request and answer included."""
+        if not secret:
+            return self
+
+        def hide(text: str | None) -> str | None:
+            return None if text is None else text.replace(secret, "<redacted>")
+
+        crash = self.crash
+        if crash is not None:
+            crash = Crash(crash.type, crash.message.replace(secret, "<redacted>"), crash.where)
+        return dataclasses.replace(
+            self,
+            message=self.message.replace(secret, "<redacted>"),
+            expected=hide(self.expected),
+            received=hide(self.received),
+            exchange=None if self.exchange is None else self.exchange.redacted(secret),
+            crash=crash,
+        )
+
+
+def _lines(
+    message: str, expected: str | None, received: str | None, exchange: Exchange | None
+) -> list[str]:
+    lines = [message]
+    if expected is not None:
+        lines.append(f"Expected: {expected}")
+    if received is not None:
+        lines.append(f"Received: {received}")
+    if exchange is not None:
+        lines.extend(exchange.describe())
+    return lines
+
+
+def outcome_of(exc: BaseException | None, severity: Severity) -> Outcome:
+    """How a check of ``severity`` ended, from what it raised (None: it returned).
+
+    The one place statuses are decided: CheckSkipped is ``skipped``; CheckWarning, or
+    CheckFailed in a ``should`` check, is ``warning``; CheckFailed in a ``must`` check is
+    ``failed``; any other exception is ``error``, with the exception as a :class:`Crash`.
+    (The runner makes a check's own time limit and the run's deadline ``failed``: they are the
+    endpoint's slowness.)"""
+    if exc is None:
+        return Outcome(Status.PASSED)
+    if isinstance(exc, CheckSkipped):
+        return Outcome(Status.SKIPPED, str(exc))
+    if isinstance(exc, CheckFailed):
+        warn = isinstance(exc, CheckWarning) or severity == "should"
+        return Outcome(
+            Status.WARNING if warn else Status.FAILED,
+            exc.message,
+            exc.expected,
+            exc.received,
+            exc.exchange,
+        )
+    crash = Crash.of(exc)
+    message = f"the check could not complete: {crash.type}: {crash.message}"
+    return Outcome(Status.ERROR, message, crash=crash)

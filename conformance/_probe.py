@@ -1,4 +1,5 @@
-"""``--probe``: find out what an endpoint supports with a few small requests, and say so."""
+"""What an endpoint says about itself: ``--probe`` finds out what it supports with a few small
+requests; :func:`first_listed_model` is the model a run without ``--model`` tests."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from typing import Any
 import aiohttp
 
 from conformance._context import WEATHER_TOOL, Budget, Context
-from conformance._http import Endpoint, Exchange
+from conformance._http import Endpoint, Exchange, send
 
-__all__ = ["Finding", "probe"]
+__all__ = ["Finding", "first_listed_model", "probe"]
 
 
 @dataclass(frozen=True)
@@ -137,3 +138,25 @@ async def probe(endpoint: Endpoint) -> tuple[list[Finding], int | None]:
         pair = await _seed_and_sampling(ctx)
         context = await _context_length(ctx)
     return [*singles, *pair], context
+
+
+async def first_listed_model(endpoint: Endpoint) -> str:
+    """The id of the first model ``GET {base}/models`` lists (``endpoint.model`` is not used;
+    its key, timeouts and size limit are). Raises ValueError saying what was seen when no
+    answer came, the status is not 200, or the body lists no model id."""
+    async with aiohttp.ClientSession(trust_env=False) as session:
+        exchange = await send(session, endpoint, "GET", "/models")
+    where = f"GET {exchange.url}"
+    if exchange.status is None:
+        raise ValueError(f"{where} got no answer ({exchange.error})")
+    body = exchange.body.decode("utf-8", "replace")[:200] or "(empty)"
+    if exchange.status != 200:
+        raise ValueError(f"{where} answered {exchange.status}: {body}")
+    try:
+        listed = exchange.json().get("data")
+        first = listed[0]["id"] if isinstance(listed, list) and listed else None
+    except (ValueError, AttributeError, TypeError, KeyError):
+        first = None
+    if not isinstance(first, str) or not first:
+        raise ValueError(f"{where} lists no model id: {body}")
+    return first

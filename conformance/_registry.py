@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 __all__ = ["CAPABILITIES", "CHECKS", "GROUPS", "Check", "CheckFunc", "Severity", "check"]
 
+# What a check's CheckFailed means: "must" -> status failed (the run fails), "should" -> status
+# warning (the run passes); see conformance._outcome.outcome_of. A requirement with both levels
+# is two checks, one of each severity.
 Severity = Literal["must", "should"]
 CheckFunc = Callable[["Context"], Awaitable[None]]
 GROUPS = (
@@ -52,7 +55,7 @@ CAPABILITIES = {
 class Check:
     id: str
     group: str
-    severity: Severity  # "should": a failure is a warning, not a failed run
+    severity: Severity  # "must" | "should": a CheckFailed is `failed` | `warning`
     capability: str  # what the endpoint must claim for the check to run ("core": every one)
     doc: str
     func: CheckFunc

@@ -1,4 +1,6 @@
-"""Reports of a run: the console table, the JSON report (a stable shape) and JUnit XML."""
+"""Reports of a run: the console table, the JSON report (a stable shape), JUnit XML and a
+Markdown summary; each reads the typed outcome of every check (status, message, expected,
+received, exchange, crash)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from chatcompat import __version__
+from conformance._outcome import Outcome, Status
 from conformance._registry import GROUPS
-from conformance._runner import RunResult
+from conformance._runner import Result, RunResult
 
 __all__ = [
     "REPORT_VERSION",
@@ -21,11 +24,17 @@ __all__ = [
     "write_reports",
 ]
 
-REPORT_VERSION = 1
-_MARK = {"passed": "PASS", "failed": "FAIL", "warning": "WARN", "skipped": "SKIP"}
+REPORT_VERSION = 2
+_MARK = {
+    Status.PASSED: "PASS",
+    Status.FAILED: "FAIL",
+    Status.WARNING: "WARN",
+    Status.SKIPPED: "SKIP",
+    Status.ERROR: "ERROR",
+}
 
 
-def _ordered(run: RunResult) -> list[Any]:
+def _ordered(run: RunResult) -> list[Result]:
     return sorted(run.results, key=lambda r: (GROUPS.index(r.check.group), r.check.id))
 
 
@@ -51,22 +60,58 @@ def console_text(run: RunResult, *, price_per_mtok: float | None = None) -> str:
             f"{result.check.group:<9} {result.check.id:<{width}}  {_MARK[result.status]:<6} "
             f"{result.duration:>6.2f}s  {result.check.doc}"
         )
-    counts = run.counts
     lines += [
         "",
-        f"{len(run.results)} checks: {counts['passed']} passed, {counts['failed']} failed, "
-        f"{counts['warning']} warning, {counts['skipped']} skipped in {run.duration:.1f} s; "
+        f"{len(run.results)} checks: {_counts(run)} in {run.duration:.1f} s; "
         f"{_spend(run, price_per_mtok)}",
     ]
-    details = [r for r in _ordered(run) if r.status != "passed"]
+    details = [r for r in _ordered(run) if r.status is not Status.PASSED]
     for result in details:
         lines += ["", f"[{_MARK[result.status]}] {result.check.id}: {result.check.doc}"]
-        lines += [f"    {line}" for line in result.message.splitlines()]
+        lines += [f"    {line}" for line in result.outcome.text.splitlines()]
     return "\n".join(lines)
 
 
+def _counts(run: RunResult) -> str:
+    """``N passed, N failed, N warning, N skipped, N error``."""
+    counts = run.counts
+    return (
+        f"{counts['passed']} passed, {counts['failed']} failed, {counts['warning']} warning, "
+        f"{counts['skipped']} skipped, {counts['error']} error"
+    )
+
+
+def _check_entry(result: Result) -> dict[str, Any]:
+    """One check of the JSON report (see :func:`json_report`)."""
+    outcome = result.outcome
+    crash = outcome.crash
+    return {
+        "id": result.check.id,
+        "group": result.check.group,
+        "severity": result.check.severity,
+        "capability": result.check.capability,
+        "description": result.check.doc,
+        "status": outcome.status.value,
+        "message": outcome.message,
+        "expected": outcome.expected,
+        "received": outcome.received,
+        "exchange": None if outcome.exchange is None else outcome.exchange.excerpt(),
+        "error": None
+        if crash is None
+        else {"type": crash.type, "message": crash.message, "where": crash.where},
+        "duration_s": round(result.duration, 3),
+        "requests": result.requests,
+        "tokens": result.tokens,
+    }
+
+
 def json_report(run: RunResult, *, price_per_mtok: float | None = None) -> dict[str, Any]:
-    """The machine-readable report; its shape is documented in the README and versioned."""
+    """The machine-readable report; its shape is documented in the README and versioned
+    (:data:`REPORT_VERSION`). Each check: id, group, severity, capability, description,
+    status (passed | failed | warning | skipped | error), message, expected, received,
+    exchange (:meth:`Exchange.excerpt <conformance._http.Exchange.excerpt>` or None),
+    error ({"type", "message", "where"} for status error, else None), duration_s, requests,
+    tokens."""
     return {
         "report_version": REPORT_VERSION,
         "tool": "chatcompat",
@@ -83,33 +128,21 @@ def json_report(run: RunResult, *, price_per_mtok: float | None = None) -> dict[
         "cost_usd": None if price_per_mtok is None else round(run.tokens * price_per_mtok / 1e6, 6),
         "summary": dict(run.counts),
         "ok": run.ok,
-        "checks": [
-            {
-                "id": r.check.id,
-                "group": r.check.group,
-                "severity": r.check.severity,
-                "capability": r.check.capability,
-                "description": r.check.doc,
-                "status": r.status,
-                "message": r.message,
-                "duration_s": round(r.duration, 3),
-                "requests": r.requests,
-                "tokens": r.tokens,
-            }
-            for r in _ordered(run)
-        ],
+        "checks": [_check_entry(r) for r in _ordered(run)],
     }
 
 
 def junit_xml(run: RunResult) -> str:
-    """JUnit XML: one testsuite, one testcase per check (classname = group)."""
+    """JUnit XML: one testsuite, one testcase per check (classname = group); a failed check
+    holds a ``<failure>``, a crashed one an ``<error>`` (type: the exception's), a skipped one
+    ``<skipped>``, a warning ``<system-out>``; the suite counts failures, errors and skips."""
     suite = ET.Element(
         "testsuite",
         name="chatcompat",
         tests=str(len(run.results)),
         failures=str(run.counts["failed"]),
+        errors=str(run.counts["error"]),
         skipped=str(run.counts["skipped"]),
-        errors="0",
         time=f"{run.duration:.3f}",
     )
     for result in _ordered(run):
@@ -120,34 +153,53 @@ def junit_xml(run: RunResult) -> str:
             name=result.check.id,
             time=f"{result.duration:.3f}",
         )
-        first_line = result.message.splitlines()[0] if result.message else ""
-        if result.status == "failed":
-            ET.SubElement(case, "failure", message=first_line).text = result.message
-        elif result.status == "skipped":
+        outcome = result.outcome
+        first_line = _first_line(outcome.message)
+        if outcome.status is Status.FAILED:
+            ET.SubElement(case, "failure", message=first_line).text = outcome.text
+        elif outcome.status is Status.ERROR:
+            kind = outcome.crash.type if outcome.crash is not None else "Exception"
+            ET.SubElement(case, "error", message=first_line, type=kind).text = outcome.text
+        elif outcome.status is Status.SKIPPED:
             ET.SubElement(case, "skipped", message=first_line)
-        elif result.status == "warning":
-            ET.SubElement(case, "system-out").text = f"WARNING: {result.message}"
+        elif outcome.status is Status.WARNING:
+            ET.SubElement(case, "system-out").text = f"WARNING: {outcome.text}"
     ET.indent(suite)
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
 
+_SHOWN = (Status.ERROR, Status.FAILED, Status.WARNING)
+
+
+def _first_line(text: str) -> str:
+    return (text.splitlines() or [""])[0]
+
+
+def _seen(outcome: Outcome) -> str:
+    """A table cell: the message's first line, then the first line of what was received (up to
+    200 chars), if the outcome says."""
+    seen = _first_line(outcome.message)
+    if outcome.received:
+        seen += f" (received: {_first_line(outcome.received)[:200]})"
+    return seen.replace("|", "\\|")
+
+
 def markdown_summary(run: RunResult) -> str:
-    """A Markdown summary for a CI comment: the verdict, counts, and a table of what did not
-    pass (messages cut to their first line)."""
-    counts = run.counts
+    """A Markdown summary for a CI comment: the verdict, counts, and a table of the checks that
+    crashed, failed or warned (message and what was received, each cut to its first line)."""
     verdict = "passed" if run.ok else "FAILED"
     lines = [
         f"### chatcompat {verdict}: `{run.endpoint.model}` at `{run.endpoint.base_url}`",
         "",
-        f"{counts['passed']} passed, {counts['failed']} failed, {counts['warning']} warning, "
-        f"{counts['skipped']} skipped in {run.duration:.1f} s ({_spend(run, None)})",
+        f"{_counts(run)} in {run.duration:.1f} s ({_spend(run, None)})",
     ]
-    shown = [r for r in _ordered(run) if r.status in ("failed", "warning")]
+    shown = [r for r in _ordered(run) if r.status in _SHOWN]
     if shown:
         lines += ["", "| check | group | status | what was seen |", "|---|---|---|---|"]
         for r in shown:
-            first = (r.message.splitlines() or [""])[0].replace("|", "\\|")
-            lines.append(f"| `{r.check.id}` | {r.check.group} | {r.status} | {first} |")
+            lines.append(
+                f"| `{r.check.id}` | {r.check.group} | {r.status.value} | {_seen(r.outcome)} |"
+            )
     return "\n".join(lines) + "\n"
 
 

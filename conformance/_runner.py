@@ -1,10 +1,10 @@
-"""Running checks against an endpoint: each bounded in time, none able to crash the run."""
+"""Running checks against an endpoint: each bounded in time, none able to crash the run; each
+check's end becomes a :class:`Result` holding its typed :class:`~conformance._outcome.Outcome`."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -14,7 +14,7 @@ from chatcompat import schemas
 from conformance import _checks  # noqa: F401  (registers the checks)
 from conformance._context import CHECK_SPEND, Budget, Context, Spend
 from conformance._http import Endpoint
-from conformance._outcome import CheckFailed, CheckSkipped, CheckWarning
+from conformance._outcome import Outcome, Status, outcome_of
 from conformance._registry import CHECKS, Check
 
 __all__ = ["Progress", "Result", "RunResult", "run", "run_checks"]
@@ -22,12 +22,23 @@ __all__ = ["Progress", "Result", "RunResult", "run", "run_checks"]
 
 @dataclass(frozen=True)
 class Result:
+    """One check's run: how it ended, how long it took and what it spent."""
+
     check: Check
-    status: str  # passed | failed | skipped | warning
-    message: str  # "" when passed
-    duration: float
+    outcome: Outcome
+    duration: float  # seconds
     requests: int = 0  # sent by this check (a shared exchange counts for its first asker)
     tokens: int = 0  # by the endpoint's usage
+
+    @property
+    def status(self) -> Status:
+        """The outcome's status."""
+        return self.outcome.status
+
+    @property
+    def message(self) -> str:
+        """The outcome's message ("" when passed; the reason of a skip)."""
+        return self.outcome.message
 
 
 @dataclass
@@ -40,17 +51,17 @@ class RunResult:
     schema_level: str
     tokens: int = 0  # as reported by the endpoint's usage
     retries: int = 0  # 429s waited out
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # status value -> checks, all five
 
     def __post_init__(self) -> None:
-        self.counts = {s: 0 for s in ("passed", "failed", "skipped", "warning")}
+        self.counts = {status.value: 0 for status in Status}
         for result in self.results:
-            self.counts[result.status] += 1
+            self.counts[result.status.value] += 1
 
     @property
     def ok(self) -> bool:
-        """True when no check failed (warnings and skips allowed)."""
-        return self.counts["failed"] == 0
+        """True when no check failed or crashed (warnings and skips allowed)."""
+        return self.counts[Status.FAILED] == 0 and self.counts[Status.ERROR] == 0
 
 
 async def _run_one(ctx: Context, check: Check, check_timeout: float) -> Result:
@@ -60,31 +71,18 @@ async def _run_one(ctx: Context, check: Check, check_timeout: float) -> Result:
             f"the endpoint does not claim capability {check.capability!r} "
             f"(--capability {check.capability} or a profile that has it)"
         )
-        return Result(check, "skipped", reason, 0.0)
+        return Result(check, Outcome(Status.SKIPPED, reason), 0.0)
     spend = Spend()
     CHECK_SPEND.set(spend)  # this task's context: what the check sends is counted for it
     try:
         await asyncio.wait_for(check.func(ctx), check_timeout)
-        status, message = "passed", ""
-    except CheckSkipped as exc:
-        status, message = "skipped", str(exc)
-    except CheckWarning as exc:
-        status, message = "warning", str(exc)
-    except CheckFailed as exc:
-        status = "warning" if check.severity == "should" else "failed"
-        message = str(exc)
-    except TimeoutError:
-        status, message = "failed", f"the check did not finish within {check_timeout:.0f} s"
+        outcome = outcome_of(None, check.severity)
+    except TimeoutError:  # the endpoint's slowness, not a crash of the check
+        outcome = Outcome(Status.FAILED, f"the check did not finish within {check_timeout:.0f} s")
     except Exception as exc:  # a check must never take the run down
-        where = traceback.extract_tb(exc.__traceback__)[-1]
-        status = "failed"
-        message = (
-            f"the check could not complete: {type(exc).__name__}: {exc} "
-            f"(at {where.filename}:{where.lineno})"
-        )
-    if ctx.endpoint.api_key:
-        message = message.replace(ctx.endpoint.api_key, "<redacted>")
-    return Result(check, status, message, time.monotonic() - started, spend.requests, spend.tokens)
+        outcome = outcome_of(exc, check.severity)
+    outcome = outcome.redacted(ctx.endpoint.api_key)
+    return Result(check, outcome, time.monotonic() - started, spend.requests, spend.tokens)
 
 
 Progress = Callable[[Result, int, int], None]  # (result, finished, total)
@@ -130,7 +128,8 @@ async def run_checks(
         task = tasks[check.id]
         if task.cancelled() or not task.done():
             message = f"the run's deadline of {deadline:.0f} s passed before the check finished"
-            results.append(Result(check, "failed", message, time.monotonic() - started))
+            outcome = Outcome(Status.FAILED, message)
+            results.append(Result(check, outcome, time.monotonic() - started))
         else:
             results.append(task.result())
     return RunResult(

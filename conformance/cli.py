@@ -11,16 +11,17 @@ import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from chatcompat import schemas
 from conformance._context import Budget
 from conformance._http import Endpoint
-from conformance._probe import probe
-from conformance._profiles import PROFILES, Profile, load_profile
+from conformance._probe import first_listed_model, probe
+from conformance._profiles import PROFILES, Profile, endpoint_claiming, load_profile
 from conformance._registry import CAPABILITIES, CHECKS
 from conformance._report import console_text, write_reports
-from conformance._runner import Result, run
+from conformance._runner import Result, RunResult, run
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "add_arguments", "run_command"]
 
@@ -28,131 +29,205 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_EMBEDDED_MODEL = "meta-llama/llama-3.3-70b-instruct"
 
 
+class _DeprecatedSpelling(argparse.Action):
+    """Stores like the option it is an old spelling of, after a warning on stderr."""
+
+    def __init__(self, *args: Any, new: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.new = new
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        print(
+            f"chatcompat check: {option_string} is deprecated; use {self.new}",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
+
+
+_SAMPLINGS = ("vllm", "hf", "llamacpp")
+# The options of `chatcompat check`, in --help order: (flags, add_argument keywords).
+# --api-key's default ($CHATCOMPAT_API_KEY) is read when the parser is built.
+_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (
+        ("--base-url",),
+        {"help": "API base URL, e.g. https://host/v1 (default: start the embedded mock)"},
+    ),
+    (("--api-key",), {"help": "bearer token (default: $CHATCOMPAT_API_KEY); never printed"}),
+    (
+        ("--model",),
+        {"help": "model id to test (default: the first one GET /models lists)"},
+    ),
+    (("--report-json",), {"type": Path, "metavar": "PATH", "help": "write the JSON report"}),
+    (("--junit",), {"type": Path, "metavar": "PATH", "help": "write JUnit XML"}),
+    (
+        ("--check",),
+        {
+            "action": "append",
+            "dest": "checks",
+            "metavar": "ID",
+            "help": "run only this check (repeatable); see --list",
+        },
+    ),
+    (("--list",), {"action": "store_true", "help": "print the checks and exit"}),
+    (
+        ("--profile",),
+        {
+            "metavar": "NAME|PATH",
+            "help": f"what the endpoint claims: one of {', '.join(PROFILES)} or a TOML file "
+            "(default: mock for the embedded mock, else core only)",
+        },
+    ),
+    (
+        ("--capability",),
+        {
+            "action": "append",
+            "default": [],
+            "metavar": "CAP",
+            "choices": sorted(CAPABILITIES),
+            "help": "claim a capability (repeatable): " + ", ".join(sorted(CAPABILITIES)),
+        },
+    ),
+    (
+        ("--without",),
+        {
+            "action": "append",
+            "default": [],
+            "metavar": "CAP",
+            "choices": sorted(CAPABILITIES),
+            "help": "withdraw a capability the profile claims (repeatable)",
+        },
+    ),
+    (
+        ("--context-length",),
+        {
+            "type": int,
+            "metavar": "TOKENS",
+            "help": "the model's context length (default: the profile's)",
+        },
+    ),
+    (
+        ("--probe",),
+        {
+            "action": "store_true",
+            "help": "find out the capabilities with a few requests, print them, and use them",
+        },
+    ),
+    (
+        ("--reference",),
+        {
+            "metavar": "DIR",
+            "help": "the endpoint serves the model `chatcompat export-model --format hf DIR` "
+            "wrote: claim capability reference and check exact distributions (needs the "
+            "reference extra)",
+        },
+    ),
+    (
+        ("--sampling",),
+        {
+            "choices": _SAMPLINGS,
+            "default": "vllm",
+            "help": "the sampling semantics the endpoint claims, for --reference (default vllm)",
+        },
+    ),
+    (
+        ("--dialect",),
+        {
+            "action": _DeprecatedSpelling,
+            "new": "--sampling",
+            "dest": "sampling",
+            "choices": _SAMPLINGS,
+            "help": "deprecated spelling of --sampling",
+        },
+    ),
+    (
+        ("--reference-samples",),
+        {
+            "type": int,
+            "default": 300,
+            "metavar": "N",
+            "help": "samples per sampling case with --reference (default 300)",
+        },
+    ),
+    (
+        ("--report-md",),
+        {"type": Path, "metavar": "PATH", "help": "write a Markdown summary (for CI comments)"},
+    ),
+    (
+        ("--schema-level",),
+        {
+            "choices": schemas.LEVELS,
+            "default": "compatible",
+            "help": "validate answers against OpenAI's strict schemas or what clients accept "
+            "(default: compatible)",
+        },
+    ),
+    (
+        ("--timeout",),
+        {
+            "type": float,
+            "default": 60.0,
+            "help": "seconds per request, stream included (default 60)",
+        },
+    ),
+    (("--concurrency",), {"type": int, "default": 4, "help": "checks run at once (default 4)"}),
+    (
+        ("--deadline",),
+        {
+            "type": float,
+            "default": 900.0,
+            "metavar": "S",
+            "help": "seconds for the whole run; checks still running then fail (900)",
+        },
+    ),
+    (
+        ("--max-requests",),
+        {
+            "type": int,
+            "default": 300,
+            "metavar": "N",
+            "help": "request budget of the run; checks past it are skipped (300)",
+        },
+    ),
+    (
+        ("--max-tokens",),
+        {
+            "type": int,
+            "default": 50_000,
+            "metavar": "N",
+            "help": "token budget (by the endpoint's usage) of the run (50000)",
+        },
+    ),
+    (
+        ("--max-examples",),
+        {
+            "type": int,
+            "default": 20,
+            "metavar": "N",
+            "help": "hypothesis examples per property check and schemathesis operation (20)",
+        },
+    ),
+    (
+        ("--price-per-mtok",),
+        {
+            "type": float,
+            "metavar": "USD",
+            "help": "price per million tokens, for the cost estimate",
+        },
+    ),
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``chatcompat check``."""
-    parser.add_argument(
-        "--base-url",
-        help="API base URL, e.g. https://host/v1 (default: start the embedded mock)",
-    )
-    parser.add_argument(
-        "--api-key",
-        default=os.environ.get("CHATCOMPAT_API_KEY"),
-        help="bearer token (default: $CHATCOMPAT_API_KEY); never printed",
-    )
-    parser.add_argument("--model", help="model id to test (default: the first listed one)")
-    parser.add_argument("--report-json", type=Path, metavar="PATH", help="write the JSON report")
-    parser.add_argument("--junit", type=Path, metavar="PATH", help="write JUnit XML")
-    parser.add_argument(
-        "--check",
-        action="append",
-        dest="checks",
-        metavar="ID",
-        help="run only this check (repeatable); see --list",
-    )
-    parser.add_argument("--list", action="store_true", help="print the checks and exit")
-    parser.add_argument(
-        "--profile",
-        metavar="NAME|PATH",
-        help=f"what the endpoint claims: one of {', '.join(PROFILES)} or a TOML file "
-        "(default: mock for the embedded mock, else core only)",
-    )
-    parser.add_argument(
-        "--capability",
-        action="append",
-        default=[],
-        metavar="CAP",
-        choices=sorted(CAPABILITIES),
-        help="claim a capability (repeatable): " + ", ".join(sorted(CAPABILITIES)),
-    )
-    parser.add_argument(
-        "--without",
-        action="append",
-        default=[],
-        metavar="CAP",
-        choices=sorted(CAPABILITIES),
-        help="withdraw a capability the profile claims (repeatable)",
-    )
-    parser.add_argument(
-        "--context-length",
-        type=int,
-        metavar="TOKENS",
-        help="the model's context length (default: the profile's)",
-    )
-    parser.add_argument(
-        "--probe",
-        action="store_true",
-        help="find out the capabilities with a few requests, print them, and use them",
-    )
-    parser.add_argument(
-        "--reference",
-        metavar="DIR",
-        help="the endpoint serves the model `chatcompat export-model --format hf DIR` wrote: "
-        "claim capability reference and check exact distributions (needs the reference extra)",
-    )
-    parser.add_argument(
-        "--dialect",
-        choices=("vllm", "hf", "llamacpp"),
-        default="vllm",
-        help="the sampling semantics the endpoint claims, for --reference (default vllm)",
-    )
-    parser.add_argument(
-        "--reference-samples",
-        type=int,
-        default=300,
-        metavar="N",
-        help="samples per sampling case with --reference (default 300)",
-    )
-    parser.add_argument(
-        "--report-md", type=Path, metavar="PATH", help="write a Markdown summary (for CI comments)"
-    )
-    parser.add_argument(
-        "--schema-level",
-        choices=schemas.LEVELS,
-        default="compatible",
-        help="validate answers against OpenAI's strict schemas or what clients accept "
-        "(default: compatible)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=60.0,
-        help="seconds per request, stream included (default 60)",
-    )
-    parser.add_argument("--concurrency", type=int, default=4, help="checks run at once (default 4)")
-    parser.add_argument(
-        "--deadline",
-        type=float,
-        default=900.0,
-        metavar="S",
-        help="seconds for the whole run; checks still running then fail (900)",
-    )
-    parser.add_argument(
-        "--max-requests",
-        type=int,
-        default=300,
-        metavar="N",
-        help="request budget of the run; checks past it are skipped (300)",
-    )
-    parser.add_argument(
-        "--max-tokens",
-        type=int,
-        default=50_000,
-        metavar="N",
-        help="token budget (by the endpoint's usage) of the run (50000)",
-    )
-    parser.add_argument(
-        "--max-examples",
-        type=int,
-        default=20,
-        metavar="N",
-        help="hypothesis examples per property check and schemathesis operation (20)",
-    )
-    parser.add_argument(
-        "--price-per-mtok",
-        type=float,
-        metavar="USD",
-        help="price per million tokens, for the cost estimate",
-    )
+    """The options of ``chatcompat check`` (see :data:`_OPTIONS`)."""
+    for flags, options in _OPTIONS:
+        parser.add_argument(*flags, **options)
+    parser.set_defaults(api_key=os.environ.get("CHATCOMPAT_API_KEY"))
 
 
 def _progress_bar(result: Result, finished: int, total: int) -> None:
@@ -197,15 +272,15 @@ def _embedded_mock(api_key: str | None, model: str) -> Iterator[str]:
 
 
 def _profile(args: argparse.Namespace) -> Profile:
-    """The claimed capabilities: the profile, then --capability and --without."""
-    name = args.profile or ("mock" if args.base_url is None else None)
-    base = load_profile(name) if name else Profile("core", "core only", frozenset({"core"}))
+    """The claimed capabilities: the profile (mock for the embedded mock, else core only), then
+    --capability and --without. Raises ValueError for an unknown profile or capability."""
+    profile = load_profile(args.profile or ("mock" if args.base_url is None else None))
     add = tuple(args.capability)
     if args.base_url is None and args.api_key:
         add += ("auth",)  # the embedded mock then requires the key
     if args.reference:
         add += ("reference",)
-    return base.with_changes(add=add, remove=tuple(args.without))
+    return profile.with_changes(add=add, remove=tuple(args.without))
 
 
 def _probed(endpoint: Endpoint, args: argparse.Namespace) -> Endpoint:
@@ -227,71 +302,102 @@ def _probed(endpoint: Endpoint, args: argparse.Namespace) -> Endpoint:
     )
 
 
-def run_command(args: argparse.Namespace) -> int:
-    """Run the suite; the exit status says whether it passed (0), failed (1) or could not
-    start (2)."""
-    if args.list:
-        print(_list_checks())
-        return EXIT_OK
+class _CannotStart(Exception):
+    """The run cannot start; the message says why (exit status 2)."""
+
+
+def _argument_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments argparse let through, or None."""
     unknown = sorted(set(args.checks or ()) - set(CHECKS))
     if unknown:
-        print(f"chatcompat check: unknown check id(s): {', '.join(unknown)}", file=sys.stderr)
-        return EXIT_USAGE
+        return f"unknown check id(s): {', '.join(unknown)}"
     if (
         min(args.timeout, args.deadline) <= 0
         or min(args.concurrency, args.max_requests, args.max_examples) < 1
     ):
-        print(
-            "chatcompat check: --timeout and --deadline must be > 0, --concurrency, "
-            "--max-requests and --max-examples >= 1",
-            file=sys.stderr,
+        return (
+            "--timeout and --deadline must be > 0, --concurrency, "
+            "--max-requests and --max-examples >= 1"
         )
-        return EXIT_USAGE
+    return None
+
+
+def _listed_model(base_url: str, args: argparse.Namespace) -> str:
+    """The first model GET {base}/models lists, printed as the model of the run (within 30 s
+    at most, with the key); raises _CannotStart saying what was seen."""
+    lister = endpoint_claiming(
+        Profile.core(), base_url, "", args.api_key, timeout=min(args.timeout, 30.0)
+    )
+    try:
+        model = asyncio.run(first_listed_model(lister))
+    except ValueError as exc:
+        seen = str(exc).replace(args.api_key, "<redacted>") if args.api_key else str(exc)
+        raise _CannotStart(f"no --model given, and {seen}; pass --model ID") from None
+    print(f"model: {model} (the first listed by GET /models)")
+    return model
+
+
+def _endpoint(args: argparse.Namespace, stack: contextlib.ExitStack) -> Endpoint:
+    """The endpoint under test: --base-url (else the embedded mock, started on ``stack``), the
+    model (--model, else the first listed), the claimed profile; raises _CannotStart."""
     try:
         profile = _profile(args)
     except ValueError as exc:
+        raise _CannotStart(str(exc)) from None
+    base_url, model = args.base_url, args.model
+    if base_url is None:
+        model = model or DEFAULT_EMBEDDED_MODEL
+        base_url = stack.enter_context(_embedded_mock(args.api_key, model))
+    problem = _reachable(base_url)
+    if problem:
+        raise _CannotStart(problem)
+    return endpoint_claiming(
+        profile,
+        base_url,
+        model or _listed_model(base_url, args),
+        args.api_key,
+        timeout=args.timeout,
+        context_length=args.context_length,
+        reference=args.reference,
+        sampling=args.sampling,
+        reference_samples=args.reference_samples,
+    )
+
+
+def _run(endpoint: Endpoint, args: argparse.Namespace) -> RunResult:
+    """The run the arguments ask for (after the probe, with --probe)."""
+    if args.probe:
+        endpoint = _probed(endpoint, args)
+    return run(
+        endpoint,
+        args.checks,
+        schema_level=args.schema_level,
+        concurrency=args.concurrency,
+        deadline=args.deadline,
+        budget=Budget(
+            max_requests=args.max_requests,
+            max_tokens=args.max_tokens,
+            max_examples=args.max_examples,
+        ),
+        progress=_progress_bar if sys.stderr.isatty() else None,
+    )
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the suite; the exit status says whether it passed (0), failed (1: a check failed or
+    crashed) or could not start (2)."""
+    if args.list:
+        print(_list_checks())
+        return EXIT_OK
+    try:
+        problem = _argument_problem(args)
+        if problem:
+            raise _CannotStart(problem)
+        with contextlib.ExitStack() as stack:
+            result = _run(_endpoint(args, stack), args)
+    except _CannotStart as exc:
         print(f"chatcompat check: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    with contextlib.ExitStack() as stack:
-        base_url = args.base_url
-        model = args.model
-        if base_url is None:
-            model = model or DEFAULT_EMBEDDED_MODEL
-            base_url = stack.enter_context(_embedded_mock(args.api_key, model))
-        problem = _reachable(base_url)
-        if problem:
-            print(f"chatcompat check: {problem}", file=sys.stderr)
-            return EXIT_USAGE
-        if model is None:
-            print("chatcompat check: --model is required with --base-url", file=sys.stderr)
-            return EXIT_USAGE
-        endpoint = Endpoint(
-            base_url.rstrip("/"),
-            model,
-            args.api_key,
-            timeout=args.timeout,
-            read_timeout=min(30.0, args.timeout),
-            capabilities=profile.capabilities,
-            context_length=args.context_length or profile.context_length,
-            reference=args.reference,
-            dialect=args.dialect,
-            reference_samples=args.reference_samples,
-        )
-        if args.probe:
-            endpoint = _probed(endpoint, args)
-        result = run(
-            endpoint,
-            args.checks,
-            schema_level=args.schema_level,
-            concurrency=args.concurrency,
-            deadline=args.deadline,
-            budget=Budget(
-                max_requests=args.max_requests,
-                max_tokens=args.max_tokens,
-                max_examples=args.max_examples,
-            ),
-            progress=_progress_bar if sys.stderr.isatty() else None,
-        )
     print(console_text(result, price_per_mtok=args.price_per_mtok))
     write_reports(
         result,

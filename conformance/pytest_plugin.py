@@ -3,10 +3,12 @@
 With ``--chat-base-url`` (and ``--chat-model``), collection adds a virtual module ``chatcompat``
 holding one item per check, named by its id (``chatcompat::sse_done``), so that ``-k sse_done``
 selects it, ``-k stream`` selects a group and ``pytest -n 2`` (pytest-xdist) distributes them.
-Each item runs its check through the runner: a failed check fails the item with the check's
-message, a check for a capability the endpoint does not claim is skipped, and a ``should``
-check that is not met is skipped with the reason ``warning: ...``. Without ``--chat-base-url``
-the plugin only adds its options.
+Each item runs its check through the runner (in the item's setup): a failed check fails the
+item with the suite's own :class:`~conformance.CheckFailed` (message, expected, received, the
+exchange), a check that crashed (status ``error``) is an error of the item, a check for a
+capability the endpoint does not claim is skipped, and a ``should`` check that is not met is
+skipped with the reason ``warning: ...``. Without ``--chat-base-url`` the plugin only adds its
+options.
 
     pytest --chat-base-url http://127.0.0.1:8000/v1 --chat-model m --chat-profile vllm -n 4
 """
@@ -22,6 +24,7 @@ import pytest
 if TYPE_CHECKING:
     from conformance._http import Endpoint
     from conformance._registry import Check
+    from conformance._runner import Result
 
 __all__ = ["CheckItem", "ChecksModule", "endpoint_from_options"]
 
@@ -67,33 +70,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def endpoint_from_options(config: pytest.Config) -> Endpoint:
     """The endpoint the --chat-* options describe (a UsageError when they do not fit)."""
-    from conformance._http import Endpoint
-    from conformance._profiles import Profile, load_profile
+    from conformance._profiles import endpoint_claiming, load_profile
 
     base_url: str = config.getoption("chat_base_url")
     model: str | None = config.getoption("chat_model")
     if not model:
         raise pytest.UsageError("--chat-model is required with --chat-base-url")
-    name: str | None = config.getoption("chat_profile")
     try:
-        base = load_profile(name) if name else Profile("core", "core only", frozenset({"core"}))
-        profile = base.with_changes(add=tuple(config.getoption("chat_capability")))
+        profile = load_profile(config.getoption("chat_profile")).with_changes(
+            add=tuple(config.getoption("chat_capability"))
+        )
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     timeout: float = config.getoption("chat_timeout")
-    return Endpoint(
-        base_url.rstrip("/"),
-        model,
-        config.getoption("chat_api_key"),
-        timeout=timeout,
-        read_timeout=min(30.0, timeout),
-        capabilities=profile.capabilities,
-        context_length=profile.context_length,
+    return endpoint_claiming(
+        profile, base_url, model, config.getoption("chat_api_key"), timeout=timeout
     )
-
-
-class CheckFailedError(Exception):
-    """A check failed; the message is the check's own."""
 
 
 class CheckItem(pytest.Item):
@@ -104,10 +96,13 @@ class CheckItem(pytest.Item):
         self.check = check
         self.endpoint = endpoint
         self.extra_keyword_matches.update({check.group, check.severity, check.capability})
+        self.result: Result | None = None
 
-    def runtest(self) -> None:
-        """Run the check through the runner; fail, skip or warn as its result says."""
+    def setup(self) -> None:
+        """Run the check through the runner; a crash of the check (status ``error``) is an
+        error of the item, raised here, in its setup."""
         from conformance._context import Budget
+        from conformance._outcome import Status
         from conformance._runner import run
 
         if self.check.capability not in self.endpoint.capabilities:
@@ -116,23 +111,42 @@ class CheckItem(pytest.Item):
                 f"(--chat-capability {self.check.capability} or a profile that has it)"
             )
         max_examples: int = self.config.getoption("chat_max_examples")
-        result = run(self.endpoint, [self.check.id], budget=Budget(max_examples=max_examples))
-        outcome = result.results[0]
-        if outcome.status == "failed":
-            raise CheckFailedError(outcome.message)
-        if outcome.status == "skipped":
+        budget = Budget(max_examples=max_examples)
+        self.result = run(self.endpoint, [self.check.id], budget=budget).results[0]
+        if self.result.status is Status.ERROR:
+            pytest.fail(f"{self._title()}: {self.result.outcome.text}", pytrace=False)
+
+    def runtest(self) -> None:
+        """Fail, skip or warn as the check's outcome says (failed: its CheckFailed)."""
+        from conformance._outcome import CheckFailed, Status
+
+        assert self.result is not None  # setup ran the check
+        outcome = self.result.outcome
+        if outcome.status is Status.FAILED:
+            raise CheckFailed(
+                outcome.message,
+                expected=outcome.expected,
+                received=outcome.received,
+                exchange=outcome.exchange,
+            )
+        if outcome.status is Status.SKIPPED:
             pytest.skip(outcome.message)
-        if outcome.status == "warning":
-            pytest.skip(f"warning: {outcome.message}")
+        if outcome.status is Status.WARNING:
+            pytest.skip(f"warning: {outcome.text}")
+
+    def _title(self) -> str:
+        return f"{self.check.id} ({self.check.group}, {self.check.severity})"
 
     def repr_failure(
         self,
         excinfo: pytest.ExceptionInfo[BaseException],
         style: Any = None,
     ) -> str | Any:
-        """The check's message, without a traceback of the plugin."""
-        if isinstance(excinfo.value, CheckFailedError):
-            return f"{self.check.id} ({self.check.group}, {self.check.severity}): {excinfo.value}"
+        """The check's outcome, without a traceback of the plugin."""
+        from conformance._outcome import CheckFailed
+
+        if isinstance(excinfo.value, CheckFailed):
+            return f"{self._title()}: {excinfo.value}"
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:

@@ -1,8 +1,8 @@
 """Hypothesis strategies for chat-completion requests: valid ones, bounded in tokens, and
 invalid ones made by one mutation of a valid request.
 
-Valid requests use the parameters of OpenAI's CreateChatCompletionRequest
-(/work/shared/reference/openai-openapi/request-params.md) with values every compatible server
+Valid requests use the parameters of OpenAI's CreateChatCompletionRequest (openai/openai-openapi
+``openapi.yaml``; schemas/strict/chat-completion-request.json) with values every compatible server
 should accept: ``max_tokens`` (or ``max_completion_tokens``) <= 16, ``n`` <= 2, short messages,
 ``top_p`` in (0, 1] (vLLM rejects 0), ``stream_options`` only with ``stream``, ``top_logprobs``
 only with ``logprobs``. Every request they make validates against the compatible request schema;

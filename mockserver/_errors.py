@@ -9,6 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
+from chatcompat.request_rules import RuleViolation
+
 __all__ = [
     "CLIENT_CLOSED_REQUEST",
     "ApiError",
@@ -105,12 +107,14 @@ def client_left(request: web.Request) -> bool:
 
 
 def error_answer(request: web.Request, exc: Exception, render: ErrorHook) -> web.StreamResponse:
-    """The answer to ``exc``, raised while handling ``request``: an ApiError or one of aiohttp's
-    HTTP errors in the envelope through ``render``; a client that left, a 499 that is never
-    sent; anything else logged with its traceback and answered as a 500. Redirects (an
-    HTTPException under 400) are raised again."""
+    """The answer to ``exc``, raised while handling ``request``: an ApiError, a broken request
+    rule (400) or one of aiohttp's HTTP errors in the envelope through ``render``; a client
+    that left, a 499 that is never sent; anything else logged with its traceback and answered
+    as a 500. Redirects (an HTTPException under 400) are raised again."""
     if isinstance(exc, ApiError):
         return render(request, exc)
+    if isinstance(exc, RuleViolation):  # a request rule an answer source applies
+        return render(request, ApiError(400, exc.message, param=exc.param, code=exc.code))
     if isinstance(exc, web.HTTPException):
         if exc.status < 400:
             raise exc

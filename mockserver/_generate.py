@@ -9,9 +9,7 @@ torch is an optional extra: this module imports ``reference_model`` only when it
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -19,11 +17,13 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+from chatcompat.request_rules import check_context_length, forced_tools
 from mockserver._answer import Answer, Choice, Token, Usage
-from mockserver._errors import ApiError
-from mockserver._template import completion_limit
+
+if TYPE_CHECKING:
+    from reference_model import Dialect, Step, Tokenizer, Transformer
 
 __all__ = ["LiveAnswer", "ModelUnavailable", "ModelWorker", "require_reference_model"]
 
@@ -53,82 +53,6 @@ def require_reference_model() -> None:
         ) from exc
 
 
-def _stops(body: Mapping[str, Any]) -> list[str]:
-    stop = body.get("stop")
-    if stop is None:
-        return []
-    return [s for s in ([stop] if isinstance(stop, str) else stop) if s]
-
-
-def _picked_tool(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The tool the reference model is made to call (its rule: required = first, or named)."""
-    tools, choice = body.get("tools") or [], body.get("tool_choice")
-    if not tools or choice in (None, "auto", "none"):
-        return None
-    if choice == "required":
-        function: Mapping[str, Any] = tools[0]["function"]
-        return function
-    name = choice["function"]["name"]
-    named: Mapping[str, Any] = next(t["function"] for t in tools if t["function"]["name"] == name)
-    return named
-
-
-def _sampling_params(body: Mapping[str, Any], vocab_size: int) -> dict[str, Any]:
-    """``reference_model.SamplingParams`` fields from the request (unset: neutral values)."""
-    params: dict[str, Any] = {}
-    for key in (
-        "temperature",
-        "top_p",
-        "min_p",
-        "repetition_penalty",
-        "frequency_penalty",
-        "presence_penalty",
-    ):
-        if body.get(key) is not None:
-            params[key] = float(body[key])
-    if body.get("top_k") is not None:
-        params["top_k"] = max(int(body["top_k"]), 0)
-    if body.get("seed") is not None:
-        params["seed"] = int(body["seed"])
-    bias = {int(k): float(v) for k, v in (body.get("logit_bias") or {}).items()}
-    params["logit_bias"] = {k: v for k, v in bias.items() if k < vocab_size}
-    return params
-
-
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Messages the chat format can render: assistant tool calls get a name and arguments."""
-    out = []
-    for message in messages:
-        calls = message.get("tool_calls")
-        if calls:
-            functions = [(c.get("function") or {}) if isinstance(c, dict) else {} for c in calls]
-            message = {
-                **message,
-                "tool_calls": [
-                    {
-                        "type": "function",
-                        "function": {
-                            "name": str(f.get("name") or ""),
-                            "arguments": f["arguments"]
-                            if isinstance(f.get("arguments"), str)
-                            else json.dumps(f.get("arguments") or {}),
-                        },
-                    }
-                    for f in functions
-                ],
-            }
-        out.append(dict(message))
-    return out
-
-
 def _logprob_entry(token_bytes: bytes, logprob: float) -> dict[str, Any]:
     return {
         "token": token_bytes.decode("utf-8", errors="replace"),
@@ -137,7 +61,7 @@ def _logprob_entry(token_bytes: bytes, logprob: float) -> dict[str, Any]:
     }
 
 
-def _entries(step: Any, tokenizer: Any, logprobs: bool) -> tuple[dict[str, Any], ...]:
+def _entries(step: Step, tokenizer: Tokenizer, logprobs: bool) -> tuple[dict[str, Any], ...]:
     """The chat logprobs entry of one step (none for stop tokens or when not asked)."""
     if not logprobs or step.token in tokenizer.stop_ids:
         return ()
@@ -148,12 +72,51 @@ def _entries(step: Any, tokenizer: Any, logprobs: bool) -> tuple[dict[str, Any],
     return (entry,)
 
 
-def _token(step: Any, text: str, tokenizer: Any, logprobs: bool) -> Token | None:
-    """The answer's token for one step shown as ``text``: None when it shows nothing (a stop
-    token, or bytes held back until a character is whole) and no logprobs entry is due."""
-    if not text and not (logprobs and step.token not in tokenizer.stop_ids):
+def _token(step: Step, tokenizer: Tokenizer, logprobs: bool) -> Token | None:
+    """The answer's token for one step of text: None when it shows nothing (a stop token, or
+    bytes held back until a character is whole) and no logprobs entry is due."""
+    if not step.text and not (logprobs and step.token not in tokenizer.stop_ids):
         return None
-    return Token(text, logprobs=_entries(step, tokenizer, logprobs))
+    return Token(step.text, logprobs=_entries(step, tokenizer, logprobs))
+
+
+def _text_choice(index: int, steps: Sequence[Step], tokenizer: Tokenizer, logprobs: bool) -> Choice:
+    """A text choice: each step's text and logprobs entry."""
+    made = (_token(step, tokenizer, logprobs) for step in steps)
+    tokens = tuple(token for token in made if token is not None)
+    return Choice(index, tokens, (steps[-1].finish_reason if steps else None) or "length")
+
+
+def _choice(index: int, steps: Sequence[Step], tokenizer: Tokenizer, logprobs: bool) -> Choice:
+    """Choice ``index`` of the steps: the calls they wrote when they finish with "tool_calls",
+    else their text. Calls cut by the token limit are no calls: the choice is the text the
+    steps wrote, as vLLM's tool parsers return output they cannot parse."""
+    if steps and steps[-1].finish_reason == "tool_calls":
+        return _calls_choice(index, steps, tokenizer, logprobs)
+    return _text_choice(index, steps, tokenizer, logprobs)
+
+
+def _calls_choice(
+    index: int, steps: Sequence[Step], tokenizer: Tokenizer, logprobs: bool
+) -> Choice:
+    """The calls the steps wrote, streamed as OpenAI does: per call a head fragment (id, name,
+    empty arguments), then the arguments in the pieces the model's tokens wrote them (with
+    their logprobs entries)."""
+    tokens, opened = [], -1
+    for step in steps:
+        piece = step.call
+        assert piece is not None, "a step of a forced call says which call it writes"
+        if piece.index > opened:
+            opened = piece.index
+            call_id = f"call_{uuid.uuid4().hex[:24]}"
+            function = {"name": piece.name, "arguments": ""}
+            head = {"index": piece.index, "id": call_id, "type": "function", "function": function}
+            tokens.append(Token(tool_calls=(head,)))
+        if piece.arguments:
+            fragment = {"index": piece.index, "function": {"arguments": piece.arguments}}
+            entries = _entries(step, tokenizer, logprobs)
+            tokens.append(Token(tool_calls=(fragment,), logprobs=entries))
+    return Choice(index, tuple(tokens), "tool_calls")
 
 
 def _head(body: Mapping[str, Any], completion_id: str, created: int) -> Answer:
@@ -244,18 +207,20 @@ class LiveAnswer:
 
 class ModelWorker:
     """The reference model on a single worker thread (the model is not re-entrant), built
-    lazily on that thread and kept for the life of the app."""
+    lazily on that thread and kept for the life of the app. ``context_length`` (tokens; None:
+    the model's own) bounds prompt + completion together with the model's context."""
 
-    def __init__(self, sampling: str) -> None:
+    def __init__(self, sampling: str, *, context_length: int | None = None) -> None:
         self.sampling = sampling  # the reference sampler's dialect: vllm | hf | llamacpp
+        self.context_length = context_length
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatcompat-model")
-        self._model: Any = None
-        self._tokenizer: Any = None
+        self._model: Transformer | None = None
+        self._tokenizer: Tokenizer | None = None
         self._closing = threading.Event()
 
-    def _load(self) -> tuple[Any, Any]:
+    def _load(self) -> tuple[Transformer, Tokenizer]:
         """The model and tokenizer, built on first use (on the worker thread)."""
-        if self._model is None:
+        if self._model is None or self._tokenizer is None:
             import torch
 
             from reference_model import build_model, default_tokenizer
@@ -279,13 +244,12 @@ class ModelWorker:
 
     @staticmethod
     def streams_live(body: Mapping[str, Any]) -> bool:
-        """Whether :meth:`live` can answer ``body``: a stream of one choice without a forced
-        tool call (whose arguments are known only once they are whole)."""
-        return (
-            body.get("stream") is True
-            and int(body.get("n") or 1) == 1
-            and _picked_tool(body) is None
+        """Whether :meth:`live` can answer ``body``: a stream of one choice without forced
+        tool calls (whose arguments are known only once they are whole)."""
+        forced = forced_tools(
+            body.get("tools"), body.get("tool_choice"), body.get("parallel_tool_calls")
         )
+        return body.get("stream") is True and int(body.get("n") or 1) == 1 and not forced
 
     async def live(
         self, body: Mapping[str, Any], *, completion_id: str, created: int
@@ -311,7 +275,9 @@ class ModelWorker:
         return live
 
     async def answer(self, body: Mapping[str, Any], *, completion_id: str, created: int) -> Answer:
-        """The model's answer to a validated chat completion request ``body``."""
+        """The model's answer to a validated chat completion request ``body``; raises
+        ``chatcompat.request_rules.RuleViolation`` when the prompt and the completion limit do
+        not fit in the context (see ``check_context_length``)."""
         cancel = threading.Event()
         loop = asyncio.get_running_loop()
         try:
@@ -332,110 +298,24 @@ class ModelWorker:
     ) -> Answer:
         """The whole answer to ``body``; with ``on_token`` (one choice, no forced tool call),
         each of its tokens is also given to it as the model makes it."""
-        from reference_model import GenerationRequest, SamplingParams, encode_dialog, generate
+        from reference_model import generate, generation_request
 
         model, tokenizer = self._load()
-        penalty = body.get("repetition_penalty")
-        if penalty is not None and not penalty > 0:  # vLLM and HF refuse it; it divides by 0
-            raise ApiError(
-                400,
-                f"repetition_penalty must be greater than zero, got {penalty}.",
-                param="repetition_penalty",
-            )
-        request = GenerationRequest(
-            messages=_messages(body["messages"]),
-            tools=body.get("tools"),
-            tool_choice=body.get("tool_choice"),
-            response_format=body.get("response_format"),
-            sampling=SamplingParams(**_sampling_params(body, tokenizer.vocab_size)),
-            max_tokens=completion_limit(dict(body)),
-            stop=_stops(body),
-            n=int(body.get("n") or 1),
-            top_logprobs=int(body.get("top_logprobs") or 0) if body.get("logprobs") else 0,
-            dialect=self.sampling,
+        dialect = cast("Dialect", self.sampling)
+        request = generation_request(body, vocab_size=tokenizer.vocab_size, dialect=dialect)
+        generation = generate(
+            request, model=model, tokenizer=tokenizer, context_length=self.context_length
         )
-        prompt = len(encode_dialog(tokenizer, request.messages, request.tools))
-        context = int(model.args.max_seq_len)
-        if prompt >= context:
-            raise ApiError(
-                400,
-                f"This model's maximum context length is {context} tokens. However, your "
-                f"messages resulted in {prompt} tokens. Please reduce the length of the messages.",
-                param="messages",
-                code="context_length_exceeded",
-            )
-        generation = generate(request, model=model, tokenizer=tokenizer)
-        steps: dict[int, list[Any]] = {i: [] for i in range(request.n)}
+        check_context_length(generation.prompt_tokens, request.max_tokens, generation.context)
+        steps: dict[int, list[Step]] = {i: [] for i in range(request.n)}
         logprobs = bool(body.get("logprobs"))
         for step in generation:
             if cancel.is_set() or self._closing.is_set():
                 raise _Cancelled
             steps[step.index].append(step)
-            token = None if on_token is None else _token(step, step.text, tokenizer, logprobs)
+            token = None if on_token is None else _token(step, tokenizer, logprobs)
             if token is not None and on_token is not None:
                 on_token(token)
-        tool = _picked_tool(body)
-        choices = tuple(
-            self._tool_choice(index, s, tool, tokenizer, logprobs)
-            if tool is not None
-            else self._text_choice(index, s, tokenizer, logprobs)
-            for index, s in steps.items()
-        )
-        usage = Usage(generation.usage.prompt_tokens, generation.usage.completion_tokens)
+        choices = tuple(_choice(index, s, tokenizer, logprobs) for index, s in steps.items())
+        usage = Usage(generation.prompt_tokens, generation.completion_tokens)
         return replace(_head(body, completion_id, created), choices=choices, usage=usage)
-
-    def _text_choice(
-        self,
-        index: int,
-        steps: Sequence[Any],
-        tokenizer: Any,
-        logprobs: bool,
-        texts: Sequence[str] | None = None,
-    ) -> Choice:
-        """A text choice: each step's text (or ``texts``, one per step) and logprobs entry."""
-        texts = texts if texts is not None else [step.text for step in steps]
-        made = (_token(s, text, tokenizer, logprobs) for s, text in zip(steps, texts, strict=True))
-        tokens = tuple(token for token in made if token is not None)
-        finish = (steps[-1].finish_reason if steps else None) or "length"
-        return Choice(index, tokens, finish)
-
-    def _tool_choice(
-        self,
-        index: int,
-        steps: Sequence[Any],
-        tool: Mapping[str, Any],
-        tokenizer: Any,
-        logprobs: bool,
-    ) -> Choice:
-        """One call streamed as OpenAI does: a head fragment (id, name, empty arguments), then
-        the arguments in the pieces the model's tokens wrote them. Output cut by the token limit
-        before its arguments are whole JSON is no call: it is returned as the text it is, as
-        vLLM's tool parsers do with output they cannot parse."""
-        name = str(tool["name"])
-        head = '{"name": ' + json.dumps(name) + ', "parameters": '
-        last: Any = steps[-1] if steps else None
-        finish = (last.finish_reason if last else None) or "length"
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        pieces = [decoder.decode(tokenizer.token_bytes(s.token)) for s in steps]
-        text = "".join(pieces)
-        done = last is not None and last.tool_calls
-        arguments = last.tool_calls[0].arguments if done else text[len(head) :]
-        if not _is_json(arguments):
-            return self._text_choice(index, steps, tokenizer, logprobs, pieces)
-        start, end = len(head), len(head) + len(arguments)
-        call = {
-            "index": 0,
-            "id": f"call_{uuid.uuid4().hex[:24]}",
-            "type": "function",
-            "function": {"name": name, "arguments": ""},
-        }
-        tokens = [Token(tool_calls=(call,))]
-        offset = 0
-        for step, piece in zip(steps, pieces, strict=True):
-            low, high = max(offset, start), min(offset + len(piece), end)
-            offset += len(piece)
-            if low < high:
-                fragment = {"index": 0, "function": {"arguments": text[low:high]}}
-                entries = _entries(step, tokenizer, logprobs)
-                tokens.append(Token(tool_calls=(fragment,), logprobs=entries))
-        return Choice(index, tuple(tokens), finish)

@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, cast
 
+from chatcompat.request_rules import integral
 from mockserver._faults import Fault
 from mockserver._rendered import Rendered
 from mockserver._sources import Source, choose_source
 from mockserver._state import Call, MockState
-from mockserver._validation import integral, parse_body, validate_request
+from mockserver._validation import parse_body, validate_request
 
 __all__ = ["Plan", "plan_answer", "valid_body"]
 

@@ -77,7 +77,12 @@ async def whole_answer(state: MockState, source: Source, body: dict[str, Any]) -
     if source == "model":
         assert state.model is not None
         return await state.model.answer(body, completion_id=completion_id, created=created)
-    return template_answer(body, completion_id=completion_id, created=created)
+    return template_answer(
+        body,
+        completion_id=completion_id,
+        created=created,
+        context_length=state.config.context_length,
+    )
 
 
 async def live_answer(state: MockState, body: dict[str, Any]) -> LiveAnswer:

@@ -71,7 +71,8 @@ class MockState:
         self.replaying = config.mode == "replay"
         self.model: ModelWorker | None = None
         if config.generates:
-            self.model = ModelWorker(config.sampling or self.flavour.sampling)
+            sampling = config.sampling or self.flavour.sampling
+            self.model = ModelWorker(sampling, context_length=config.context_length)
         self.answers = AnswerCache()  # rendered template answers by raw body
         self.ids = Ids()
         self.timing = config.timing

@@ -2,12 +2,14 @@
 (``mockserver/data/seed``), shaped by the request.
 
 Choice i says the text of documented answer i mod 2 (so n > 1 choices differ), one token per
-Llama 3 pre-tokenizer piece. ``max_tokens`` / ``max_completion_tokens`` truncate with "length",
-``stop`` cuts the text, ``logprobs`` / ``top_logprobs`` give deterministic, well-formed entries
-(the sampled token first), ``tools`` with a tool_choice other than "none" give one call to the
-named (or first) tool with arguments that validate against its parameters (one call to each tool
-for "required" unless ``parallel_tool_calls`` is false; no call, finish "length", when the
-token limit cannot hold the calls), and
+Llama 3 pre-tokenizer piece. The shared rules are ``chatcompat.request_rules``': ``max_tokens`` /
+``max_completion_tokens`` truncate with "length", ``stop`` cuts the text ("" is ignored), the
+forced tool calls (a named function; "required": each tool, the first only when
+``parallel_tool_calls`` is false) are made with arguments that validate against each tool's
+parameters (no call, finish "length", when the token limit cannot hold them), and a prompt that
+does not fit the context is refused (by the approximate count). The template's own choices:
+``tool_choice`` "auto" (the default with tools) calls the first function tool, ``logprobs`` /
+``top_logprobs`` give deterministic, well-formed entries (the sampled token first), and
 ``response_format`` json_object / json_schema give JSON (a schema-valid instance).
 """
 
@@ -15,13 +17,21 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
+from chatcompat.request_rules import (
+    check_context_length,
+    completion_limit,
+    forced_tools,
+    function_tools,
+    stop_strings,
+)
 from mockserver._answer import Answer, Choice, Token, Usage
 from mockserver._tokens import count_prompt_tokens, pieces
 
-__all__ = ["completion_limit", "example_for", "seed_texts", "template_answer"]
+__all__ = ["example_for", "seed_texts", "template_answer"]
 
 
 @functools.cache
@@ -32,21 +42,6 @@ def seed_texts() -> tuple[str, ...]:
         json.loads((folder / name).read_text(encoding="utf-8"))["choices"][0]["message"]["content"]
         for name in ("response.json", "response-2.json")
     )
-
-
-def completion_limit(request: dict[str, Any]) -> int | None:
-    """The completion token limit: max_completion_tokens, else max_tokens, else none."""
-    for key in ("max_completion_tokens", "max_tokens"):
-        if request.get(key) is not None:
-            return int(request[key])
-    return None
-
-
-def _stops(request: dict[str, Any]) -> list[str]:
-    stop = request.get("stop")
-    if stop is None:
-        return []
-    return [stop] if isinstance(stop, str) else [s for s in stop if s]
 
 
 def example_for(schema: Any, depth: int = 0) -> Any:
@@ -86,21 +81,14 @@ def example_for(schema: Any, depth: int = 0) -> Any:
     return text.ljust(schema.get("minLength", 0), "!")[: schema.get("maxLength", 64)]
 
 
-def _chosen_tools(request: dict[str, Any]) -> list[dict[str, Any]]:
-    """The tools the answer calls: the named one; each tool once for "required" with
-    parallel_tool_calls not false; else the first."""
-    tools: list[dict[str, Any]] = [
-        t for t in request.get("tools") or [] if t.get("type") == "function"
-    ]
-    choice = request.get("tool_choice", "auto")
-    if not tools or choice == "none":
-        return []
-    if isinstance(choice, dict) and choice.get("type") == "function":
-        name = (choice.get("function") or {}).get("name")
-        return [t for t in tools if t["function"]["name"] == name][:1]
-    if choice == "required" and request.get("parallel_tool_calls") is not False:
-        return tools
-    return tools[:1]
+def _called_tools(request: dict[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    """The tools the answer calls: the forced ones, else for "auto" (the default with tools)
+    the template's own choice, the first function tool; none for "none"."""
+    tools, choice = request.get("tools"), request.get("tool_choice")
+    forced = forced_tools(tools, choice, request.get("parallel_tool_calls"))
+    if forced or choice == "none":
+        return forced
+    return function_tools(tools)[:1]
 
 
 def _text_for(request: dict[str, Any], index: int) -> str:
@@ -148,7 +136,7 @@ def _logprob_entries(piece: str, position: int, top: int) -> tuple[dict[str, Any
     return ({**entry(piece, logprob), "top_logprobs": alternatives[:top]},)
 
 
-def _tool_tokens(tool: dict[str, Any], index: int, call: int = 0) -> tuple[Token, ...]:
+def _tool_tokens(tool: Mapping[str, Any], index: int, call: int = 0) -> tuple[Token, ...]:
     function = tool["function"]
     arguments = json.dumps(example_for(function.get("parameters") or {}))
     head = {
@@ -163,7 +151,7 @@ def _tool_tokens(tool: dict[str, Any], index: int, call: int = 0) -> tuple[Token
 
 def _choice(request: dict[str, Any], index: int) -> tuple[Choice, int]:
     """Choice ``index`` and the completion tokens it spent."""
-    tools = _chosen_tools(request)
+    tools = _called_tools(request)
     limit = completion_limit(request)
     if tools:
         tokens = tuple(
@@ -178,7 +166,7 @@ def _choice(request: dict[str, Any], index: int) -> tuple[Choice, int]:
     if limit is not None and limit < len(parts) + 1:  # + 1: the end-of-turn token
         parts, finish = parts[:limit], "length"
     text = "".join(parts)
-    hits = [i for i in (text.find(s) for s in _stops(request)) if i >= 0]
+    hits = [i for i in (text.find(s) for s in stop_strings(request)) if i >= 0]
     if hits:
         parts, finish = pieces(text[: min(hits)]), "stop"
     want_logprobs, top = bool(request.get("logprobs")), request.get("top_logprobs") or 0
@@ -186,11 +174,19 @@ def _choice(request: dict[str, Any], index: int) -> tuple[Choice, int]:
         Token(part, logprobs=_logprob_entries(part, i, top) if want_logprobs else ())
         for i, part in enumerate(parts)
     )
-    return Choice(index, tokens, finish), len(tokens) + (finish == "stop")
+    spent = len(tokens) + (finish == "stop")  # + 1: the end-of-turn token or the stop string
+    return Choice(index, tokens, finish), spent if limit is None else min(spent, limit)
 
 
-def template_answer(request: dict[str, Any], *, completion_id: str, created: int) -> Answer:
-    """The template answer to a validated ``request``."""
+def template_answer(
+    request: dict[str, Any], *, completion_id: str, created: int, context_length: int | None = None
+) -> Answer:
+    """The template answer to a validated ``request``; raises
+    ``chatcompat.request_rules.RuleViolation`` when its prompt (counted approximately) and
+    completion limit do not fit in ``context_length`` tokens (None: no limit)."""
+    prompt = count_prompt_tokens(request["messages"])
+    if context_length is not None:
+        check_context_length(prompt, completion_limit(request), context_length)
     choices, spent = [], 0
     for index in range(request.get("n") or 1):
         choice, used = _choice(request, index)
@@ -201,7 +197,7 @@ def template_answer(request: dict[str, Any], *, completion_id: str, created: int
         created=created,
         model=request["model"],
         choices=tuple(choices),
-        usage=Usage(count_prompt_tokens(request["messages"]), spent),
+        usage=Usage(prompt, spent),
         logprobs=bool(request.get("logprobs")),
         include_usage=bool((request.get("stream_options") or {}).get("include_usage")),
     )

@@ -1,14 +1,16 @@
 """Request validation: the compatible request schema, then the rules a schema cannot say.
 
 Every problem becomes an :class:`ApiError` with status 400 (404 for an unknown model), the
-offending parameter in ``param`` and a message that names it.
+offending parameter in ``param`` and a message that names it. The rules that shape an answer
+(and the context length, which each answer source counts its own way) are
+``chatcompat.request_rules``'.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import jsonschema_rs
@@ -18,10 +20,8 @@ from jsonschema.exceptions import SchemaError, best_match
 from chatcompat import schemas
 from mockserver._config import MockConfig
 from mockserver._errors import ApiError
-from mockserver._template import completion_limit
-from mockserver._tokens import count_prompt_tokens
 
-__all__ = ["VOCAB_SIZE", "compiled_validator", "integral", "parse_body", "validate_request"]
+__all__ = ["VOCAB_SIZE", "compiled_validator", "parse_body", "validate_request"]
 
 VOCAB_SIZE = 128256  # Llama 3: logit_bias keys must be token ids below this
 INT64 = (-(2**63), 2**63 - 1)
@@ -85,18 +85,23 @@ def _schema_error(body: dict[str, Any]) -> ApiError | None:
     return ApiError(400, f"{where}: {message}", param=param, code="invalid_value")
 
 
-def _rule_errors(body: dict[str, Any], config: MockConfig) -> Iterable[ApiError]:
-    """Rules beyond the schema, in the order a client would want to hear of them."""
+def _stream_options_errors(body: dict[str, Any]) -> Iterable[ApiError]:
     if not body.get("stream") and body.get("stream_options") is not None:
         yield ApiError(
             400,
             "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
             param="stream_options",
         )
+
+
+def _top_logprobs_errors(body: dict[str, Any]) -> Iterable[ApiError]:
     if body.get("top_logprobs") is not None and not body.get("logprobs"):
         yield ApiError(
             400, "'logprobs' must be set to true when 'top_logprobs' is used.", param="top_logprobs"
         )
+
+
+def _limit_errors(body: dict[str, Any]) -> Iterable[ApiError]:
     for key in ("max_tokens", "max_completion_tokens"):
         value = body.get(key)
         if value is not None and value < 1:
@@ -107,9 +112,15 @@ def _rule_errors(body: dict[str, Any], config: MockConfig) -> Iterable[ApiError]
                 param=key,
                 code="integer_below_min_value",
             )
+
+
+def _seed_errors(body: dict[str, Any]) -> Iterable[ApiError]:
     seed = body.get("seed")
     if seed is not None and not INT64[0] <= seed <= INT64[1]:
         yield ApiError(400, "Invalid 'seed': it must fit in a signed 64-bit integer.", param="seed")
+
+
+def _logit_bias_errors(body: dict[str, Any]) -> Iterable[ApiError]:
     for key, bias in (body.get("logit_bias") or {}).items():
         if not key.lstrip("-").isdigit() or not 0 <= int(key) < VOCAB_SIZE:
             yield ApiError(
@@ -123,33 +134,36 @@ def _rule_errors(body: dict[str, Any], config: MockConfig) -> Iterable[ApiError]
                 f"Invalid value in 'logit_bias' for {key!r}: {bias!r} is not in [-100, 100].",
                 param="logit_bias",
             )
-    response_format = body.get("response_format") or {}
-    if response_format.get("type") == "json_schema":
-        spec = response_format.get("json_schema") or {}
-        if not isinstance(spec.get("schema"), dict):
-            yield ApiError(
-                400,
-                "Invalid 'response_format.json_schema': a 'schema' object is required.",
-                param="response_format.json_schema.schema",
-            )
-        elif (problem := _schema_problem(spec["schema"])) is not None:
-            yield ApiError(
-                400,
-                f"Invalid schema for response_format 'json_schema': {problem}",
-                param="response_format.json_schema.schema",
-                code="invalid_json_schema",
-            )
-    yield from _tool_choice_errors(body)
-    limit = completion_limit(body) or 0
-    prompt = count_prompt_tokens(body["messages"])
-    if prompt + limit > config.context_length:
+
+
+def _repetition_penalty_errors(body: dict[str, Any]) -> Iterable[ApiError]:
+    """vLLM and HF refuse a penalty that is not positive (it divides the logits)."""
+    penalty = body.get("repetition_penalty")
+    if penalty is not None and not penalty > 0:
         yield ApiError(
             400,
-            f"This model's maximum context length is {config.context_length} tokens. However, "
-            f"you requested {prompt + limit} tokens ({prompt} in the messages, {limit} in the "
-            "completion). Please reduce the length of the messages or completion.",
-            param="messages",
-            code="context_length_exceeded",
+            f"repetition_penalty must be greater than zero, got {penalty}.",
+            param="repetition_penalty",
+        )
+
+
+def _response_format_errors(body: dict[str, Any]) -> Iterable[ApiError]:
+    response_format = body.get("response_format") or {}
+    if response_format.get("type") != "json_schema":
+        return
+    spec = response_format.get("json_schema") or {}
+    if not isinstance(spec.get("schema"), dict):
+        yield ApiError(
+            400,
+            "Invalid 'response_format.json_schema': a 'schema' object is required.",
+            param="response_format.json_schema.schema",
+        )
+    elif (problem := _schema_problem(spec["schema"])) is not None:
+        yield ApiError(
+            400,
+            f"Invalid schema for response_format 'json_schema': {problem}",
+            param="response_format.json_schema.schema",
+            code="invalid_json_schema",
         )
 
 
@@ -183,14 +197,18 @@ def _tool_choice_errors(body: dict[str, Any]) -> Iterable[ApiError]:
             )
 
 
-# Integer parameters: JSON Schema counts 2.0 as an integer, Python's range() does not.
-_INTEGER_PARAMS = ("n", "max_tokens", "max_completion_tokens", "top_logprobs", "seed", "top_k")
-
-
-def integral(body: dict[str, Any]) -> dict[str, Any]:
-    """``body`` with integral floats (``"n": 2.0``, valid JSON Schema integers) made ints."""
-    floats = {k: int(v) for k in _INTEGER_PARAMS if isinstance(v := body.get(k), float)}
-    return {**body, **floats} if floats else body
+# Rules beyond the schema, in the order a client would want to hear of them. The context length
+# is not among them: each answer source checks it with its own count (request_rules).
+_RULES: tuple[Callable[[dict[str, Any]], Iterable[ApiError]], ...] = (
+    _stream_options_errors,
+    _top_logprobs_errors,
+    _limit_errors,
+    _seed_errors,
+    _logit_bias_errors,
+    _repetition_penalty_errors,
+    _response_format_errors,
+    _tool_choice_errors,
+)
 
 
 def validate_request(body: dict[str, Any], config: MockConfig) -> None:
@@ -205,5 +223,6 @@ def validate_request(body: dict[str, Any], config: MockConfig) -> None:
             param="model",
             code="model_not_found",
         )
-    for error in _rule_errors(body, config):
-        raise error
+    for rule in _RULES:
+        for error in rule(body):
+            raise error

@@ -267,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list_defects:
         width = max(map(len, DEFECTS))
         for defect in DEFECTS.values():
-            print(f"{defect.name:<{width}}  caught by {defect.caught_by:<18}  {defect.doc}")
+            print(f"{defect.name:<{width}}  {defect.doc}")
         return 0
     config = MockConfig(
         api_key=args.api_key,

@@ -3,12 +3,19 @@ sampler of record (with vLLM / HF / llama.cpp dialects), exports and generation 
 
 from __future__ import annotations
 
-from .chat_format import CHAT_TEMPLATE, encode_dialog, render_dialog
+from .chat_format import (
+    CHAT_TEMPLATE,
+    encode_dialog,
+    render_dialog,
+    tool_call_frame,
+    tool_call_text,
+)
 from .cli import export_main
 from .export import export_gguf, export_hf
-from .generate import Generation, GenerationRequest, Step, ToolCall, Usage, generate
+from .generate import CallPiece, Generation, GenerationRequest, Step, ToolCall, generate
 from .load import load_hf
 from .model import ModelArgs, Transformer
+from .request import chat_messages, generation_request, sampling_params
 from .sampling import (
     DIALECTS,
     Dialect,
@@ -27,6 +34,7 @@ __all__ = [
     "CHAT_TEMPLATE",
     "DIALECTS",
     "SPECIAL_TOKENS",
+    "CallPiece",
     "Dialect",
     "Generation",
     "GenerationRequest",
@@ -37,14 +45,15 @@ __all__ = [
     "Tokenizer",
     "ToolCall",
     "Transformer",
-    "Usage",
     "build_model",
+    "chat_messages",
     "default_tokenizer",
     "encode_dialog",
     "export_gguf",
     "export_hf",
     "export_main",
     "generate",
+    "generation_request",
     "init_model",
     "load_hf",
     "make_generator",
@@ -53,4 +62,7 @@ __all__ = [
     "render_dialog",
     "sample",
     "sample_from_probs",
+    "sampling_params",
+    "tool_call_frame",
+    "tool_call_text",
 ]

@@ -6,7 +6,9 @@ prompt is the assistant header. Text between special tokens is encoded as one pi
 HF tokenizer encodes the string that ``CHAT_TEMPLATE`` renders, so the counts agree with
 ``apply_chat_template(..., tokenize=True)``. Tools (an approximation of Llama 3.1's JSON tool
 calling): their JSON definitions are appended to the system message (one is created if absent),
-and an assistant ``tool_calls`` entry is rendered as ``{"name": ..., "parameters": ...}`` JSON.
+and an assistant ``tool_calls`` entry is rendered as ``{"name": ..., "parameters": ...}`` JSON
+(:func:`tool_call_text`; consecutive calls one after another, no separator). The same layout
+is what the reference model writes for a forced call (``reference_model.generate``).
 """
 
 from __future__ import annotations
@@ -17,9 +19,18 @@ from typing import Any
 
 from .tokenizer import Tokenizer
 
-__all__ = ["CHAT_TEMPLATE", "TOOLS_PREAMBLE", "encode_dialog", "render_dialog"]
+__all__ = [
+    "CHAT_TEMPLATE",
+    "TOOLS_PREAMBLE",
+    "encode_dialog",
+    "render_dialog",
+    "tool_call_frame",
+    "tool_call_text",
+]
 
 TOOLS_PREAMBLE = "You have access to the following functions. To call one, reply with JSON.\n"
+# One tool call as text: _CALL_NAME + the name as JSON + _CALL_ARGUMENTS + arguments + _CALL_END.
+_CALL_NAME, _CALL_ARGUMENTS, _CALL_END = '{"name": ', ', "parameters": ', "}"
 
 # The same rendering as a Jinja chat template for HF tokenizer_config.json / GGUF metadata.
 CHAT_TEMPLATE = (
@@ -46,7 +57,13 @@ CHAT_TEMPLATE = (
     "{%- for call in message['tool_calls'] %}"
     "{%- set f = call['function'] if 'function' in call else call %}"
     "{%- set args = f['arguments'] if f['arguments'] is string else f['arguments'] | tojson %}"
-    "{{- '{\"name\": ' + f['name'] | tojson + ', \"parameters\": ' + args + '}' }}"
+    "{{- '"
+    + _CALL_NAME
+    + "' + f['name'] | tojson + '"
+    + _CALL_ARGUMENTS
+    + "' + args + '"
+    + _CALL_END
+    + "' }}"
     "{%- endfor %}"
     "{%- else %}"
     "{{- (message['content'] or '') | trim }}"
@@ -68,14 +85,26 @@ def _content(message: Mapping[str, Any]) -> str:
     return "".join(p.get("text", "") for p in content if p.get("type") == "text")
 
 
+def tool_call_frame(name: str) -> tuple[str, str]:
+    """The text before and after the arguments of a call of function ``name``:
+    ``('{"name": "NAME", "parameters": ', '}')`` (the name as JSON, non-ASCII kept)."""
+    return _CALL_NAME + json.dumps(name, ensure_ascii=False) + _CALL_ARGUMENTS, _CALL_END
+
+
+def tool_call_text(name: str, arguments: str) -> str:
+    """One call as the chat format writes it: ``{"name": "NAME", "parameters": ARGUMENTS}``
+    (``arguments``: JSON text, as it is)."""
+    head, tail = tool_call_frame(name)
+    return head + arguments + tail
+
+
 def _tool_calls_text(calls: Sequence[Mapping[str, Any]]) -> str:
     out = ""
     for call in calls:
         f = call.get("function", call)
         args = f["arguments"]
         args = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
-        name = json.dumps(f["name"], ensure_ascii=False)
-        out += '{"name": ' + name + ', "parameters": ' + args + "}"
+        out += tool_call_text(f["name"], args)
     return out
 
 

@@ -88,7 +88,48 @@ def hf_config(args: ModelArgs, tokenizer: Tokenizer) -> dict[str, Any]:
     }
 
 
-def _tokenizer_json(tokenizer: Tokenizer) -> dict[str, Any]:
+def _pre_tokenizer() -> dict[str, Any]:
+    """The Llama 3 split, then bytes as unicode characters (GPT-2's ByteLevel)."""
+    return {
+        "type": "Sequence",
+        "pretokenizers": [
+            {
+                "type": "Split",
+                "pattern": {"Regex": LLAMA3_PATTERN},
+                "behavior": "Isolated",
+                "invert": False,
+            },
+            {
+                "type": "ByteLevel",
+                "add_prefix_space": False,
+                "trim_offsets": True,
+                "use_regex": False,
+            },
+        ],
+    }
+
+
+def _post_processor(tokenizer: Tokenizer) -> dict[str, Any]:
+    """``<|begin_of_text|>`` before each sequence."""
+    bos = SPECIAL_TOKENS[0]
+    return {
+        "type": "TemplateProcessing",
+        "single": [
+            {"SpecialToken": {"id": bos, "type_id": 0}},
+            {"Sequence": {"id": "A", "type_id": 0}},
+        ],
+        "pair": [
+            {"SpecialToken": {"id": bos, "type_id": 0}},
+            {"Sequence": {"id": "A", "type_id": 0}},
+            {"SpecialToken": {"id": bos, "type_id": 1}},
+            {"Sequence": {"id": "B", "type_id": 1}},
+        ],
+        "special_tokens": {bos: {"id": bos, "ids": [tokenizer.bos_id], "tokens": [bos]}},
+    }
+
+
+def _bpe_model(tokenizer: Tokenizer) -> dict[str, Any]:
+    """The vocabulary and merges, byte strings written as ByteLevel characters."""
     from .tokenizer import bytes_to_unicode
 
     b2u = bytes_to_unicode()
@@ -96,7 +137,22 @@ def _tokenizer_json(tokenizer: Tokenizer) -> dict[str, Any]:
     def u(b: bytes) -> str:
         return "".join(b2u[c] for c in b)
 
-    bos = SPECIAL_TOKENS[0]
+    return {
+        "type": "BPE",
+        "dropout": None,
+        "unk_token": None,
+        "continuing_subword_prefix": None,
+        "end_of_word_suffix": None,
+        "fuse_unk": False,
+        "byte_fallback": False,
+        "ignore_merges": False,  # merge by rank, exactly like Tokenizer._bpe
+        "vocab": {u(b): i for i, b in enumerate(tokenizer.id_to_bytes)},
+        "merges": [[u(a), u(b)] for a, b in tokenizer.merges],
+    }
+
+
+def _tokenizer_json(tokenizer: Tokenizer) -> dict[str, Any]:
+    """tokenizer.json of a ``tokenizers`` byte-level BPE that encodes as ``tokenizer`` does."""
     added = [
         {"id": i, "content": s, "single_word": False, "lstrip": False, "rstrip": False,
          "normalized": False, "special": True}
@@ -108,55 +164,15 @@ def _tokenizer_json(tokenizer: Tokenizer) -> dict[str, Any]:
         "padding": None,
         "added_tokens": added,
         "normalizer": None,
-        "pre_tokenizer": {
-            "type": "Sequence",
-            "pretokenizers": [
-                {
-                    "type": "Split",
-                    "pattern": {"Regex": LLAMA3_PATTERN},
-                    "behavior": "Isolated",
-                    "invert": False,
-                },
-                {
-                    "type": "ByteLevel",
-                    "add_prefix_space": False,
-                    "trim_offsets": True,
-                    "use_regex": False,
-                },
-            ],
-        },
-        "post_processor": {
-            "type": "TemplateProcessing",
-            "single": [
-                {"SpecialToken": {"id": bos, "type_id": 0}},
-                {"Sequence": {"id": "A", "type_id": 0}},
-            ],
-            "pair": [
-                {"SpecialToken": {"id": bos, "type_id": 0}},
-                {"Sequence": {"id": "A", "type_id": 0}},
-                {"SpecialToken": {"id": bos, "type_id": 1}},
-                {"Sequence": {"id": "B", "type_id": 1}},
-            ],
-            "special_tokens": {bos: {"id": bos, "ids": [tokenizer.bos_id], "tokens": [bos]}},
-        },
+        "pre_tokenizer": _pre_tokenizer(),
+        "post_processor": _post_processor(tokenizer),
         "decoder": {
             "type": "ByteLevel",
             "add_prefix_space": True,
             "trim_offsets": True,
             "use_regex": True,
         },
-        "model": {
-            "type": "BPE",
-            "dropout": None,
-            "unk_token": None,
-            "continuing_subword_prefix": None,
-            "end_of_word_suffix": None,
-            "fuse_unk": False,
-            "byte_fallback": False,
-            "ignore_merges": False,  # merge by rank, exactly like Tokenizer._bpe
-            "vocab": {u(b): i for i, b in enumerate(tokenizer.id_to_bytes)},
-            "merges": [[u(a), u(b)] for a, b in tokenizer.merges],
-        },
+        "model": _bpe_model(tokenizer),
     }
 
 

@@ -1,19 +1,24 @@
 """The sampler of record: pure functions over logits, composed per engine *dialect*.
 
-Dialects (see /work/shared/reference/sampling-semantics.md for sources):
+Dialects, each from its engine's own code:
 
-- ``vllm`` (default; vLLM v1 sampler): logit_bias (clamped to [-100, 100]) -> repetition
-  penalty over prompt and output -> frequency/presence over output counts -> greedy below
-  T = 1e-5 -> temperature (0 < T < 0.01 clamped to 0.01) -> min_p -> top_k (ties kept) ->
-  top_p (ascending cumsum, drop mass <= 1 - p) -> exponential race (Gumbel-max equivalent).
-- ``hf`` (transformers ``_get_logits_processor`` with do_sample): logit_bias (as
-  SequenceBiasLogitsProcessor, unclamped) -> RepetitionPenalty over all input ids -> greedy
-  below T = 1e-5 (do_sample=False) -> Temperature -> TopK (ties kept) -> TopP -> MinP ->
-  ``torch.multinomial``. transformers has no frequency/presence penalty: they are ignored.
-- ``llamacpp`` (common_sampler default chain): logit_bias -> penalties over the last
-  ``penalty_last_n`` (64) tokens of prompt + output -> top_k (exactly k) -> top_p (first
-  prefix with cumsum >= p) -> min_p (logit >= max + log p) -> temperature LAST -> inverse-CDF
-  draw with one uniform double. Greedy below T = 1e-5 (llama.cpp: T <= 0 keeps the argmax).
+- ``vllm`` (default; vllm-project/vllm ``vllm/v1/sample/sampler.py``, the order in its
+  docstring; ``vllm/v1/sample/ops/topk_topp_sampler.py``; ``vllm/sampling_params.py`` for the
+  clamps): logit_bias (clamped to [-100, 100]) -> repetition penalty over prompt and output ->
+  frequency/presence over output counts -> greedy below T = 1e-5 -> temperature (0 < T < 0.01
+  clamped to 0.01) -> min_p -> top_k (ties kept) -> top_p (ascending cumsum, drop mass <= 1 - p)
+  -> exponential race (Gumbel-max equivalent).
+- ``hf`` (huggingface/transformers ``src/transformers/generation/utils.py``
+  ``_get_logits_processor`` with do_sample; the processors in ``generation/logits_process.py``):
+  logit_bias (as SequenceBiasLogitsProcessor, unclamped) -> RepetitionPenalty over all input ids
+  -> greedy below T = 1e-5 (do_sample=False) -> Temperature -> TopK (ties kept) -> TopP -> MinP
+  -> ``torch.multinomial``. transformers has no frequency/presence penalty: they are ignored.
+- ``llamacpp`` (ggml-org/llama.cpp ``common/sampling.cpp`` ``common_sampler_init``, the default
+  chain of ``common/common.h``; the samplers in ``src/llama-sampling.cpp``): logit_bias ->
+  penalties over the last ``penalty_last_n`` (64) tokens of prompt + output -> top_k (exactly k)
+  -> top_p (first prefix with cumsum >= p) -> min_p (logit >= max + log p) -> temperature LAST
+  -> inverse-CDF draw with one uniform double. Greedy below T = 1e-5 (llama.cpp: T <= 0 keeps
+  the argmax).
 
 All functions take float logits ``[..., V]`` and return new tensors (inputs are not modified);
 masked tokens are ``-inf``. Logprobs are always those of the RAW distribution

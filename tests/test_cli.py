@@ -6,16 +6,21 @@ import json
 import socket
 import subprocess
 import sys
+import tomllib
 import xml.etree.ElementTree as ET
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
-from conformance import CHECKS
-from conformance._profiles import load_profile
+from conformance import CHECKS, Check, load_profile
 from mockserver import DEFECTS
 
 MOCK_CAPABILITIES = load_profile("mock").capabilities
+# defect -> {mode, caught_by: [the check it was made for, then the others], why}
+KILL_MATRIX = tomllib.loads(
+    (Path(__file__).parent / "conformance" / "kill_matrix.toml").read_text("utf-8")
+)
 
 
 def chatcompat(*args, timeout=120):
@@ -56,7 +61,7 @@ def test_check_against_the_embedded_mock_passes_and_writes_reports(tmp_path):
     for check_id in CHECKS:
         assert check_id in done.stdout
     report = json.loads((tmp_path / "r.json").read_text())
-    assert report["report_version"] == 1
+    assert report["report_version"] == 2
     assert report["ok"] is True
     unclaimed = {c.id for c in CHECKS.values() if c.capability not in MOCK_CAPABILITIES}
     assert report["summary"] == {
@@ -64,6 +69,7 @@ def test_check_against_the_embedded_mock_passes_and_writes_reports(tmp_path):
         "failed": 0,
         "skipped": len(unclaimed),
         "warning": 0,
+        "error": 0,
     }
     assert report["capabilities"] == sorted(MOCK_CAPABILITIES)
     assert sorted(c["id"] for c in report["checks"]) == sorted(CHECKS)
@@ -76,16 +82,27 @@ def test_check_against_the_embedded_mock_passes_and_writes_reports(tmp_path):
             "description",
             "status",
             "message",
+            "expected",
+            "received",
+            "exchange",
+            "error",
             "duration_s",
             "requests",
             "tokens",
         }
         assert entry["status"] == ("skipped" if entry["id"] in unclaimed else "passed")
+        assert (entry["expected"], entry["received"], entry["exchange"], entry["error"]) == (
+            None,
+            None,
+            None,
+            None,
+        )
     assert sum(c["requests"] for c in report["checks"]) == report["requests"]
     suite = ET.parse(tmp_path / "r.xml").getroot()
     assert suite.tag == "testsuite"
     assert suite.get("tests") == str(len(CHECKS))
     assert suite.get("failures") == "0"
+    assert suite.get("errors") == "0"
 
 
 def test_check_against_a_separate_mock_passes():
@@ -105,11 +122,13 @@ def test_check_against_a_defective_mock_exits_1_naming_the_check(tmp_path, defec
             "--report-json", str(tmp_path / "r.json"),
         )  # fmt: skip
     assert done.returncode == 1
-    assert f"[FAIL] {DEFECTS[defect].caught_by}" in done.stdout
+    assert f"[FAIL] {KILL_MATRIX[defect]['caught_by'][0]}" in done.stdout
     report = json.loads((tmp_path / "r.json").read_text())
     failed = [c for c in report["checks"] if c["status"] == "failed"]
-    assert {c["id"] for c in failed} == {DEFECTS[defect].caught_by, *DEFECTS[defect].also_caught_by}
-    assert "Sent: POST" in failed[0]["message"]
+    assert {c["id"] for c in failed} == set(KILL_MATRIX[defect]["caught_by"])
+    assert failed[0]["exchange"]["request"]["method"] == "POST"
+    assert failed[0]["exchange"]["request"]["url"].startswith(url)
+    assert "Sent: POST" in done.stdout
 
 
 def test_api_key_is_used_and_never_printed(tmp_path):
@@ -142,6 +161,66 @@ def test_api_key_is_used_and_never_printed(tmp_path):
     for text in (done.stdout, wrong.stdout, (tmp_path / "w.json").read_text()):
         assert "sk-secret-123" not in text
         assert "sk-nope" not in text
+
+
+def test_without_model_the_first_listed_model_is_tested():
+    with mock_process("--model", "first", "--model", "second") as url:
+        done = chatcompat("check", "--base-url", url, "--check", "resp_schema")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[0] == "model: first (the first listed by GET /models)"
+    assert "model first" in done.stdout  # the console header names the model under test
+
+
+def test_without_model_a_failed_listing_exits_2_saying_what_was_seen():
+    with mock_process("--api-key", "sk-listing", "--model", "m") as url:
+        done = chatcompat("check", "--base-url", url, "--api-key", "sk-wrong")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    message = done.stderr.strip()
+    assert message.startswith(
+        f"chatcompat check: no --model given, and GET {url}/models answered 401"
+    )
+    assert message.endswith("; pass --model ID")
+    assert "sk-wrong" not in message
+
+
+def test_check_help_says_how_the_model_is_chosen():
+    done = chatcompat("check", "--help")
+    assert done.returncode == 0
+    assert "the first one GET /models lists" in " ".join(done.stdout.split())
+    assert "--sampling {vllm,hf,llamacpp}" in done.stdout
+
+
+def test_dialect_still_sets_the_sampling_with_a_deprecation_warning(capsys):
+    from chatcompat.cli import parser
+
+    args = parser().parse_args(["check", "--dialect", "hf"])
+    assert args.sampling == "hf"
+    assert capsys.readouterr().err == "chatcompat check: --dialect is deprecated; use --sampling\n"
+    args = parser().parse_args(["check", "--sampling", "llamacpp"])
+    assert args.sampling == "llamacpp"
+    assert parser().parse_args(["check"]).sampling == "vllm"
+    assert capsys.readouterr().err == ""
+
+
+async def crashes(ctx):
+    """Raises what no check should."""
+    raise KeyError("choices")
+
+
+def test_a_check_that_crashes_exits_1_and_is_a_junit_error(monkeypatch, capsys, tmp_path):
+    from chatcompat.cli import main
+
+    monkeypatch.setitem(
+        CHECKS, "crash_now", Check("crash_now", "stream", "must", "core", "-", crashes)
+    )
+    code = main(["check", "--check", "crash_now", "--junit", str(tmp_path / "r.xml")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "1 checks: 0 passed, 0 failed, 0 warning, 0 skipped, 1 error" in out
+    assert "[ERROR] crash_now: -\n    the check could not complete: KeyError: 'choices'\n" in out
+    suite = ET.parse(tmp_path / "r.xml").getroot()
+    assert (suite.get("failures"), suite.get("errors")) == ("0", "1")
 
 
 def free_port():
@@ -188,6 +267,9 @@ def test_mock_lists_its_defects():
         check=True,
     )
     assert [line.split()[0] for line in done.stdout.splitlines()] == list(DEFECTS)
+    assert [line.split(maxsplit=1)[1] for line in done.stdout.splitlines()] == [
+        d.doc for d in DEFECTS.values()
+    ]
 
 
 def test_single_check_runs_alone():

@@ -1,4 +1,4 @@
-"""Error checks (catalogue group D): the envelope, 4xx for what a client got wrong, errors in
+"""Error checks (group "errors"): the envelope, 4xx for what a client got wrong, errors in
 streams, auth, unknown models, rate limits, and a server that survives abuse."""
 
 from __future__ import annotations
@@ -143,7 +143,8 @@ async def err_envelope(ctx: Context) -> None:
         )
 
 
-# Errors beyond the envelope (catalogue D.25-D.31), and internals that must not leak.
+# Errors beyond the envelope: before and in a stream, context length, auth, unknown models,
+# rate limits, surviving abuse; and internals that must not leak.
 
 _FAULT_HEADER = "X-Chatcompat-Fault"  # the chatcompat mock's fault injection (capability faults)
 # Refused by every server (vLLM, for one, takes temperature 3: it has no upper bound).

@@ -1,4 +1,4 @@
-"""response_format checks (catalogue group I): JSON mode and structured outputs."""
+"""response_format checks (group "json"): JSON mode and structured outputs."""
 
 from __future__ import annotations
 

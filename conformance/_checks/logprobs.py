@@ -1,4 +1,4 @@
-"""Logprobs checks (catalogue group F).
+"""Logprobs checks (group "logprobs").
 
 ``top_logprobs=k`` must give exactly k alternatives per token (vLLM and SGLang assert ``==``).
 OpenAI documents that "in some cases, the number of returned tokens may be fewer than

@@ -1,4 +1,4 @@
-"""Model listing checks (catalogue D.29)."""
+"""Model listing checks (group "models"): GET /models lists the served id, unknown ids get 404."""
 
 from __future__ import annotations
 

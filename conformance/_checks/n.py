@@ -1,4 +1,4 @@
-"""Checks of n > 1 choices (catalogue group G)."""
+"""Checks of n > 1 choices (group "n")."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ __all__ = [
     "SHRINK_REQUESTS",
     "Bridge",
     "Halt",
-    "Memo",
+    "JudgedRequests",
     "answer_problem",
     "hypothesis_settings",
     "in_thread",
@@ -149,7 +149,7 @@ def hypothesis_settings(max_examples: int, *, shrink: bool) -> settings:
     )
 
 
-class Memo:
+class JudgedRequests:
     """Each distinct request is answered once: hypothesis replays and shrink steps that repeat
     a request reuse its outcome, and after the first failure only ``shrink_requests`` new
     requests are sent (unseen candidates then count as passing, which ends the shrink)."""
@@ -252,13 +252,13 @@ async def prop_valid_requests(ctx: Context) -> None:
         "extensions": "ext" in capabilities,
     }
     requests = strategies.chat_requests(ctx.endpoint.model, **options)
-    memo = Memo()
+    judged = JudgedRequests()
 
     def work(bridge: Bridge) -> None:
         @hypothesis_settings(ctx.budget.max_examples, shrink=True)
         @given(requests)
         def valid_requests_are_answered(body: dict[str, Any]) -> None:
-            memo.check(_key(body), lambda: answer_problem(ctx, body, bridge.chat(body)))
+            judged.check(_key(body), lambda: answer_problem(ctx, body, bridge.chat(body)))
 
         test = valid_requests_are_answered
         for body in strategies.example_requests(ctx.endpoint.model, **options):
@@ -299,7 +299,7 @@ def rejection_problem(ctx: Context, name: str, exchange: Exchange) -> CheckFaile
 async def prop_invalid_requests(ctx: Context) -> None:
     """Valid requests broken by one mutation (out-of-range or wrong-typed parameters, bad
     messages) get 4xx with the error envelope: never 5xx, never 200."""
-    memo = Memo()
+    judged = JudgedRequests()
     mutations = strategies.MUTATIONS
     # Every row of the table is tried: the examples are shared out among them.
     per_mutation = max(1, ctx.budget.max_examples // len(mutations))
@@ -312,7 +312,7 @@ async def prop_invalid_requests(ctx: Context) -> None:
             @given(broken)
             def invalid_requests_are_rejected(case: tuple[str, dict[str, Any]]) -> None:
                 name, body = case
-                memo.check(_key(body), lambda: rejection_problem(ctx, name, bridge.chat(body)))
+                judged.check(_key(body), lambda: rejection_problem(ctx, name, bridge.chat(body)))
 
             invalid_requests_are_rejected()
 

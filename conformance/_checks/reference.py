@@ -1,5 +1,5 @@
-"""Reference mode (issue 5, section 4): the endpoint serves the model of ``chatcompat
-export-model``, so the suite knows the exact distributions it must sample from."""
+"""Reference mode: the endpoint serves the model of ``chatcompat export-model``, so the suite
+knows the exact distributions it must sample from."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ __all__ = ["SAMPLING_CASES", "ref_greedy_chain", "ref_logprobs", "ref_sampling_f
 ALPHA = 0.001  # family-wise false-alarm rate of ref_sampling_fit (Bonferroni over its cases)
 LOGPROB_TOLERANCE = 0.02  # nats; float32 engines agree far closer, bf16 ones within this
 GREEDY_TOKENS = 24
-# First-token cases: each exercises a parameter, and together they tell the dialects apart
-# (min_p before top_p: vllm; temperature last: llamacpp; penalties over the prompt: llamacpp).
+# First-token cases: each exercises a parameter, and together they tell the engines' sampling
+# semantics apart (min_p before top_p: vllm; temperature last: llamacpp; penalties over the
+# prompt: llamacpp).
 SAMPLING_CASES: dict[str, dict[str, Any]] = {
     "temperature-0.7": {"temperature": 0.7},
     "top_k-3": {"temperature": 1.0, "top_k": 3},
@@ -47,7 +48,7 @@ async def ref_greedy_chain(ctx: Context) -> None:
     require_status(exchange, 200)
     text = json_body(exchange)["choices"][0]["message"].get("content") or ""
     expected = await asyncio.to_thread(
-        oracle.greedy_text, body, GREEDY_TOKENS, ctx.endpoint.dialect
+        oracle.greedy_text, body, GREEDY_TOKENS, ctx.endpoint.sampling
     )
     if text != expected:
         raise CheckFailed(
@@ -122,17 +123,17 @@ async def _samples(ctx: Context, body: dict[str, Any], count: int) -> tuple[Coun
 async def ref_sampling_fit(ctx: Context) -> None:
     """Sampled first tokens fit the reference sampler's distribution, parameter by parameter."""
     oracle = await _oracle(ctx)
-    dialect, samples = ctx.endpoint.dialect, ctx.endpoint.reference_samples
+    sampling, samples = ctx.endpoint.sampling, ctx.endpoint.reference_samples
     alpha = ALPHA / len(SAMPLING_CASES)
     for name, params in SAMPLING_CASES.items():
         body = ctx.request(max_tokens=1, **params)
-        expected = await asyncio.to_thread(oracle.first_token_distribution, body, dialect)
+        expected = await asyncio.to_thread(oracle.first_token_distribution, body, sampling)
         counts, exchange = await _samples(ctx, body, samples)
         total = sum(counts.values())
         outside = sorted(c for c in counts if expected.get(c, 0.0) == 0.0)
         if outside:
             raise CheckFailed(
-                f"case {name}: sampled tokens that {dialect}'s rules exclude",
+                f"case {name}: sampled tokens that {sampling}'s rules exclude",
                 expected=f"only {sorted(expected)[:12]}",
                 received=", ".join(f"{c!r} x{counts[c]}" for c in outside),
                 exchange=exchange,
@@ -146,7 +147,7 @@ async def ref_sampling_fit(ctx: Context) -> None:
         if p_value < alpha:
             top = sorted(big, key=lambda c: -expected[c])[:5]
             raise CheckFailed(
-                f"case {name}: frequencies do not fit {dialect}'s distribution "
+                f"case {name}: frequencies do not fit {sampling}'s distribution "
                 f"(chi-square p = {p_value:.2e} < {alpha:.1e}, {total} samples)",
                 expected=", ".join(f"{c!r} {expected[c]:.3f}" for c in top),
                 received=", ".join(f"{c!r} {counts[c] / total:.3f}" for c in top),

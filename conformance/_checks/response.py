@@ -1,4 +1,4 @@
-"""Response shape and request acceptance checks (catalogue group C)."""
+"""Response shape and request acceptance checks (group "response")."""
 
 from __future__ import annotations
 
@@ -64,7 +64,8 @@ async def resp_schema(ctx: Context) -> None:
             )
 
 
-# Request acceptance and shaping (catalogue C.15-C.22).
+# Request acceptance and shaping: content nullability, standard parameters, content parts,
+# history, stop, logit_bias, the extra sampling parameters.
 
 _COUNT_PROMPT = "Count from 1 to 30, separated by spaces."
 _GREEDY_MAX_TOKENS = 48

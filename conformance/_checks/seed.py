@@ -1,4 +1,4 @@
-"""Seed checks (catalogue group H): a seed makes samples reproducible, and only that."""
+"""Seed checks (group "seed"): a seed makes samples reproducible, and only that."""
 
 from __future__ import annotations
 

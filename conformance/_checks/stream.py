@@ -1,4 +1,4 @@
-"""Stream framing and chunk checks (catalogue group A)."""
+"""Stream framing and chunk checks (group "stream")."""
 
 from __future__ import annotations
 

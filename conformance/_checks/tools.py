@@ -1,4 +1,4 @@
-"""Tool-calling checks (catalogue group E).
+"""Tool-calling checks (group "tools").
 
 Every tool request runs at temperature 0 with small tools whose parameter schemas are
 permissive (only ``city`` is required, extra keys allowed), so that a good model's call

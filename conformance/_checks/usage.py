@@ -1,4 +1,4 @@
-"""Usage checks (catalogue group B): token counts, in answers and in the opt-in usage chunk."""
+"""Usage checks (group "usage"): token counts, in answers and in the opt-in usage chunk."""
 
 from __future__ import annotations
 

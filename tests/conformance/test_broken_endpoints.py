@@ -82,7 +82,7 @@ def test_broken_endpoint_fails_with_a_message(handler, expect):
     assert elapsed < 20
     assert result.counts["failed"] >= 1
     assert result.counts["passed"] == 0
-    messages = "\n".join(r.message for r in result.results)
+    messages = "\n".join(r.outcome.text for r in result.results)
     assert expect in messages
     assert "Traceback" not in messages
 

@@ -1,6 +1,10 @@
-"""Every check can fail: each defect mode of the mock is caught by the check it names."""
+"""Every check can fail: each defect mode of the mock is caught by exactly the checks that
+kill_matrix.toml (beside this file) names for it."""
 
 from __future__ import annotations
+
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +16,9 @@ KEY = "sk-kill-matrix"
 # The template mode does not sample: checks that need real sampling run in generate mode.
 CAPABILITIES = load_profile("mock").capabilities | {"auth"}
 CONTEXT_LENGTH = load_profile("mock").context_length  # err_context_length needs it
+# defect -> {mode, caught_by: [the check it was made for, then the others], why: {check: reason}}
+KILL_MATRIX = tomllib.loads(Path(__file__).with_name("kill_matrix.toml").read_text("utf-8"))
+MODES = ("template", "generate", "reference")
 
 
 def failed_ids(server, model="m"):
@@ -62,31 +69,61 @@ def test_every_dialect_is_in_the_dialect_test():
     assert set(FLAVOURS) == set(DIALECT_WARNINGS)
 
 
+def test_every_defect_has_a_row_and_every_row_a_defect():
+    assert sorted(KILL_MATRIX) == sorted(DEFECTS)
+
+
+@pytest.mark.parametrize("defect", list(KILL_MATRIX), ids=list(KILL_MATRIX))
+def test_kill_matrix_row_is_well_formed(defect):
+    row = KILL_MATRIX[defect]
+    assert set(row) <= {"mode", "caught_by", "why"}
+    assert row["mode"] in MODES
+    caught = row["caught_by"]
+    assert caught, "a defect no check catches shows nothing"
+    assert len(set(caught)) == len(caught)
+    assert set(row.get("why", {})) <= set(caught[1:])  # reasons for the checks caught besides
+    assert all(isinstance(reason, str) and reason for reason in row.get("why", {}).values())
+
+
+def test_every_id_in_the_kill_matrix_is_a_check():
+    named = {check for row in KILL_MATRIX.values() for check in row["caught_by"]}
+    assert named - set(CHECKS) == set()
+
+
 def test_every_check_has_a_defect_that_it_catches():
-    assert {d.caught_by for d in DEFECTS.values()} == set(CHECKS)
+    # every check is the one some defect was made for (the first of its caught_by)
+    assert {row["caught_by"][0] for row in KILL_MATRIX.values()} == set(CHECKS)
+
+
+def defects_in(mode):
+    return sorted(name for name, row in KILL_MATRIX.items() if row["mode"] == mode)
+
+
+def caught_by(defect):
+    """The checks that must catch ``defect``: the one it was made for first."""
+    return KILL_MATRIX[defect]["caught_by"]
 
 
 # Defects of sampling behaviour are shown in generate mode (below): the template does not sample.
-TEMPLATE_DEFECTS = sorted(
-    name for name, d in DEFECTS.items() if not d.generate and not d.reference
-)  # the reference defects are shown in test_reference_mode.py
+TEMPLATE_DEFECTS = defects_in("template")  # the reference defects: test_reference_mode.py
 
 
 @pytest.mark.parametrize("defect", TEMPLATE_DEFECTS, ids=TEMPLATE_DEFECTS)
 def test_defect_is_caught_by_its_check(start_mock, defect):
     server = start_mock(models=("m",), defects=(defect,), api_key=KEY)
     failed, result = failed_ids(server)
-    assert DEFECTS[defect].caught_by in failed
-    assert failed == {DEFECTS[defect].caught_by, *DEFECTS[defect].also_caught_by}
-    message = next(r.message for r in result.results if r.check.id == DEFECTS[defect].caught_by)
+    assert caught_by(defect)[0] in failed
+    assert failed == set(caught_by(defect))
+    message = next(r.outcome.text for r in result.results if r.check.id == caught_by(defect)[0])
     assert "Sent: " in message or "Received: " in message
 
 
 # Generate mode: the reference model samples, so the sampling checks can pass and fail for real.
-GENERATE_DEFECTS = sorted(name for name, defect in DEFECTS.items() if defect.generate)
+GENERATE_DEFECTS = defects_in("generate")
 GENERATE_CAPABILITIES = frozenset({"core", "sampling", "logprobs", "ext", "seed"})
 GENERATE_CHECKS = sorted(
-    {DEFECTS[name].caught_by for name in GENERATE_DEFECTS} | {"greedy_is_argmax", "lp_shape"}
+    {check for name in GENERATE_DEFECTS for check in caught_by(name)}
+    | {"greedy_is_argmax", "lp_shape"}
 )
 
 
@@ -111,5 +148,5 @@ def test_clean_generate_mock_passes_the_sampling_checks(start_mock):
 def test_generate_defect_is_caught_by_its_check(start_mock, defect):
     results = generate_results(start_mock, (defect,))
     caught = {i for i, r in results.items() if r.status in ("failed", "warning")}
-    assert caught == {DEFECTS[defect].caught_by, *DEFECTS[defect].also_caught_by}
-    assert "Received: " in results[DEFECTS[defect].caught_by].message
+    assert caught == set(caught_by(defect))
+    assert "Received: " in results[caught_by(defect)[0]].outcome.text

@@ -9,7 +9,7 @@ from importlib.metadata import entry_points
 
 import pytest
 
-from conformance import CHECKS
+from conformance import CHECKS, Check
 
 pytest_plugins = ["pytester"]
 
@@ -82,6 +82,27 @@ def test_a_should_check_that_is_not_met_is_a_warning_skip(pytester, start_mock):
     result = pytester.runpytest(*chat_args(server), "-k", "finish_empty_delta", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*warning: the finish chunk of choice 0*"])
+
+
+async def crashes(ctx):
+    """Raises what no check should."""
+    raise KeyError("choices")
+
+
+def test_a_check_that_crashes_is_an_error_of_its_item(pytester, start_mock, monkeypatch):
+    monkeypatch.setitem(
+        CHECKS, "crash_now", Check("crash_now", "stream", "must", "core", "-", crashes)
+    )
+    server = start_mock(models=("m",))
+    result = pytester.runpytest(*chat_args(server), "-k", "crash_now or sse_done")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of chatcompat::crash_now*",
+            "crash_now (stream, must): the check could not complete: KeyError: 'choices'",
+            "At: *test_pytest_plugin.py:* in crashes",
+        ]
+    )
 
 
 def test_missing_model_is_a_usage_error(pytester, start_mock):

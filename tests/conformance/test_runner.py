@@ -4,16 +4,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
+import json
 import time
+from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
 
-from conformance import CHECKS, Endpoint, run
-from conformance._context import Budget, retry_after
-from conformance._http import Exchange
-from conformance._profiles import PROFILES, load_profile
-from conformance._registry import CAPABILITIES
+from conformance import (
+    CAPABILITIES,
+    CHECKS,
+    PROFILES,
+    Budget,
+    Check,
+    CheckFailed,
+    Crash,
+    Endpoint,
+    Exchange,
+    Profile,
+    Status,
+    console_text,
+    endpoint_claiming,
+    load_profile,
+    run,
+    run_checks,
+    write_reports,
+)
+from conformance._context import BASE_MESSAGES, retry_after
 from conformance.cli import _profile
 
 from .test_broken_endpoints import RawServer
@@ -24,18 +42,44 @@ def test_budget_exhausted_skips_the_rest(mock):
         Endpoint(mock.base_url, "m", timeout=10), budget=Budget(max_requests=3), concurrency=1
     )
     assert result.requests == 3
-    skipped = [r for r in result.results if r.status == "skipped" and r.check.capability == "core"]
-    assert skipped
-    # err_context_length skips first when the context length is not known
-    assert all(
-        "budget of 3 requests is spent" in r.message or "context length is not known" in r.message
-        for r in skipped
-    )
+    core = {
+        r.check.id: (r.status, r.message) for r in result.results if r.check.capability == "core"
+    }
+    spent = ("skipped", "the run's budget of 3 requests is spent")
+    # The first checks spend the 3 requests and are then skipped themselves; err_context_length
+    # skips before sending anything when the context length is not known.
+    assert core == {
+        **{c.id: spent for c in CHECKS.values() if c.capability == "core"},
+        "err_context_length": (
+            "skipped",
+            "inconclusive: the context length is not known (--context-length or a profile)",
+        ),
+    }
+
+
+def usage_of_the_basic_request(base_url):
+    """total_tokens of the mock's answer to the run's basic request (Context.request())."""
+    body = {"model": "m", "messages": BASE_MESSAGES, "max_tokens": 64}
+    url = urlsplit(base_url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    try:
+        connection.request(
+            "POST",
+            f"{url.path}/chat/completions",
+            json.dumps(body),
+            {"Content-Type": "application/json"},
+        )
+        return json.loads(connection.getresponse().read())["usage"]["total_tokens"]
+    finally:
+        connection.close()
 
 
 def test_tokens_are_counted_from_usage(mock):
     result = run(Endpoint(mock.base_url, "m", timeout=10), ["resp_schema", "sse_done"])
-    assert result.tokens > 0
+    total = usage_of_the_basic_request(mock.base_url)
+    # the basic stream does not ask for the usage chunk, so it reports no tokens
+    assert {r.check.id: r.tokens for r in result.results} == {"resp_schema": total, "sse_done": 0}
+    assert result.tokens == total
 
 
 @pytest.mark.parametrize(
@@ -84,7 +128,7 @@ def test_429_is_retried_after_the_wait_it_asks_for():
         result = run(
             Endpoint(f"http://127.0.0.1:{server.port}/v1", "m", timeout=5), ["models_list"]
         )
-    assert result.retries >= 2
+    assert result.retries == 2
     assert attempts[2] - attempts[0] >= 0.4
 
 
@@ -102,16 +146,17 @@ def test_deadline_fails_what_is_still_running():
     assert elapsed < 10
     # what runs before the deadline may be skipped: an unclaimed capability, no context length
     assert {r.status for r in result.results} - {"skipped"} == {"failed"}
-    assert "deadline of 1 s passed" in result.results[0].message
+    assert result.results[0].message == "the run's deadline of 1 s passed before the check finished"
 
 
 def test_unclaimed_capability_is_skipped_with_a_reason(mock):
-    wanting = [c.id for c in CHECKS.values() if c.capability != "core"]
-    if not wanting:
-        pytest.skip("no capability-tagged check registered yet")
-    result = run(Endpoint(mock.base_url, "m", timeout=10), wanting[:1])
-    assert result.results[0].status == "skipped"
-    assert "does not claim capability" in result.results[0].message
+    result = run(Endpoint(mock.base_url, "m", timeout=10), ["n_nonstream"])
+    assert [(r.status, r.message) for r in result.results] == [
+        (
+            "skipped",
+            "the endpoint does not claim capability 'n' (--capability n or a profile that has it)",
+        )
+    ]
 
 
 @pytest.mark.parametrize("name", PROFILES, ids=PROFILES)
@@ -143,3 +188,112 @@ def test_cli_profile_defaults():
     assert "auth" in _profile(args).capabilities  # the embedded mock then requires the key
     args.base_url = "http://x/v1"
     assert _profile(args).capabilities == {"core"}
+
+
+def test_no_profile_is_core_only():
+    assert load_profile(None) == Profile.core() == Profile("core", "core only", frozenset({"core"}))
+
+
+def test_endpoint_claiming_a_profile():
+    profile = load_profile("vllm")
+    endpoint = endpoint_claiming(profile, "http://h/v1/", "m", "k", timeout=10)
+    assert endpoint == Endpoint(
+        "http://h/v1",
+        "m",
+        "k",
+        timeout=10,
+        read_timeout=10,
+        capabilities=profile.capabilities,
+        context_length=profile.context_length,
+    )
+    wider = endpoint_claiming(
+        Profile.core(), "http://h/v1", "m", None, context_length=4096, sampling="hf"
+    )
+    assert (wider.timeout, wider.read_timeout, wider.context_length, wider.sampling) == (
+        60.0,
+        30.0,
+        4096,
+        "hf",
+    )
+
+
+def one_check(func, check_id="one", severity="must"):
+    """A check that is not registered (the registry stays as it is)."""
+    return Check(check_id, "stream", severity, "core", "A check made by a test.", func)
+
+
+async def crashes(ctx):
+    """Raises what no check should."""
+    return {}["choices"]
+
+
+async def stalls(ctx):
+    """Takes longer than its time limit."""
+    await asyncio.sleep(30)
+
+
+def test_a_check_that_crashes_is_an_error_and_the_run_not_ok(mock):
+    endpoint = Endpoint(mock.base_url, "m", timeout=10)
+    result = asyncio.run(run_checks(endpoint, [one_check(crashes)]))
+    (one,) = result.results
+    assert (one.status, one.message) == (
+        Status.ERROR,
+        "the check could not complete: KeyError: 'choices'",
+    )
+    line = crashes.__code__.co_firstlineno + 2
+    assert one.outcome.crash == Crash("KeyError", "'choices'", f"{__file__}:{line} in crashes")
+    assert result.counts == {"passed": 0, "failed": 0, "warning": 0, "skipped": 0, "error": 1}
+    assert result.ok is False
+
+
+def test_a_check_past_its_time_limit_fails_it_does_not_crash(mock):
+    endpoint = Endpoint(mock.base_url, "m", timeout=10)
+    result = asyncio.run(run_checks(endpoint, [one_check(stalls)], check_timeout=0.2))
+    assert [(r.status, r.message, r.outcome.crash) for r in result.results] == [
+        (Status.FAILED, "the check did not finish within 0 s", None)
+    ]
+
+
+KEY = "sk-runner-secret"
+
+
+async def echo(request: web.Request) -> web.Response:
+    """Answers with everything it was sent, the bearer key included."""
+    seen = f"{request.headers.get('Authorization')} {request.query_string} {await request.text()}"
+    return web.Response(status=401, text=seen, headers={"X-Seen": seen})
+
+
+async def leaks_the_key(ctx):
+    """Fails with the key in every field (as a careless check might)."""
+    exchange = await ctx.send("POST", f"/chat/completions?key={KEY}", body={"user": KEY})
+    raise CheckFailed(f"refused {KEY}", expected=KEY, received=KEY, exchange=exchange)
+
+
+async def crashes_with_the_key(ctx):
+    """Crashes with the key in its message."""
+    raise ValueError(f"cannot parse {KEY}")
+
+
+def test_the_api_key_is_in_no_report_field(tmp_path):
+    app = web.Application()
+    app.router.add_route("*", "/v1/{tail:.*}", echo)
+    with RawServer(app) as server:
+        endpoint = Endpoint(f"http://127.0.0.1:{server.port}/v1", "m", KEY, timeout=5)
+        checks = [one_check(leaks_the_key, "leaks"), one_check(crashes_with_the_key, "crashes")]
+        result = asyncio.run(run_checks(endpoint, checks))
+    assert [r.status for r in result.results] == [Status.FAILED, Status.ERROR]
+    write_reports(
+        result,
+        json_path=tmp_path / "r.json",
+        junit_path=tmp_path / "r.xml",
+        markdown_path=tmp_path / "r.md",
+    )
+    texts = [repr(result.results), console_text(result)]
+    texts += [(tmp_path / name).read_text() for name in ("r.json", "r.xml", "r.md")]
+    for text in texts:
+        assert KEY not in text
+    leaks = {c["id"]: c for c in json.loads(texts[2])["checks"]}["leaks"]
+    assert leaks["exchange"]["response"]["body"] == (
+        'Bearer <redacted> key=<redacted> {"user": "<redacted>"}'
+    )
+    assert (leaks["message"], leaks["expected"]) == ("refused <redacted>", "<redacted>")

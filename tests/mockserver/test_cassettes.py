@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
-from pathlib import Path
+from importlib import resources
 from urllib.parse import urlsplit
 
 import pytest
@@ -24,7 +24,7 @@ from mockserver import (
 )
 from mockserver._cassettes import request_key
 
-SEED = Path(__file__).parent.parent / "data" / "seed"
+SEED = resources.files("mockserver") / "data" / "seed"
 BODY = {"model": "m", "messages": [{"role": "user", "content": "Hi"}], "stream": True}
 
 

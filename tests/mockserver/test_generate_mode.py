@@ -12,8 +12,7 @@ import openai
 import pytest
 
 from chatcompat.cli import main
-from conformance import Endpoint, run
-from conformance._profiles import load_profile
+from conformance import Endpoint, load_profile, run
 from mockserver import MockConfig, MockServer, ModelUnavailable
 from mockserver._generate import require_reference_model
 from reference_model import default_tokenizer
@@ -208,6 +207,86 @@ def test_tool_call_cut_by_the_limit_is_returned_as_text(chat):
     assert text(answer)
 
 
+def test_an_empty_stop_string_is_ignored(chat):
+    plain = chat(seed=5, temperature=1.0, max_tokens=12)
+    for stop in ("", ["", "zzz"]):
+        answer = chat(seed=5, temperature=1.0, max_tokens=12, stop=stop)
+        assert text(answer) == text(plain) and text(answer)
+        assert answer.choices[0].finish_reason == plain.choices[0].finish_reason
+        assert answer.usage == plain.usage
+
+
+WEATHER_AND_TIME = [*TOOLS, {"type": "function", "function": {"name": "get_time"}}]
+
+
+def test_required_calls_every_tool_one_after_another(chat):
+    answer = chat(tools=WEATHER_AND_TIME, tool_choice="required", seed=1, max_tokens=None)
+    calls = answer.choices[0].message.tool_calls
+    assert answer.choices[0].finish_reason == "tool_calls"
+    assert [call.function.name for call in calls] == ["get_weather", "get_time"]
+    assert sorted(json.loads(calls[0].function.arguments)) == ["city", "days"]
+    assert json.loads(calls[1].function.arguments) == {}
+    assert len({call.id for call in calls}) == 2
+
+
+def test_required_without_parallel_calls_calls_the_first_tool(chat):
+    answer = chat(
+        tools=WEATHER_AND_TIME,
+        tool_choice="required",
+        parallel_tool_calls=False,
+        seed=1,
+        max_tokens=None,
+    )
+    assert [c.function.name for c in answer.choices[0].message.tool_calls] == ["get_weather"]
+
+
+def test_streamed_calls_have_one_index_each(client):
+    chunks = client.chat.completions.create(
+        model="m", messages=HI, tools=WEATHER_AND_TIME, tool_choice="required", seed=2, stream=True
+    )
+    fragments = [
+        c for chunk in chunks if chunk.choices for c in chunk.choices[0].delta.tool_calls or []
+    ]
+    heads = [(f.index, f.function.name) for f in fragments if f.id]
+    assert heads == [(0, "get_weather"), (1, "get_time")]
+    by_index = {0: "", 1: ""}
+    for fragment in fragments:
+        by_index[fragment.index] += fragment.function.arguments or ""
+    assert json.loads(by_index[1]) == {} and sorted(json.loads(by_index[0])) == ["city", "days"]
+
+
+def test_the_configured_context_bounds_prompt_and_completion(servers):
+    with client_for(servers("openai", context_length=40)) as client:
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.chat.completions.create(model="m", messages=HI, max_tokens=39)
+        assert caught.value.code == "context_length_exceeded"
+        assert "in the completion" in caught.value.message
+        bias = {str(token): -100 for token in default_tokenizer().stop_ids}
+        answer = client.chat.completions.create(model="m", messages=HI, logit_bias=bias)
+    assert answer.choices[0].finish_reason == "length"  # at the context's end
+    assert answer.usage.total_tokens == 40
+
+
+CUSTOM = {"type": "custom", "custom": {"name": "lookup"}}
+ALLOWED = {"mode": "required", "tools": [{"type": "function", "function": {"name": "get_weather"}}]}
+
+
+@pytest.mark.parametrize(
+    "tool_choice",
+    [{"type": "allowed_tools", "allowed_tools": ALLOWED}, CUSTOM],
+    ids=["allowed_tools", "custom"],
+)
+def test_a_tool_choice_naming_no_function_answers_text(chat, tool_choice):
+    answer = chat(tools=[*TOOLS, CUSTOM], tool_choice=tool_choice)
+    assert answer.choices[0].message.tool_calls is None
+    assert text(answer)
+
+
+def test_required_calls_the_first_function_tool(chat):
+    answer = chat(tools=[CUSTOM, *TOOLS], tool_choice="required", max_tokens=None)
+    assert [c.function.name for c in answer.choices[0].message.tool_calls] == ["get_weather"]
+
+
 def test_json_schema_output_validates(chat):
     response_format = {"type": "json_schema", "json_schema": {"name": "city", "schema": SCHEMA}}
     for seed in (1, 2):
@@ -299,7 +378,8 @@ def test_a_live_stream_left_by_its_client_stops_the_model(servers):
 
     server = servers("openai")
     bias = {str(token): -100 for token in default_tokenizer().stop_ids}
-    body = {"model": "m", "messages": HI, "stream": True, "max_tokens": 5000, "logit_bias": bias}
+    # 2,000 tokens: about the model's whole context (2,048), the most a request may ask for
+    body = {"model": "m", "messages": HI, "stream": True, "max_tokens": 2000, "logit_bias": bias}
     payload = json.dumps(body).encode()
     with captured_logs("mockserver", "aiohttp") as records:
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
@@ -313,7 +393,7 @@ def test_a_live_stream_left_by_its_client_stops_the_model(servers):
                 + payload
             )
             assert b"200 OK" in sock.recv(65536)  # the stream has started: leave
-        deadline = time.monotonic() + 60  # 5,000 tokens would take several seconds
+        deadline = time.monotonic() + 60  # 2,000 tokens would take seconds
         while not any("stopped" in r.getMessage() for r in records):
             assert time.monotonic() < deadline, [r.getMessage() for r in records]
             time.sleep(0.05)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import http.client
 import json
-from pathlib import Path
+from importlib import resources
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -47,6 +48,28 @@ def test_stream_bytes_are_the_chunks_then_done(mock):
     assert len(chunks) == 1 + 39 + 1  # role, one chunk per token, finish
 
 
+@pytest.mark.parametrize("stop", ["", [""], ["", "zzz"]], ids=["string", "list", "list-of-two"])
+def test_an_empty_stop_string_is_ignored(mock, stop):
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    plain, stopped = post(mock, body), post(mock, {**body, "stop": stop})
+    assert stopped[0] == plain[0] == 200
+    answer, expected = json.loads(stopped[2]), json.loads(plain[2])
+    assert answer["choices"] == expected["choices"]  # the whole text, finish "stop"
+    assert answer["choices"][0]["message"]["content"]
+    assert answer["usage"] == expected["usage"]
+
+
+def test_a_prompt_without_room_for_a_completion_is_400(start_mock):
+    server = start_mock(context_length=20)
+    messages = [{"role": "user", "content": " a" * 20}]  # about 30 tokens
+    status, _, raw = post(server, {"model": "m", "messages": messages})
+    error = json.loads(raw)["error"]
+    assert (status, error["code"], error["param"]) == (400, "context_length_exceeded", "messages")
+    assert error["message"].startswith(
+        "This model's maximum context length is 20 tokens. However, your messages resulted in "
+    )
+
+
 def shape(value):
     """The keys of ``value``, recursively, without the values."""
     if isinstance(value, dict):
@@ -61,7 +84,7 @@ def test_novita_flavour_has_the_seed_stream_shape(start_mock):
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
     _, _, raw = post(server, body)
     ours = [json.loads(e.removeprefix(b"data: ")) for e in raw.split(b"\n\n")[:-2]]
-    seed_file = Path(__file__).parent.parent / "data" / "seed" / "stream.sse"
+    seed_file = resources.files("mockserver") / "data" / "seed" / "stream.sse"
     seed = [
         json.loads(line.removeprefix("data: "))
         for line in seed_file.read_text().splitlines()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from importlib import resources
 from urllib.request import urlopen
 
 from jsonschema import Draft202012Validator
 
-SEED = Path(__file__).parent.parent / "data" / "seed"
+SEED = resources.files("mockserver") / "data" / "seed"
 
 
 def refs(node):

@@ -10,8 +10,9 @@ from reference_model import (
     SamplingParams,
     encode_dialog,
     generate,
+    tool_call_text,
 )
-from reference_model.generate import _TextStream
+from reference_model.constraints import TextStream
 
 HELLO = [{"role": "user", "content": "Hello"}]
 GREEDY = SamplingParams(temperature=0.0)
@@ -40,16 +41,15 @@ def test_greedy_matches_full_forward_argmax(model, tokenizer):
     assert steps[-1].finish_reason == "stop"
     assert steps[-1].token == tokenizer.eot_id
     assert _text(steps) == tokenizer.decode(out[:-1])
-    assert gen.usage.prompt_tokens == len(ids)
-    assert gen.usage.completion_tokens == len(steps)
-    assert gen.usage.total_tokens == len(ids) + len(steps)
+    assert gen.prompt_tokens == len(ids)
+    assert gen.completion_tokens == len(steps)
 
 
 def test_max_tokens_finishes_with_length(model, tokenizer):
     gen, steps = _run(model, tokenizer, messages=HELLO, sampling=GREEDY, max_tokens=3)
     assert len(steps) == 3
     assert [s.finish_reason for s in steps] == [None, None, "length"]
-    assert gen.usage.completion_tokens == 3
+    assert gen.completion_tokens == 3
 
 
 def test_n_choices_use_seed_plus_index(model, tokenizer):
@@ -88,7 +88,7 @@ def test_stop_string_spanning_tokens_is_excluded(model, tokenizer):
 
 
 def test_text_stream_never_splits_a_character():
-    stream = _TextStream(())
+    stream = TextStream(())
     data = "hé日🎉".encode()
     out = [stream.push(data[i : i + 1])[0] for i in range(len(data))]
     assert "".join(out) == "hé日🎉"
@@ -97,7 +97,7 @@ def test_text_stream_never_splits_a_character():
 
 
 def test_text_stream_holds_back_stop_prefix():
-    stream = _TextStream(["abc", "日本"])
+    stream = TextStream(["abc", "日本"])
     assert stream.push(b"xab") == ("x", False)
     assert stream.push(b"d") == ("abd", False)
     assert stream.push("z日".encode()[:2]) == ("z", False)
@@ -106,7 +106,7 @@ def test_text_stream_holds_back_stop_prefix():
 
 
 def test_text_stream_flush_releases_held_text():
-    stream = _TextStream(["abc"])
+    stream = TextStream(["abc"])
     assert stream.push(b"ab") == ("", False)
     assert stream.flush() == "ab"
 
@@ -160,8 +160,11 @@ def test_forced_tool_call(model, tokenizer, tool_choice):
     assert sorted(args) == ["city", "days", "unit"]
     assert isinstance(args["city"], str) and isinstance(args["days"], int)
     assert args["unit"] == "c"
-    assert all(s.text == "" for s in steps)
-    assert gen.usage.completion_tokens == len(steps)
+    # the text is the call in the chat format's layout; each step says what it wrote of it
+    assert _text(steps) == tool_call_text("get_weather", call.arguments)
+    assert "".join(s.call.arguments for s in steps) == call.arguments
+    assert {(s.call.index, s.call.name) for s in steps} == {(0, "get_weather")}
+    assert gen.completion_tokens == len(steps)
 
 
 def test_auto_tool_choice_generates_text(model, tokenizer):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+from importlib import resources
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -18,7 +19,7 @@ from chatcompat import schemas
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "schemas"
-SEED = ROOT / "tests" / "data" / "seed"
+SEED = resources.files("mockserver") / "data" / "seed"  # the package's copy
 COMPATIBLE_ID_BASE = "https://chatcompat.invalid/schemas/compatible/"
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 FILES = [(level, name) for level in schemas.LEVELS for name in schemas.NAMES]

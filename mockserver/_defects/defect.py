@@ -1,0 +1,47 @@
+"""The ``Defect`` type: a name, a one-line doc and the hooks it installs at named stages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["STAGES", "Defect", "Hook"]
+
+Hook = Callable[[Any], Any]
+
+# The stages at which mockserver/_app.py passes a value through the active defects' hooks (the
+# package docstring gives each value's shape), in the order of the stage modules.
+STAGES = (
+    "request_raw",
+    "request",
+    "completion",
+    "models",
+    "chunks",
+    "events",
+    "stream_content_type",
+    "error",
+    "auth",
+    "stream_error",
+    "fault",
+    "retrieve_unknown",
+)
+
+
+@dataclass(frozen=True)
+class Defect:
+    """One broken behaviour of the mock, as hooks over the values of named stages.
+
+    Raises ValueError when a hook names a stage that is not in ``STAGES``.
+    """
+
+    name: str
+    doc: str  # one line: what breaks
+    hooks: dict[str, Hook] = field(default_factory=dict)  # stage -> value transform
+    # hooks that keep state (stage -> hook), made afresh for each server so none share it
+    stateful: Callable[[], dict[str, Hook]] | None = None
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.hooks) - set(STAGES))
+        if unknown:
+            raise ValueError(f"defect {self.name!r}: unknown stage(s) {unknown}; known: {STAGES}")

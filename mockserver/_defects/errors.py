@@ -1,0 +1,113 @@
+"""Defects at the error stages: ``error`` (the status and envelope of an error answer,
+tuple -> tuple), ``auth`` (whether the API key is checked), ``stream_error`` (whether the
+error of a stream request is sent as an event of a 200 stream), ``retrieve_unknown`` (whether
+GET /models/{id} serves an unlisted id), all bool -> bool, and ``fault`` (the fault injected
+into a valid request, or None: Fault | None -> Fault | None).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from mockserver._defects.defect import Defect, Hook
+
+__all__ = ["DEFECTS"]
+
+ErrorAnswer = tuple[int, dict[str, Any]]  # (status, the {"error": {...}} envelope)
+
+
+def _flat_error(answer: ErrorAnswer) -> ErrorAnswer:
+    status, body = answer
+    return status, {"detail": body["error"]["message"]}
+
+
+def _server_error(answer: ErrorAnswer) -> ErrorAnswer:
+    status, body = answer
+    return (500 if status == 400 else status), body
+
+
+def _status_for(code: str | int, status: int) -> Hook:
+    """An error hook answering errors with ``code`` (or status ``code``) with ``status``."""
+
+    def change(answer: ErrorAnswer) -> ErrorAnswer:
+        old, body = answer
+        return (status if code in (old, body["error"].get("code")) else old), body
+
+    return change
+
+
+_TRACE = (
+    'Traceback (most recent call last):\n  File "/usr/lib/python3.11/site-packages/'
+    'server/app.py", line 42, in chat\nValueError: invalid request'
+)
+
+
+def _with_traceback(answer: ErrorAnswer) -> ErrorAnswer:
+    status, body = answer
+    if status != 400:
+        return answer
+    error = body["error"]
+    return status, {**body, "error": {**error, "message": f"{error['message']}\n{_TRACE}"}}
+
+
+def _silent_close(fault: Any) -> Any:
+    if fault is None or fault.error_after is None:
+        return fault
+    return replace(fault, error_after=None, disconnect_after=fault.error_after)
+
+
+DEFECTS = (
+    # Error answers: their envelope and status (error).
+    Defect(
+        "flat-error",
+        'Errors are answered as {"detail": "..."} instead of the OpenAI envelope.',
+        {"error": _flat_error},
+    ),
+    Defect(
+        "500-on-bad-request",
+        "Invalid requests get status 500 instead of 400.",
+        {"error": _server_error},
+    ),
+    Defect(
+        "context-length-500",
+        "A prompt longer than the context gets 500 instead of 400.",
+        {"error": _status_for("context_length_exceeded", 500)},
+    ),
+    Defect(
+        "unknown-model-500",
+        "A request for a model that is not served gets 500 instead of 404.",
+        {"error": _status_for("model_not_found", 500)},
+    ),
+    Defect(
+        "rate-limit-as-500",
+        "Rate limiting and overload are answered with 500 instead of 429 and 503.",
+        {"error": lambda a: _status_for(503, 500)(_status_for(429, 500)(a))},
+    ),
+    Defect(
+        "traceback-in-error",
+        "400 messages end with a Python traceback and the server's file paths.",
+        {"error": _with_traceback},
+    ),
+    # What is refused, and how (auth, stream_error, retrieve_unknown, fault).
+    Defect(
+        "auth-not-enforced",
+        "Requests without the API key, or with a wrong one, are answered.",
+        {"auth": lambda _: False},
+    ),
+    Defect(
+        "stream-error-as-sse",
+        "A stream request that fails validation gets a 200 stream holding the error event.",
+        {"stream_error": lambda _: True},
+    ),
+    Defect(
+        "unknown-model-200",
+        "GET /models/{id} answers 200 for a model it does not serve.",
+        {"retrieve_unknown": lambda _: True},
+    ),
+    Defect(
+        "midstream-silent-close",
+        "An error after a stream started closes the connection without an error event.",
+        {"fault": _silent_close},
+    ),
+)
