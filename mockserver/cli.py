@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from chatcompat.cli import DeprecatedSpelling
 from mockserver._cassettes import CassetteError, CassetteStore
 from mockserver._config import MockConfig
 from mockserver._defects import DEFECTS
@@ -37,27 +38,6 @@ def _spec(parse: Callable[[str], object]) -> Callable[[str], str]:
 
 
 _fault_spec, _delay_spec = _spec(parse_fault), _spec(parse_delay)
-
-
-class _OldSpelling(argparse.Action):
-    """An option's old name: sets the same value and says on stderr that it is deprecated."""
-
-    def __init__(self, *args: Any, new: str, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.new = new
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: Any,
-        option_string: str | None = None,
-    ) -> None:
-        print(
-            f"chatcompat mock: {option_string} is deprecated; use {self.new} (the same values)",
-            file=sys.stderr,
-        )
-        setattr(namespace, self.dest, values)
 
 
 Option = tuple[tuple[str, ...], dict[str, Any]]  # add_argument's flags and keywords
@@ -99,9 +79,9 @@ _MOCK_OPTIONS: tuple[Option, ...] = (
         {
             "dest": "flavour",
             "choices": sorted(FLAVOURS),
-            "action": _OldSpelling,
+            "action": DeprecatedSpelling,
             "new": "--flavour",
-            "help": "deprecated: the old name of --flavour",
+            "help": "deprecated spelling of --flavour",
         },
     ),
     (
