@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from aiohttp import web
@@ -56,13 +57,13 @@ async def send_cassette(
     return await _write(call, StreamPlan(events), fault, content_type.split(";")[0])
 
 
-async def _write(
+def _write(
     call: Call, plan: StreamPlan, fault: Fault | None, content_type: str
-) -> web.StreamResponse:
+) -> Awaitable[web.StreamResponse]:
     """Run ``plan``, broken by ``fault`` first, as a 200 stream with the request's id."""
     if fault is not None:
         plan = break_stream(fault, plan)
-    return await write_stream(
+    return write_stream(
         call.request,
         plan.events,
         content_type=content_type,

@@ -43,35 +43,30 @@ def _size(raw: bytes, rendered: Rendered) -> int:
     return len(raw) + len(rendered.body)
 
 
-class AnswerCache:
-    """Rendered answers by raw request body, at most ``capacity`` entries and ``max_bytes``
-    of keys and bodies (least recently used dropped first)."""
+class AnswerCache(LRU[bytes, Rendered]):
+    """Rendered answers by raw request body: an LRU of at most ``capacity`` entries and
+    ``max_bytes`` of keys and bodies, whose answers carry the sentinel id and ``created`` that
+    :meth:`stamp` replaces."""
 
     def __init__(self, capacity: int = 1024, max_bytes: int = 64 * 1024 * 1024) -> None:
-        self.capacity = capacity
+        super().__init__(capacity, max_weight=max_bytes, weigh=_size)
         self.max_bytes = max_bytes
         self.completion_id = f"chatcmpl-{secrets.token_hex(16)}"  # the sentinels stamp replaces
         self.created = 9 * 10**12 + secrets.randbelow(10**12)
         self._sentinels = (self.completion_id.encode(), str(self.created).encode())
-        self._entries: LRU[bytes, Rendered] = LRU(capacity, max_weight=max_bytes, weigh=_size)
         self._split = re.compile(b"(" + b"|".join(map(re.escape, self._sentinels)) + b")").split
         self._stampers: dict[int, Stamper] = {}  # id(body) of a kept entry -> its stamper
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, raw: bytes) -> Rendered | None:
-        """The answer rendered for body ``raw``, if it is kept."""
-        return self._entries.get(raw)
-
-    def put(self, raw: bytes, rendered: Rendered) -> None:
-        """Keep ``rendered`` (made with the sentinels) as the answer to body ``raw``; one
-        answer takes at most a 16th of ``max_bytes``."""
-        if _size(raw, rendered) > self.max_bytes // 16 or raw in self._entries:
-            return
+    def put(self, raw: bytes, rendered: Rendered) -> list[tuple[bytes, Rendered]]:
+        """Keep ``rendered`` (made with the sentinels) as the answer to body ``raw``, unless
+        it takes more than a 16th of ``max_bytes`` or ``raw`` has one; the entries dropped."""
+        if _size(raw, rendered) > self.max_bytes // 16 or raw in self:
+            return []
         self._stampers[id(rendered.body)] = self._stamper(rendered.body)
-        for _, old in self._entries.put(raw, rendered):
+        dropped = super().put(raw, rendered)
+        for _, old in dropped:
             del self._stampers[id(old.body)]
+        return dropped
 
     def _stamper(self, body: bytes) -> Stamper:
         """How to stamp ``body`` fast: when every id is followed by its created with the same
