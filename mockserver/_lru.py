@@ -1,5 +1,6 @@
-"""The one bounded least-recently-used mapping of the mock: the answer cache, the cassette keys
-per raw body and the fail-first counts each keep their entries in an :class:`LRU`."""
+"""The one bounded least-recently-used mapping of the mock, :class:`LRU`: the answer cache is
+one (weighed in bytes), and the cassette keys per raw body and the fail-first counts are kept
+in one each."""
 
 from __future__ import annotations
 
