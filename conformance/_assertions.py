@@ -57,7 +57,7 @@ def json_body(exchange: Exchange) -> Any:
 def is_prompt_filter_chunk(chunk: Any) -> bool:
     """Azure OpenAI's filter-only chunk: ``choices: []`` with ``prompt_filter_results`` and no
     usage (it leads Azure streams; the official SDKs skip it, clients indexing choices[0] break,
-    which no_empty_choices_unless_usage reports as a warning)."""
+    which no_prompt_filter_chunk reports as a warning)."""
     return (
         isinstance(chunk, dict)
         and chunk.get("choices") == []
