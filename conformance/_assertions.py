@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 from conformance._http import Exchange
@@ -10,15 +11,19 @@ from conformance._outcome import CheckFailed
 from conformance._sse import Event, parse_events
 
 __all__ = [
+    "ANSWERED",
+    "REFUSED",
     "chunks_of",
     "envelope_problem",
     "is_prompt_filter_chunk",
     "json_body",
     "require_refused",
     "require_status",
+    "require_status_in",
 ]
 
 REFUSED = (400, 422)  # statuses refusing an invalid request (422: FastAPI-based servers, vLLM)
+ANSWERED = range(100, 500)  # any answer but a server error
 
 
 def require_status(exchange: Exchange, *expected: int) -> None:
@@ -30,6 +35,21 @@ def require_status(exchange: Exchange, *expected: int) -> None:
             "unexpected status",
             expected=" or ".join(map(str, expected)),
             received=str(exchange.status),
+            exchange=exchange,
+        )
+
+
+def require_status_in(
+    what: str, exchange: Exchange, accepted: Collection[int], expected: str
+) -> None:
+    """Fail with the message ``what`` unless the exchange got one of the ``accepted`` statuses
+    (``range(100, 500)``: any answer but a 5xx); the failure says ``expected`` and what came
+    instead, the status or the transport error."""
+    if exchange.status not in accepted:
+        raise CheckFailed(
+            what,
+            expected=expected,
+            received=str(exchange.status or exchange.error),
             exchange=exchange,
         )
 
