@@ -9,7 +9,7 @@ from collections.abc import Awaitable
 
 import aiohttp
 
-from conformance._assertions import json_body
+from conformance._assertions import chunks_of, json_body
 from conformance._checks.errors import bad_exchanges, count_sent
 from conformance._context import Context
 from conformance._http import Exchange
@@ -67,6 +67,20 @@ def _after_abuse(ctx: Context, *, stream: bool) -> Awaitable[Exchange]:
     return ctx.shared(f"errors:after-abuse:{'stream' if stream else 'json'}", after)
 
 
+def _answered(exchange: Exchange, *, stream: bool) -> bool:
+    """Whether ``exchange`` holds a whole answer: a chat completion with choices, or a stream of
+    JSON chunks, with status 200."""
+    if exchange.status != 200 or exchange.error:
+        return False
+    try:
+        if stream:
+            return bool(chunks_of(exchange)[1])
+        body = exchange.json()
+    except (CheckFailed, ValueError):
+        return False
+    return isinstance(body, dict) and bool(body.get("choices"))
+
+
 def _quick(before: Exchange) -> float:
     """Seconds an answer after the abuse may take: 5 x the time of ``before`` (the same kind
     of request before the abuse), 10 s at least."""
@@ -114,9 +128,10 @@ async def quick_after_abuse(ctx: Context) -> None:
     befores = await asyncio.gather(ctx.completion(), ctx.stream())  # before the abuse
     afters = await asyncio.gather(_after_abuse(ctx, stream=False), _after_abuse(ctx, stream=True))
     judged = 0
-    for kind, before, after in zip(("request", "stream"), befores, afters, strict=True):
-        if not after.timed_out and (after.status != 200 or after.error):
-            continue  # it did not come: survives_abuse's business
+    for stream, before, after in zip((False, True), befores, afters, strict=True):
+        if not after.timed_out and not _answered(after, stream=stream):
+            continue  # no answer came: survives_abuse's business
+        kind = "stream" if stream else "request"
         judged += 1
         quick = _quick(before)
         if after.timed_out or after.elapsed > quick:

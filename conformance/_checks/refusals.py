@@ -131,17 +131,32 @@ def _unknown_model(ctx: Context) -> Awaitable[Exchange]:
 @check(group="errors", severity="must")
 async def err_unknown_model_not_5xx(ctx: Context) -> None:
     """A chat request for an unknown model never gets 5xx.
-    A request naming a model the endpoint does not serve gets an answer below 500: 404 as OpenAI
-    answers, another 4xx, or a 200 from a server that answers any name.
+    A request naming a model the endpoint does not serve gets a whole answer below 500: 404 as
+    OpenAI answers, another 4xx, or a 200 chat completion from a server that answers any name.
 
     Clients retry a 5xx as the server's trouble: a typo in a model name then costs retries and
     reads as an outage."""
+    exchange = await _unknown_model(ctx)
     require_status_in(
         "a request for an unknown model broke the server",
-        await _unknown_model(ctx),
+        exchange,
         ANSWERED,
         expected="404 (or another answer below 500)",
     )
+    if exchange.error:
+        raise CheckFailed(
+            "the answer to a request for an unknown model did not end cleanly",
+            received=exchange.error,
+            exchange=exchange,
+        )
+    body = json_body(exchange) if exchange.status == 200 else None
+    if exchange.status == 200 and not (isinstance(body, dict) and body.get("choices")):
+        raise CheckFailed(
+            "a request for an unknown model got 200, but no chat completion",
+            expected="404, or a chat completion with choices",
+            received=exchange.body.decode("utf-8", "replace")[:200],
+            exchange=exchange,
+        )
 
 
 @check(group="errors", severity="should")
