@@ -17,6 +17,7 @@ __all__ = [
     "envelope_problem",
     "is_prompt_filter_chunk",
     "json_body",
+    "require_choices",
     "require_refused",
     "require_status",
     "require_status_in",
@@ -112,6 +113,20 @@ def chunks_of(
             exchange=exchange,
         )
     return events, chunks
+
+
+def require_choices(what: str, exchange: Exchange) -> None:
+    """Fail with the message ``what`` unless the answer's body is JSON with a non-empty choices
+    list (a chat completion, as far as a client's choices[0] goes)."""
+    body = json_body(exchange)
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not isinstance(choices, list) or not choices:
+        raise CheckFailed(
+            what,
+            expected="a chat.completion with choices",
+            received=exchange.body.decode("utf-8", "replace")[:200],
+            exchange=exchange,
+        )
 
 
 def envelope_problem(body: Any) -> str | None:

@@ -9,7 +9,7 @@ from collections.abc import Awaitable
 
 import aiohttp
 
-from conformance._assertions import chunks_of, json_body
+from conformance._assertions import chunks_of, require_choices
 from conformance._checks.errors import bad_exchanges, count_sent
 from conformance._context import Context
 from conformance._http import Exchange
@@ -105,14 +105,7 @@ async def survives_abuse(ctx: Context) -> None:
             received=str(exchange.error or exchange.status),
             exchange=exchange,
         )
-    choices = json_body(exchange).get("choices")
-    if not isinstance(choices, list) or not choices:
-        raise CheckFailed(
-            "the answer after the abuse has no choice",
-            expected="a chat.completion with choices",
-            received=exchange.body.decode("utf-8", "replace")[:200],
-            exchange=exchange,
-        )
+    require_choices("the answer after the abuse has no choice", exchange)
 
 
 @check(group="errors", severity="should")
