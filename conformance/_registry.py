@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from conformance._context import Context
 
-__all__ = ["CAPABILITIES", "CHECKS", "GROUPS", "Check", "CheckFunc", "Severity", "check"]
+__all__ = [
+    "CAPABILITIES",
+    "CHECKS",
+    "GROUPS",
+    "SEVERITIES",
+    "Check",
+    "CheckFunc",
+    "Severity",
+    "check",
+]
 
 # What a check's CheckFailed means: "must" -> status failed (the run fails), "should" -> status
 # warning (the run passes); see conformance._outcome.outcome_of. A requirement with both levels
