@@ -53,7 +53,7 @@ DIALECT_WARNINGS = {
     "novita": {"finish_empty_delta"},  # finish_reason rides on the last content chunk
     # Azure's first chunk carries only prompt_filter_results, with choices []: the SDKs skip it,
     # clients indexing choices[0] break (a warning, not a failure).
-    "azure": {"no_empty_choices_unless_usage"},
+    "azure": {"no_prompt_filter_chunk"},
 }
 
 
