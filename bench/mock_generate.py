@@ -52,7 +52,7 @@ def bodies(count: int, max_tokens: int) -> list[dict[str, Any]]:
 async def direct(requests: list[dict[str, Any]]) -> tuple[float, int]:
     """Tokens per second and tokens of the mock's model worker answering ``requests`` one by
     one in this process."""
-    from mockserver._generate import ModelWorker
+    from mockserver import ModelWorker
 
     worker = ModelWorker("vllm")
     try:

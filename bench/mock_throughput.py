@@ -10,7 +10,10 @@ mock is reported as a ratio of the bare handler that writes the same bytes:
 Targets: ``bare-stream`` (a 67-event stream in one write), ``bare-stream-per-event`` (one write
 per event), ``bare-json`` (the non-stream body); ``mock-stream`` / ``mock-json`` (template
 answers, the same request body every time), ``mock-stream-unique`` / ``mock-json-unique``
-(a different body each request: nothing can be cached), ``mock-replay`` (a built-in cassette).
+(a different body each request: nothing can be cached), ``mock-replay`` (a built-in cassette);
+``cli-stream`` / ``cli-json``: the same requests to ``chatcompat mock`` started as users start
+it (the console script beside this Python, its log written to a file), where the ``mock-*``
+targets serve ``create_app()`` without an access log.
 The bare handlers serve bytes the mock made for the same request, so sizes match.
 """
 
@@ -29,7 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mockserver._cassettes import builtin_cassettes
+from mockserver import builtin_cassettes
 
 # n=2 choices of 31 tokens: 2 x (role + 31 tokens + finish) + [DONE] = 67 events
 STREAM_BODY = {
@@ -68,6 +71,8 @@ TARGETS = {
     "mock-stream-unique": ("mock", STREAM_BODY, LUA_UNIQUE),
     "mock-json-unique": ("mock", JSON_BODY, LUA_UNIQUE),
     "mock-replay": ("mock", REPLAY_BODY, LUA_FIXED),
+    "cli-stream": ("cli", STREAM_BODY, LUA_FIXED),
+    "cli-json": ("cli", JSON_BODY, LUA_FIXED),
 }
 RATIOS = [
     ("mock-stream", "bare-stream"),
@@ -75,6 +80,8 @@ RATIOS = [
     ("mock-replay", "bare-stream"),
     ("mock-json", "bare-json"),
     ("mock-json-unique", "bare-json"),
+    ("cli-stream", "bare-stream"),
+    ("cli-json", "bare-json"),
     ("bare-stream-per-event", "bare-stream"),
 ]
 
@@ -98,8 +105,7 @@ def serve(kind: str, port: int) -> None:
     """Run one server (bare handler or the mock) on 127.0.0.1:``port`` until killed."""
     from aiohttp import web
 
-    from mockserver import create_app
-    from mockserver._server import start_site
+    from mockserver import create_app, start_site
 
     if kind == "mock":
         app = create_app()
@@ -166,20 +172,28 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _start(kind: str, port: int, log: Path) -> subprocess.Popen[str]:
+    """The server process of ``kind``: the ``chatcompat mock`` command for "cli", else this
+    script serving it; its first line on stdout says it listens."""
+    if kind == "cli":
+        command = [str(Path(sys.executable).with_name("chatcompat")), "mock", "--port", str(port)]
+    else:
+        command = [sys.executable, __file__, "--serve", kind, "--port", str(port)]
+    with log.open("a") as stderr:  # the CLI logs each request there
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
+
+
 def measure(name: str, duration: int, connections: int, folder: Path) -> tuple[float, float, int]:
     """Requests per second, server CPU microseconds per request and non-2xx answers of one
     wrk run against a fresh server."""
     kind, body, template = TARGETS[name]
     port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", kind, "--port", str(port)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    server = _start(kind, port, folder / "server.log")
     try:
         assert server.stdout is not None
-        if server.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"{kind} server did not start")
+        line = server.stdout.readline()
+        if not line.startswith(("ready", "chatcompat mock listening")):
+            raise RuntimeError(f"{kind} server did not start: {line!r}")
         url = f"http://127.0.0.1:{port}{PATH}"
         script = _lua(body, template, folder)
         subprocess.run(  # warm up (imports, caches, the reference tokenizer)

@@ -6,10 +6,30 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from chatcompat import __version__
 
-__all__ = ["main", "parser"]
+__all__ = ["DeprecatedSpelling", "main", "parser"]
+
+
+class DeprecatedSpelling(argparse.Action):
+    """An option's old name (``--dialect``): stores like the option ``new`` it became, after
+    ``PROG: --dialect is deprecated; use NEW`` on stderr (PROG: ``chatcompat mock``, ...)."""
+
+    def __init__(self, *args: Any, new: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.new = new
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"{parser.prog}: {option_string} is deprecated; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chatcompat import schemas
+from chatcompat.cli import DeprecatedSpelling
 from conformance._context import Budget
 from conformance._http import Endpoint
 from conformance._probe import first_listed_model, probe
@@ -27,27 +28,6 @@ __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "add_arguments", "run_command
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_EMBEDDED_MODEL = "meta-llama/llama-3.3-70b-instruct"
-
-
-class _DeprecatedSpelling(argparse.Action):
-    """Stores like the option it is an old spelling of, after a warning on stderr."""
-
-    def __init__(self, *args: Any, new: str, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.new = new
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: Any,
-        option_string: str | None = None,
-    ) -> None:
-        print(
-            f"chatcompat check: {option_string} is deprecated; use {self.new}",
-            file=sys.stderr,
-        )
-        setattr(namespace, self.dest, values)
 
 
 _SAMPLINGS = ("vllm", "hf", "llamacpp")
@@ -138,7 +118,7 @@ _OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (
         ("--dialect",),
         {
-            "action": _DeprecatedSpelling,
+            "action": DeprecatedSpelling,
             "new": "--sampling",
             "dest": "sampling",
             "choices": _SAMPLINGS,

@@ -3,19 +3,58 @@
 from __future__ import annotations
 
 from mockserver._app import create_app
+from mockserver._cassettes import (
+    Cassette,
+    CassetteError,
+    CassetteStore,
+    Write,
+    builtin_cassettes,
+    dump_cassette,
+    load_cassette,
+    load_directory,
+    save_cassette,
+)
 from mockserver._config import DEFAULT_MODEL, MockConfig
 from mockserver._defects import DEFECTS, Defect
-from mockserver._dialects import DIALECTS, Dialect
-from mockserver._server import MockServer, serve_forever
+from mockserver._faults import FAULT_HEADER, FAULT_KEY_HEADER, Fault, parse_fault
+from mockserver._flavours import FLAVOURS, Flavour
+from mockserver._generate import ModelUnavailable, ModelWorker
+from mockserver._record import RecordConfig, create_record_app
+from mockserver._server import MockServer, serve_forever, start_site
+from mockserver._timing import Delay, Timing, parse_delay
+from mockserver._workers import WORKER_HEADER, serve_workers
 
 __all__ = [
     "DEFAULT_MODEL",
     "DEFECTS",
-    "DIALECTS",
+    "FAULT_HEADER",
+    "FAULT_KEY_HEADER",
+    "FLAVOURS",
+    "WORKER_HEADER",
+    "Cassette",
+    "CassetteError",
+    "CassetteStore",
     "Defect",
-    "Dialect",
+    "Delay",
+    "Fault",
+    "Flavour",
     "MockConfig",
     "MockServer",
+    "ModelUnavailable",
+    "ModelWorker",
+    "RecordConfig",
+    "Timing",
+    "Write",
+    "builtin_cassettes",
     "create_app",
+    "create_record_app",
+    "dump_cassette",
+    "load_cassette",
+    "load_directory",
+    "parse_delay",
+    "parse_fault",
+    "save_cassette",
     "serve_forever",
+    "serve_workers",
+    "start_site",
 ]

@@ -1,4 +1,4 @@
-"""The neutral answer: what a source (template, model, ...) produced, before a dialect shapes
+"""The neutral answer: what a source (template, model, ...) produced, before a flavour shapes
 it into the JSON of one server or another."""
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Cassettes: recorded exchanges, one pretty-printed JSON file each, matched to requests and
 replayed byte for byte (same status, headers, bytes and write boundaries).
 
-The file format (``version`` 1) is documented in README.md, "Cassettes". A request matches a
-cassette by method, path and the canonical JSON of its body without :data:`VOLATILE_KEYS`; a
-cassette saying ``"match": "loose"`` (or every cassette, with ``MockConfig.match="loose"``)
-matches by method, path, ``model``, ``messages`` and whether ``stream`` is on.
+The file format (``version`` 1) is documented in README.md, "Modes, cassettes, record and
+replay". A request matches a cassette by method, path and the canonical JSON of its body
+without :data:`VOLATILE_KEYS`; a cassette saying ``"match": "loose"`` (or every cassette, with
+``MockConfig.match="loose"``) matches by method, path, ``model``, ``messages`` and whether
+``stream`` is on.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from mockserver._rendered import Memo
+from mockserver._lru import LRU
 
 __all__ = [
     "CASSETTE_VERSION",
@@ -284,7 +285,7 @@ class CassetteStore:
         self.loose: dict[str, list[Cassette]] = {}
         self._used: dict[str, int] = {}
         # (method, path, raw body) -> (its exact key, its loose key, the parsed body)
-        self._seen: Memo[tuple[str, str, bytes], tuple[str | None, str | None, Any]] = Memo()
+        self._seen: LRU[tuple[str, str, bytes], tuple[str | None, str | None, Any]] = LRU()
         for c in cassettes:
             if c.match == "exact":
                 self.exact.setdefault(request_key(c.method, c.path, c.body), []).append(c)

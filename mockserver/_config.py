@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import InitVar, dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,7 @@ class MockConfig:
     itl: float | str = 0.0  # pause before every later event, same forms
     itl_jitter: float = 0.0  # a fixed itl x becomes uniform:x-J,x+J
     timing_seed: int = 0  # seed of the timing draws
-    dialect: str = "openai"  # how answers are shaped: a name from mockserver.DIALECTS
+    flavour: str = "openai"  # how answers are shaped: a name from mockserver.FLAVOURS
     owned_by: str = "chatcompat"
     created: int = 1731542400  # "created" of every listed model
     mode: str = "replay"  # replay: cassettes, else on_miss; generate: the reference model answers
@@ -37,15 +38,26 @@ class MockConfig:
     builtin_cassettes: bool = True  # also replay the seed provider's documented exchanges
     match: str = "exact"  # exact: body minus volatile keys; loose: model + messages + stream
     speed: float = 0.0  # replay timing: 0 = at once, 1 = as recorded, 2 = twice as fast
-    sampling: str | None = None  # generate: vllm | hf | llamacpp; None = the dialect's own
+    sampling: str | None = None  # generate: vllm | hf | llamacpp; None = the flavour's own
+    dialect: InitVar[str | None] = None  # the old name of flavour (a DeprecationWarning)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, dialect: str | None) -> None:
         from mockserver._defects import DEFECTS
-        from mockserver._dialects import DIALECTS
+        from mockserver._flavours import FLAVOURS
 
+        if dialect is not None:
+            warnings.warn(
+                "MockConfig(dialect=...) is deprecated: the response shape is now "
+                "MockConfig(flavour=...)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            if self.flavour not in ("openai", dialect):
+                raise ValueError(f"flavour={self.flavour!r} and dialect={dialect!r} disagree")
+            object.__setattr__(self, "flavour", dialect)
         _ = self.fault_rules, self.timing  # parsed now: a bad spec is a ValueError here
-        if self.dialect not in DIALECTS:
-            raise ValueError(f"unknown dialect {self.dialect!r}; known: {sorted(DIALECTS)}")
+        if self.flavour not in FLAVOURS:
+            raise ValueError(f"unknown flavour {self.flavour!r}; known: {sorted(FLAVOURS)}")
         unknown = [name for name in self.defects if name not in DEFECTS]
         if unknown:
             raise ValueError(f"unknown defect(s) {unknown}; known: {sorted(DEFECTS)}")

@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 from http import HTTPStatus
+from typing import NamedTuple
 
 from mockserver._answer import Answer, Choice, Token
 from mockserver._errors import ApiError
-from mockserver._rendered import Memo
+from mockserver._lru import LRU
 
 __all__ = [
     "FAULT_HEADER",
@@ -147,7 +148,7 @@ class FailCounter:
     """Attempts seen per fail-first key, for at most ``capacity`` keys (least recent dropped)."""
 
     def __init__(self, capacity: int = 4096) -> None:
-        self._counts: Memo[str, int] = Memo(capacity)
+        self._counts: LRU[str, int] = LRU(capacity)
 
     def attempt(self, key: str) -> int:
         """Count one more attempt for ``key``; its number, 1 for the first."""
@@ -264,10 +265,10 @@ ERROR_EVENT = (
 )
 
 
-@dataclass(frozen=True)
-class StreamPlan:
+class StreamPlan(NamedTuple):
     """What the SSE writer sends: events, the pause before each (None: no pauses, one write)
-    and how the stream ends: "eof" (complete), "close" (FIN mid-body) or "reset" (TCP RST)."""
+    and how the stream ends: "eof" (complete), "close" (FIN mid-body) or "reset" (TCP RST).
+    A named tuple: one is made per stream answered, and a tuple is made fastest."""
 
     events: list[bytes]
     delays: list[float] | None = None

@@ -159,16 +159,46 @@ def _file_name(method: str, path: str) -> str:
     return f"{now}-{method.lower()}-{slug}-{uuid.uuid4().hex[:8]}.json"
 
 
-async def proxy(request: web.Request) -> web.StreamResponse:
-    """Forward one request upstream, stream the answer back, and store it as a cassette."""
-    config = request.app[RECORD]
-    raw = await request.read()
+def _upstream_url(config: RecordConfig, request: web.Request) -> tuple[str, str]:
+    """The request's path after the recorder's prefix, and the upstream URL it is sent to."""
     path = request.path
     if config.prefix and (path == config.prefix or path.startswith(config.prefix + "/")):
         path = path[len(config.prefix) :]
     url = config.upstream.rstrip("/") + path
     if request.query_string:
         url += "?" + request.query_string
+    return path, url
+
+
+async def _relay(
+    request: web.Request, upstream: aiohttp.ClientResponse
+) -> tuple[web.StreamResponse, list[Write], float]:
+    """Stream ``upstream``'s answer back to ``request`` as it arrives: the response, its writes
+    (each with the seconds since the previous one, the first since the headers) and the loop
+    time of the last."""
+    answer_headers = CIMultiDict(
+        (k, v) for k, v in upstream.headers.items() if k.lower() not in UNSTORED_HEADERS
+    )
+    response = web.StreamResponse(
+        status=upstream.status, reason=upstream.reason, headers=answer_headers
+    )
+    await response.prepare(request)
+    loop = asyncio.get_running_loop()
+    writes, last = [], loop.time()
+    async for data in upstream.content.iter_any():
+        now = loop.time()
+        writes.append(Write(now - last, data))
+        last = now
+        await response.write(data)
+    await response.write_eof()
+    return response, writes, last
+
+
+async def proxy(request: web.Request) -> web.StreamResponse:
+    """Forward one request upstream, stream the answer back, and store it as a cassette."""
+    config = request.app[RECORD]
+    raw = await request.read()
+    path, url = _upstream_url(config, request)
     forward = CIMultiDict(
         (k, v) for k, v in request.headers.items() if k.lower() not in UNSTORED_HEADERS
     )
@@ -185,20 +215,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         return error_response(error)
     async with upstream:
         wait = loop.time() - started
-        answer_headers = CIMultiDict(
-            (k, v) for k, v in upstream.headers.items() if k.lower() not in UNSTORED_HEADERS
-        )
-        response = web.StreamResponse(
-            status=upstream.status, reason=upstream.reason, headers=answer_headers
-        )
-        await response.prepare(request)
-        writes, last = [], loop.time()
-        async for data in upstream.content.iter_any():
-            now = loop.time()
-            writes.append(Write(now - last, data))
-            last = now
-            await response.write(data)
-        await response.write_eof()
+        response, writes, last = await _relay(request, upstream)
     secrets = [*config.secrets, *_request_secrets(request.headers)]
     stream = upstream.headers.get("Content-Type", "").startswith("text/event-stream")
     if stream:

@@ -2,25 +2,24 @@
 stamped with a fresh id and time for each request.
 
 A template answer depends only on the request body and the server's configuration, so the
-bytes rendered for a body (validated, shaped by the dialect, passed through the defects,
-encoded) are kept in a bounded LRU keyed by the raw body bytes; they carry a sentinel id and
-``created`` that :meth:`AnswerCache.stamp` replaces. Validation is not loosened: a body gets
-an entry only after it was validated once, and the same bytes validate the same way.
+bytes rendered for a body (validated, shaped by the flavour, passed through the defects,
+encoded) are kept in a bounded :class:`~mockserver._lru.LRU` keyed by the raw body bytes; they
+carry a sentinel id and ``created`` that :meth:`AnswerCache.stamp` replaces. Validation is not
+loosened: a body gets an entry only after it was validated once, and the same bytes validate the
+same way.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
 
-__all__ = ["AnswerCache", "Memo", "Rendered"]
+from mockserver._lru import LRU
 
-K = TypeVar("K")
-V = TypeVar("V")
+__all__ = ["AnswerCache", "Rendered"]
+
 Stamper = Callable[[bytes, bytes], bytes]  # (id, created) -> the body with them in place
 
 
@@ -39,68 +38,35 @@ class Rendered:
         object.__setattr__(self, "body", b"".join(self.events))
 
 
-class Memo(Generic[K, V]):
-    """A bounded mapping: at most ``capacity`` entries, the least recently used dropped first."""
-
-    def __init__(self, capacity: int = 4096) -> None:
-        self.capacity = capacity
-        self._entries: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        """The value kept for ``key``, if any."""
-        value = self._entries.get(key)
-        if value is not None:
-            self._entries.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        """Keep ``value`` for ``key``."""
-        self._entries[key] = value
-        if len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        """Forget every entry."""
-        self._entries.clear()
+def _size(raw: bytes, rendered: Rendered) -> int:
+    """The bytes an entry of the answer cache holds: its key and its body."""
+    return len(raw) + len(rendered.body)
 
 
-class AnswerCache:
-    """Rendered answers by raw request body, at most ``capacity`` entries and ``max_bytes``
-    of keys and bodies (least recently used dropped first)."""
+class AnswerCache(LRU[bytes, Rendered]):
+    """Rendered answers by raw request body: an LRU of at most ``capacity`` entries and
+    ``max_bytes`` of keys and bodies, whose answers carry the sentinel id and ``created`` that
+    :meth:`stamp` replaces."""
 
     def __init__(self, capacity: int = 1024, max_bytes: int = 64 * 1024 * 1024) -> None:
-        self.capacity = capacity
+        super().__init__(capacity, max_weight=max_bytes, weigh=_size)
         self.max_bytes = max_bytes
         self.completion_id = f"chatcmpl-{secrets.token_hex(16)}"  # the sentinels stamp replaces
         self.created = 9 * 10**12 + secrets.randbelow(10**12)
         self._sentinels = (self.completion_id.encode(), str(self.created).encode())
-        self._entries: OrderedDict[bytes, Rendered] = OrderedDict()
         self._split = re.compile(b"(" + b"|".join(map(re.escape, self._sentinels)) + b")").split
         self._stampers: dict[int, Stamper] = {}  # id(body) of a kept entry -> its stamper
-        self._bytes = 0
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, raw: bytes) -> Rendered | None:
-        """The answer rendered for body ``raw``, if it is kept."""
-        rendered = self._entries.get(raw)
-        if rendered is not None:
-            self._entries.move_to_end(raw)
-        return rendered
-
-    def put(self, raw: bytes, rendered: Rendered) -> None:
-        """Keep ``rendered`` (made with the sentinels) as the answer to body ``raw``."""
-        size = len(raw) + len(rendered.body)
-        if size > self.max_bytes // 16 or raw in self._entries:
-            return
-        self._entries[raw] = rendered
+    def put(self, raw: bytes, rendered: Rendered) -> list[tuple[bytes, Rendered]]:
+        """Keep ``rendered`` (made with the sentinels) as the answer to body ``raw``, unless
+        it takes more than a 16th of ``max_bytes`` or ``raw`` has one; the entries dropped."""
+        if _size(raw, rendered) > self.max_bytes // 16 or raw in self:
+            return []
         self._stampers[id(rendered.body)] = self._stamper(rendered.body)
-        self._bytes += size
-        while len(self._entries) > self.capacity or self._bytes > self.max_bytes:
-            old_raw, old = self._entries.popitem(last=False)
+        dropped = super().put(raw, rendered)
+        for _, old in dropped:
             del self._stampers[id(old.body)]
-            self._bytes -= len(old_raw) + len(old.body)
+        return dropped
 
     def _stamper(self, body: bytes) -> Stamper:
         """How to stamp ``body`` fast: when every id is followed by its created with the same

@@ -1,19 +1,34 @@
-"""Server-sent events: encoding and the one writer every stream goes through."""
+"""Server-sent events: encoding (the pipeline's "encode" stage for streams) and the writers
+every stream goes through: :func:`write_stream` for events made beforehand,
+:func:`write_as_made` for events that come while they are made."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from typing import Any
 
 from aiohttp import web
 
-__all__ = ["DONE", "SSE_HEADERS", "encode_chunk", "encode_data", "open_stream", "write_stream"]
+__all__ = [
+    "DONE",
+    "SSE_CONTENT_TYPE",
+    "SSE_HEADERS",
+    "encode_chunk",
+    "encode_chunks",
+    "encode_data",
+    "encode_error",
+    "open_stream",
+    "write_as_made",
+    "write_stream",
+]
 
 DONE = b"data: [DONE]\n\n"
+SSE_CONTENT_TYPE = "text/event-stream"
 SSE_HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",
@@ -30,10 +45,21 @@ def encode_chunk(chunk: dict[str, Any]) -> bytes:
     return encode_data(json.dumps(chunk, ensure_ascii=False, separators=(",", ":")))
 
 
+def encode_chunks(chunks: Iterable[dict[str, Any]]) -> bytes:
+    """The events of ``chunks``, joined: what one write sends."""
+    return b"".join(map(encode_chunk, chunks))
+
+
+def encode_error(body: dict[str, Any]) -> bytes:
+    """The event carrying an error envelope ``body`` in a 200 stream: ``data: {"error": ...}``
+    (``json.dumps``' default separators, as OpenAI writes it)."""
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
 async def open_stream(
     request: web.Request,
     *,
-    content_type: str = "text/event-stream",
+    content_type: str = SSE_CONTENT_TYPE,
     headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
     """A started 200 stream (the SSE headers sent, with ``headers``), for events to follow."""
@@ -48,7 +74,7 @@ async def write_stream(
     request: web.Request,
     events: Iterable[bytes],
     *,
-    content_type: str = "text/event-stream",
+    content_type: str = SSE_CONTENT_TYPE,
     headers: dict[str, str] | None = None,
     delays: Sequence[float] | None = None,
     end: str = "eof",
@@ -79,6 +105,19 @@ async def write_stream(
         await response.write_eof()
     else:
         _cut(request, reset=end == "reset")
+    return response
+
+
+async def write_as_made(
+    request: web.Request, events: AsyncGenerator[bytes, None], *, headers: dict[str, str]
+) -> web.StreamResponse:
+    """Send ``events`` as a 200 stream (with ``headers``), each as soon as it comes; ``events``
+    is closed when the stream ends early (the client left)."""
+    response = await open_stream(request, headers=headers)
+    async with contextlib.aclosing(events):
+        async for data in events:
+            await response.write(data)
+    await response.write_eof()
     return response
 
 

@@ -6,12 +6,14 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from typing import Any
 
+from chatcompat.cli import DeprecatedSpelling
 from mockserver._cassettes import CassetteError, CassetteStore
 from mockserver._config import MockConfig
 from mockserver._defects import DEFECTS
-from mockserver._dialects import DIALECTS
 from mockserver._faults import parse_fault
+from mockserver._flavours import FLAVOURS
 from mockserver._generate import ModelUnavailable, require_reference_model
 from mockserver._record import RecordConfig, serve_recorder
 from mockserver._server import serve_forever
@@ -38,129 +40,206 @@ def _spec(parse: Callable[[str], object]) -> Callable[[str], str]:
 _fault_spec, _delay_spec = _spec(parse_fault), _spec(parse_delay)
 
 
+Option = tuple[tuple[str, ...], dict[str, Any]]  # add_argument's flags and keywords
+
+# The options of `chatcompat mock`, in --help order.
+_MOCK_OPTIONS: tuple[Option, ...] = (
+    (("--host",), {"default": "127.0.0.1", "help": "address to bind (default 127.0.0.1)"}),
+    (("--port",), {"type": int, "default": 8000, "help": "port to bind (0 = any free port)"}),
+    (("--api-key",), {"help": "require Authorization: Bearer API_KEY"}),
+    (
+        ("--model",),
+        {
+            "action": "append",
+            "default": [],
+            "help": "serve only this model (repeatable); default: any name is served",
+        },
+    ),
+    (
+        ("--defect",),
+        {
+            "action": "append",
+            "default": [],
+            "choices": sorted(DEFECTS),
+            "metavar": "NAME",
+            "help": "break one behaviour (repeatable); see --list-defects",
+        },
+    ),
+    (("--prefix",), {"default": "/v1", "help": "path prefix of the API (default /v1)"}),
+    (
+        ("--flavour",),
+        {
+            "default": "openai",
+            "choices": sorted(FLAVOURS),
+            "help": "shape answers like this server (default openai)",
+        },
+    ),
+    (
+        ("--dialect",),
+        {
+            "dest": "flavour",
+            "choices": sorted(FLAVOURS),
+            "action": DeprecatedSpelling,
+            "new": "--flavour",
+            "help": "deprecated spelling of --flavour",
+        },
+    ),
+    (
+        ("--workers",),
+        {
+            "type": int,
+            "default": 1,
+            "metavar": "N",
+            "help": "serve with N processes sharing the port (SO_REUSEPORT); with --port 0 a "
+            "free port is picked first (default 1)",
+        },
+    ),
+    (
+        ("--fault",),
+        {
+            "action": "append",
+            "default": [],
+            "type": _fault_spec,
+            "metavar": "SPEC",
+            "help": "inject a fault (repeatable; the first in scope applies), e.g. "
+            "'status=429;retry-after=2', 'fail-first=3;status=503', "
+            "'disconnect-after=5;model=m'; see README",
+        },
+    ),
+    (
+        ("--ttft",),
+        {
+            "default": "0",
+            "type": _delay_spec,
+            "metavar": "DELAY",
+            "help": "pause before a stream's first event: seconds, uniform:LOW,HIGH or "
+            "lognormal:MEDIAN,SIGMA (default 0)",
+        },
+    ),
+    (
+        ("--itl",),
+        {
+            "default": "0",
+            "type": _delay_spec,
+            "metavar": "DELAY",
+            "help": "pause before every later event, same forms (default 0)",
+        },
+    ),
+    (
+        ("--itl-jitter",),
+        {
+            "type": float,
+            "default": 0.0,
+            "metavar": "S",
+            "help": "a fixed --itl X becomes uniform:X-S,X+S (default 0)",
+        },
+    ),
+    (
+        ("--timing-seed",),
+        {"type": int, "default": 0, "help": "seed of the timing draws (default 0)"},
+    ),
+    # where answers come from: cassettes, templates or the reference model
+    (
+        ("--mode",),
+        {
+            "default": "replay",
+            "choices": ("replay", "generate"),
+            "help": "replay: cassettes, else --on-miss; generate: the reference model answers "
+            "(needs torch) (default replay)",
+        },
+    ),
+    (
+        ("--on-miss",),
+        {
+            "default": "template",
+            "choices": ("template", "generate", "error"),
+            "help": "replay without a matching cassette: template answers, the reference model, "
+            "or 404 cassette_not_found (default template)",
+        },
+    ),
+    (
+        ("--cassettes",),
+        {
+            "action": "append",
+            "default": [],
+            "metavar": "DIR",
+            "help": "replay the cassettes in DIR (repeatable; searched in order, before the "
+            "built-in seed cassettes)",
+        },
+    ),
+    (
+        ("--no-builtin-cassettes",),
+        {"action": "store_true", "help": "do not replay the seed provider's documented exchanges"},
+    ),
+    (
+        ("--match",),
+        {
+            "default": "exact",
+            "choices": ("exact", "loose"),
+            "help": "exact: method, path and body without volatile keys; loose: model, messages "
+            "and stream only (default exact)",
+        },
+    ),
+    (
+        ("--speed",),
+        {
+            "type": float,
+            "default": 0.0,
+            "metavar": "S",
+            "help": "replay timing: 0 = at once, 1 = as recorded, 2 = twice as fast (default 0)",
+        },
+    ),
+    (
+        ("--sampling",),
+        {
+            "choices": ("vllm", "hf", "llamacpp"),
+            "help": "generate mode: the reference sampler's semantics (default: the flavour's)",
+        },
+    ),
+    (("--list-defects",), {"action": "store_true", "help": "print the defect modes and exit"}),
+)
+
+# The options of `chatcompat record`, in --help order.
+_RECORD_OPTIONS: tuple[Option, ...] = (
+    (
+        ("--upstream",),
+        {"required": True, "metavar": "URL", "help": "the API base to record, e.g. .../v1"},
+    ),
+    (
+        ("--cassettes",),
+        {"required": True, "metavar": "DIR", "help": "write one cassette per exchange here"},
+    ),
+    (("--host",), {"default": "127.0.0.1", "help": "address to bind (default 127.0.0.1)"}),
+    (("--port",), {"type": int, "default": 8001, "help": "port to bind (default 8001)"}),
+    (
+        ("--prefix",),
+        {
+            "default": "/v1",
+            "help": "the recorder's API base path; the rest of each path is appended to "
+            "--upstream (default /v1)",
+        },
+    ),
+    (
+        ("--redact",),
+        {
+            "action": "append",
+            "default": [],
+            "metavar": "SECRET",
+            "help": "also replace SECRET with [REDACTED] in stored requests and answers "
+            "(repeatable); API keys in Authorization / api-key headers always are",
+        },
+    ),
+)
+
+
+def _add(parser: argparse.ArgumentParser, options: tuple[Option, ...]) -> None:
+    for flags, keywords in options:
+        parser.add_argument(*flags, **keywords)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``chatcompat mock``."""
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port to bind (0 = any free port)")
-    parser.add_argument("--api-key", help="require Authorization: Bearer API_KEY")
-    parser.add_argument(
-        "--model",
-        action="append",
-        default=[],
-        help="serve only this model (repeatable); default: any name is served",
-    )
-    parser.add_argument(
-        "--defect",
-        action="append",
-        default=[],
-        choices=sorted(DEFECTS),
-        metavar="NAME",
-        help="break one behaviour (repeatable); see --list-defects",
-    )
-    parser.add_argument("--prefix", default="/v1", help="path prefix of the API (default /v1)")
-    parser.add_argument(
-        "--dialect",
-        default="openai",
-        choices=sorted(DIALECTS),
-        help="shape answers like this server (default openai)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        metavar="N",
-        help="serve with N processes sharing the port (SO_REUSEPORT); with --port 0 a free "
-        "port is picked first (default 1)",
-    )
-    parser.add_argument(
-        "--fault",
-        action="append",
-        default=[],
-        type=_fault_spec,
-        metavar="SPEC",
-        help="inject a fault (repeatable; the first in scope applies), e.g. "
-        "'status=429;retry-after=2', 'fail-first=3;status=503', 'disconnect-after=5;model=m'; "
-        "see README",
-    )
-    parser.add_argument(
-        "--ttft",
-        default="0",
-        type=_delay_spec,
-        metavar="DELAY",
-        help="pause before a stream's first event: seconds, uniform:LOW,HIGH or "
-        "lognormal:MEDIAN,SIGMA (default 0)",
-    )
-    parser.add_argument(
-        "--itl",
-        default="0",
-        type=_delay_spec,
-        metavar="DELAY",
-        help="pause before every later event, same forms (default 0)",
-    )
-    parser.add_argument(
-        "--itl-jitter",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="a fixed --itl X becomes uniform:X-S,X+S (default 0)",
-    )
-    parser.add_argument(
-        "--timing-seed", type=int, default=0, help="seed of the timing draws (default 0)"
-    )
-    _add_mode_arguments(parser)
-    parser.add_argument(
-        "--list-defects", action="store_true", help="print the defect modes and exit"
-    )
-
-
-def _add_mode_arguments(parser: argparse.ArgumentParser) -> None:
-    """Where answers come from: cassettes, templates or the reference model."""
-    parser.add_argument(
-        "--mode",
-        default="replay",
-        choices=("replay", "generate"),
-        help="replay: cassettes, else --on-miss; generate: the reference model answers "
-        "(needs torch) (default replay)",
-    )
-    parser.add_argument(
-        "--on-miss",
-        default="template",
-        choices=("template", "generate", "error"),
-        help="replay without a matching cassette: template answers, the reference model, or "
-        "404 cassette_not_found (default template)",
-    )
-    parser.add_argument(
-        "--cassettes",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="replay the cassettes in DIR (repeatable; searched in order, before the built-in "
-        "seed cassettes)",
-    )
-    parser.add_argument(
-        "--no-builtin-cassettes",
-        action="store_true",
-        help="do not replay the seed provider's documented exchanges",
-    )
-    parser.add_argument(
-        "--match",
-        default="exact",
-        choices=("exact", "loose"),
-        help="exact: method, path and body without volatile keys; loose: model, messages and "
-        "stream only (default exact)",
-    )
-    parser.add_argument(
-        "--speed",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="replay timing: 0 = at once, 1 = as recorded, 2 = twice as fast (default 0)",
-    )
-    parser.add_argument(
-        "--sampling",
-        choices=("vllm", "hf", "llamacpp"),
-        help="generate mode: the reference sampler's semantics (default: the dialect's)",
-    )
+    _add(parser, _MOCK_OPTIONS)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -175,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
         models=tuple(args.model),
         defects=tuple(args.defect),
         prefix=args.prefix,
-        dialect=args.dialect,
+        flavour=args.flavour,
         faults=tuple(args.fault),
         ttft=args.ttft,
         itl=args.itl,
@@ -209,28 +288,7 @@ def run(args: argparse.Namespace) -> int:
 
 def add_record_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``chatcompat record``."""
-    parser.add_argument(
-        "--upstream", required=True, metavar="URL", help="the API base to record, e.g. .../v1"
-    )
-    parser.add_argument(
-        "--cassettes", required=True, metavar="DIR", help="write one cassette per exchange here"
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8001, help="port to bind (default 8001)")
-    parser.add_argument(
-        "--prefix",
-        default="/v1",
-        help="the recorder's API base path; the rest of each path is appended to --upstream "
-        "(default /v1)",
-    )
-    parser.add_argument(
-        "--redact",
-        action="append",
-        default=[],
-        metavar="SECRET",
-        help="also replace SECRET with [REDACTED] in stored requests and answers (repeatable); "
-        "API keys in Authorization / api-key headers always are",
-    )
+    _add(parser, _RECORD_OPTIONS)
 
 
 def run_record(args: argparse.Namespace) -> int:

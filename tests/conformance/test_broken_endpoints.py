@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from conformance import Endpoint, run
-from mockserver._server import start_site
+from mockserver import start_site
 
 
 class RawServer:

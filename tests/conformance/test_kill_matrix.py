@@ -10,7 +10,7 @@ import pytest
 
 from conformance import CHECKS, Endpoint, run
 from conformance._profiles import load_profile
-from mockserver import DEFECTS, DIALECTS
+from mockserver import DEFECTS, FLAVOURS
 
 KEY = "sk-kill-matrix"
 # The template mode does not sample: checks that need real sampling run in generate mode.
@@ -59,14 +59,14 @@ DIALECT_WARNINGS = {
 
 @pytest.mark.parametrize("dialect", sorted(DIALECT_WARNINGS), ids=sorted(DIALECT_WARNINGS))
 def test_clean_mock_passes_in_each_dialect(start_mock, dialect):
-    server = start_mock(models=("m",), api_key=KEY, dialect=dialect)
+    server = start_mock(models=("m",), api_key=KEY, flavour=dialect)
     caught, result = failed_ids(server)
     assert result.counts["failed"] == 0, caught
     assert caught == DIALECT_WARNINGS[dialect]
 
 
 def test_every_dialect_is_in_the_dialect_test():
-    assert set(DIALECTS) == set(DIALECT_WARNINGS)
+    assert set(FLAVOURS) == set(DIALECT_WARNINGS)
 
 
 def test_every_defect_has_a_row_and_every_row_a_defect():

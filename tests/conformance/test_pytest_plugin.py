@@ -78,7 +78,7 @@ def test_unclaimed_capabilities_skip_and_claimed_ones_run(pytester, start_mock):
 
 
 def test_a_should_check_that_is_not_met_is_a_warning_skip(pytester, start_mock):
-    server = start_mock(models=("m",), dialect="novita")  # finish_reason on the content chunk
+    server = start_mock(models=("m",), flavour="novita")  # finish_reason on the content chunk
     result = pytester.runpytest(*chat_args(server), "-k", "finish_empty_delta", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*warning: the finish chunk of choice 0*"])

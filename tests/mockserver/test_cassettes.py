@@ -10,18 +10,19 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from mockserver import MockConfig, MockServer
-from mockserver._cassettes import (
+from mockserver import (
     Cassette,
     CassetteError,
     CassetteStore,
+    MockConfig,
+    MockServer,
     Write,
     builtin_cassettes,
     dump_cassette,
     load_cassette,
-    request_key,
     save_cassette,
 )
+from mockserver._cassettes import request_key
 
 SEED = resources.files("mockserver") / "data" / "seed"
 BODY = {"model": "m", "messages": [{"role": "user", "content": "Hi"}], "stream": True}

@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from mockserver import start_site
 from mockserver._errors import CLIENT_CLOSED_REQUEST, error_answer
-from mockserver._server import start_site
 
 from ..conftest import captured_logs
 

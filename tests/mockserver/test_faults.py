@@ -14,15 +14,8 @@ import httpx
 import openai
 import pytest
 
-from mockserver import MockConfig
-from mockserver._faults import (
-    MALFORMED_EVENT,
-    FailCounter,
-    Fault,
-    StreamPlan,
-    break_stream,
-    parse_fault,
-)
+from mockserver import Fault, MockConfig, parse_fault
+from mockserver._faults import MALFORMED_EVENT, FailCounter, StreamPlan, break_stream
 from mockserver.cli import add_arguments
 
 MESSAGES = [{"role": "user", "content": "Tell me about faults."}]  # no built-in cassette matches

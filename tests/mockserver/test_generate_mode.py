@@ -1,5 +1,5 @@
 """Generate mode: the reference model answers, every sampling parameter takes effect, and the
-answers pass the conformance suite in each dialect."""
+answers pass the conformance suite in each flavour."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 
 from chatcompat.cli import main
 from conformance import Endpoint, load_profile, run
-from mockserver import MockConfig, MockServer
-from mockserver._generate import ModelUnavailable, require_reference_model
+from mockserver import MockConfig, MockServer, ModelUnavailable
+from mockserver._generate import require_reference_model
 from reference_model import default_tokenizer
 
 HI = [{"role": "user", "content": "Hi"}]
@@ -54,14 +54,14 @@ SCHEMA = {
 
 @pytest.fixture(scope="module")
 def servers():
-    """Generate-mode mocks by dialect (started on first use, warmed up); all stopped after."""
+    """Generate-mode mocks by flavour (started on first use, warmed up); all stopped after."""
     started: dict[str, MockServer] = {}
 
-    def get(dialect, **config):
-        key = json.dumps([dialect, config], sort_keys=True)
+    def get(flavour, **config):
+        key = json.dumps([flavour, config], sort_keys=True)
         if key not in started:
             server = MockServer(
-                MockConfig(mode="generate", dialect=dialect, api_key=KEY, **config)
+                MockConfig(mode="generate", flavour=flavour, api_key=KEY, **config)
             ).start(timeout=60)
             started[key] = server
             with client_for(server, timeout=300) as warm:  # waits for the model build
@@ -349,13 +349,13 @@ LIVE_BODIES = {
 }
 
 
-@pytest.mark.parametrize("dialect", ["openai", "vllm", "llamacpp", "novita", "azure"])
+@pytest.mark.parametrize("flavour", ["openai", "vllm", "llamacpp", "novita", "azure"])
 @pytest.mark.parametrize("case", list(LIVE_BODIES))
-def test_a_live_stream_has_the_chunks_of_the_whole_answer(servers, dialect, case):
+def test_a_live_stream_has_the_chunks_of_the_whole_answer(servers, flavour, case):
     # the same request to a mock with a (tiny) TTFT, which renders the whole answer first
     body = {"model": "m", "messages": HI, "stream": True, **LIVE_BODIES[case]}
-    live, _, _ = raw_stream(servers(dialect), body)
-    whole, _, _ = raw_stream(servers(dialect, ttft=0.0001), body)
+    live, _, _ = raw_stream(servers(flavour), body)
+    whole, _, _ = raw_stream(servers(flavour, ttft=0.0001), body)
     assert live == whole
     texts = [c["choices"][0]["delta"].get("content") for c in live if c["choices"]]
     assert case == "stop" or sum(map(bool, texts)) > 1
@@ -434,7 +434,7 @@ def test_a_live_stream_whose_model_fails_ends_with_an_error_event(servers, monke
     ]
 
 
-def test_the_dialect_picks_the_sampler_and_sampling_overrides_it(servers):
+def test_the_flavour_picks_the_sampler_and_sampling_overrides_it(servers):
     def sampled(server):
         with client_for(server) as c:
             params = {"model": "m", "messages": HI, "max_tokens": 12, "seed": 21}
@@ -453,11 +453,11 @@ def test_prompt_beyond_the_model_context_is_400(client):
     assert caught.value.code == "context_length_exceeded"
 
 
-@pytest.mark.parametrize("dialect", ["openai", "vllm", "llamacpp", "novita", "azure"])
-def test_conformance_suite_passes(servers, dialect):
-    profile = load_profile("openai" if dialect == "azure" else dialect)  # Azure serves OpenAI's
+@pytest.mark.parametrize("flavour", ["openai", "vllm", "llamacpp", "novita", "azure"])
+def test_conformance_suite_passes(servers, flavour):
+    profile = load_profile("openai" if flavour == "azure" else flavour)  # Azure serves OpenAI's
     endpoint = Endpoint(
-        servers(dialect).base_url,
+        servers(flavour).base_url,
         "m",
         KEY,
         timeout=60,

@@ -79,8 +79,8 @@ def shape(value):
     return type(value).__name__
 
 
-def test_novita_dialect_has_the_seed_stream_shape(start_mock):
-    server = start_mock(dialect="novita")
+def test_novita_flavour_has_the_seed_stream_shape(start_mock):
+    server = start_mock(flavour="novita")
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
     _, _, raw = post(server, body)
     ours = [json.loads(e.removeprefix(b"data: ")) for e in raw.split(b"\n\n")[:-2]]

@@ -13,9 +13,9 @@ import pytest
 from aiohttp import web
 
 from chatcompat.cli import main
-from mockserver._cassettes import REDACTED, Write, load_directory
-from mockserver._record import RecordConfig, create_record_app, redact, redact_writes
-from mockserver._server import start_site
+from mockserver import RecordConfig, Write, create_record_app, load_directory, start_site
+from mockserver._cassettes import REDACTED
+from mockserver._record import redact, redact_writes
 from reference_model import build_model  # noqa: F401 -- import torch before a server thread does
 
 KEY = "sk-live-0123456789abcdef"

@@ -12,8 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from mockserver import MockConfig, create_app
-from mockserver._server import start_site
+from mockserver import MockConfig, create_app, start_site
 
 from ..conftest import captured_logs
 

@@ -12,8 +12,7 @@ import time
 import openai
 import pytest
 
-from mockserver import MockConfig
-from mockserver._timing import Delay, Timing, parse_delay
+from mockserver import Delay, MockConfig, Timing, parse_delay
 from mockserver.cli import add_arguments
 
 MESSAGES = [{"role": "user", "content": "Take your time."}]  # no built-in cassette matches

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mockserver._workers import WORKER_HEADER, reserve_port
+from mockserver import WORKER_HEADER
+from mockserver._workers import reserve_port
 
 
 def children(pid):

@@ -1,21 +1,25 @@
-"""Dialects: how real servers shape the same answer. Each is a row of data (fields and flags)
-read by two functions, :func:`completion_body` and :func:`stream_chunks` (whose parts,
-:func:`stream_opening`, :class:`ChoiceChunks` and :func:`stream_closing`, also shape a stream
-whose tokens come while the model makes them)."""
+"""Flavours: how real servers shape the same answer (the pipeline's "shape" stage). Each is a
+row of data (fields and flags) read by two functions, :func:`completion_body` and
+:func:`stream_chunks`; :class:`LiveChunks` shapes a stream whose tokens come while the model
+makes them into the chunks :func:`stream_chunks` gives the whole answer.
+
+A flavour is the response shape of a server (openai, vllm, llamacpp, novita, azure); the
+sampling semantics of generate mode are another thing, the flavour's ``sampling`` default."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mockserver._answer import Answer, Choice, Token
 
 __all__ = [
-    "DIALECTS",
+    "FLAVOURS",
     "ChoiceChunks",
-    "Dialect",
+    "Flavour",
+    "LiveChunks",
     "completion_body",
     "stream_chunks",
     "stream_closing",
@@ -64,7 +68,7 @@ def _nothing(answer: Answer) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Dialect:
+class Flavour:
     name: str
     sampling: str  # the reference sampler's semantics in generate mode: vllm | hf | llamacpp
     doc: str
@@ -93,7 +97,7 @@ _OPENAI_DETAILS = {
 }
 
 _TABLE = (
-    Dialect(
+    Flavour(
         "openai",
         "vllm",
         "api.openai.com: refusal and annotations in messages, token details, service_tier, "
@@ -104,7 +108,7 @@ _TABLE = (
         usage_details=_OPENAI_DETAILS,
         role_delta={"role": "assistant", "content": "", "refusal": None},
     ),
-    Dialect(
+    Flavour(
         "vllm",
         "vllm",
         "vLLM's OpenAI server: stop_reason per choice, reasoning_content and tool_calls [] in "
@@ -116,7 +120,7 @@ _TABLE = (
         role_delta={"role": "assistant", "content": ""},
         finish_delta={"content": ""},
     ),
-    Dialect(
+    Flavour(
         "llamacpp",
         "llamacpp",
         "llama.cpp's llama-server: build fingerprint, content null in the role chunk, timings "
@@ -127,10 +131,11 @@ _TABLE = (
         logprobs_key=False,
         final_extra=_llamacpp_timings,
     ),
-    Dialect(
+    Flavour(
         "novita",
         "vllm",
-        "The seed provider (../shared/seed): content_filter_results in every choice, null token "
+        "The seed provider (its documented examples are in mockserver/data/seed): "
+        "content_filter_results in every choice, null token "
         "details, empty system_fingerprint, finish_reason on the last content chunk.",
         system_fingerprint="",
         choice_extra={"content_filter_results": _FILTERS_NOVITA},
@@ -138,7 +143,7 @@ _TABLE = (
         finish_on_last_token=True,
         logprobs_key=False,
     ),
-    Dialect(
+    Flavour(
         "azure",
         "vllm",
         "Azure OpenAI: prompt_filter_results, content_filter_results per choice, and a first "
@@ -153,33 +158,33 @@ _TABLE = (
     ),
 )
 
-DIALECTS: dict[str, Dialect] = {d.name: d for d in _TABLE}
+FLAVOURS: dict[str, Flavour] = {d.name: d for d in _TABLE}
 
 
-def _usage(answer: Answer, dialect: Dialect) -> dict[str, Any]:
+def _usage(answer: Answer, flavour: Flavour) -> dict[str, Any]:
     usage: dict[str, Any] = {
         "prompt_tokens": answer.usage.prompt_tokens,
         "completion_tokens": answer.usage.completion_tokens,
         "total_tokens": answer.usage.total_tokens,
     }
-    if dialect.usage_details_key:
-        details = dialect.usage_details or {}
+    if flavour.usage_details_key:
+        details = flavour.usage_details or {}
         for key in ("prompt_tokens_details", "completion_tokens_details"):
-            if key in details or dialect.usage_details is None:
+            if key in details or flavour.usage_details is None:
                 usage[key] = copy.deepcopy(details.get(key))
     return usage
 
 
-def _head(answer: Answer, dialect: Dialect, obj: str) -> dict[str, Any]:
+def _head(answer: Answer, flavour: Flavour, obj: str) -> dict[str, Any]:
     head: dict[str, Any] = {
         "id": answer.id,
         "object": obj,
         "created": answer.created,
         "model": answer.model,
     }
-    head.update(copy.deepcopy(dialect.top_level))
-    if dialect.system_fingerprint is not None:
-        head["system_fingerprint"] = dialect.system_fingerprint
+    head.update(copy.deepcopy(flavour.top_level))
+    if flavour.system_fingerprint is not None:
+        head["system_fingerprint"] = flavour.system_fingerprint
     return head
 
 
@@ -187,48 +192,48 @@ def _logprobs(entries: list[dict[str, Any]], answer: Answer) -> dict[str, Any] |
     return {"content": entries, "refusal": None} if answer.logprobs else None
 
 
-def _message(choice: Choice, dialect: Dialect) -> dict[str, Any]:
+def _message(choice: Choice, flavour: Flavour) -> dict[str, Any]:
     calls = choice.tool_calls
     message: dict[str, Any] = {"role": "assistant", "content": None if calls else choice.content}
-    message.update(copy.deepcopy(dialect.message_extra))
+    message.update(copy.deepcopy(flavour.message_extra))
     if calls:
         message["tool_calls"] = calls
     return message
 
 
-def completion_body(answer: Answer, dialect: Dialect) -> dict[str, Any]:
-    """The ``chat.completion`` object of ``answer`` in ``dialect``."""
-    body = _head(answer, dialect, "chat.completion")
-    if dialect.prompt_filter_chunk:
+def completion_body(answer: Answer, flavour: Flavour) -> dict[str, Any]:
+    """The ``chat.completion`` object of ``answer`` in ``flavour``."""
+    body = _head(answer, flavour, "chat.completion")
+    if flavour.prompt_filter_chunk:
         body.update(_azure_prompt_filters(answer))
     choices = []
     for choice in answer.choices:
-        item: dict[str, Any] = {"index": choice.index, "message": _message(choice, dialect)}
-        if dialect.logprobs_key or answer.logprobs:
+        item: dict[str, Any] = {"index": choice.index, "message": _message(choice, flavour)}
+        if flavour.logprobs_key or answer.logprobs:
             item["logprobs"] = _logprobs(choice.logprobs, answer)
         item["finish_reason"] = choice.finish_reason
-        item.update(copy.deepcopy(dialect.choice_extra))
+        item.update(copy.deepcopy(flavour.choice_extra))
         choices.append(item)
     body["choices"] = choices
-    body["usage"] = _usage(answer, dialect)
-    body.update(dialect.final_extra(answer))
+    body["usage"] = _usage(answer, flavour)
+    body.update(flavour.final_extra(answer))
     return body
 
 
 def _chunk(
     answer: Answer,
-    dialect: Dialect,
+    flavour: Flavour,
     index: int,
     delta: dict[str, Any],
     finish: str | None,
     logprobs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     choice: dict[str, Any] = {"index": index, "delta": delta}
-    if dialect.logprobs_key or answer.logprobs:
+    if flavour.logprobs_key or answer.logprobs:
         choice["logprobs"] = _logprobs(logprobs or [], answer) if logprobs is not None else None
     choice["finish_reason"] = finish
-    choice.update(copy.deepcopy(dialect.choice_extra))
-    chunk = _head(answer, dialect, "chat.completion.chunk")
+    choice.update(copy.deepcopy(flavour.choice_extra))
+    chunk = _head(answer, flavour, "chat.completion.chunk")
     chunk["choices"] = [choice]
     if answer.include_usage:
         chunk["usage"] = None
@@ -238,23 +243,23 @@ def _chunk(
 class ChoiceChunks:
     """The chunks of one choice, made as its tokens come: a role chunk, a chunk per token, then
     the finish: its own chunk, or (``finish_on_last_token``) the last token's chunk, so that in
-    those dialects a token's chunk waits for the next token or the end. ``answer`` gives the
+    those flavours a token's chunk waits for the next token or the end. ``answer`` gives the
     head fields (id, created, model, whether logprobs and usage were asked for)."""
 
-    def __init__(self, answer: Answer, dialect: Dialect, index: int) -> None:
+    def __init__(self, answer: Answer, flavour: Flavour, index: int) -> None:
         self._answer = answer
-        self._dialect = dialect
+        self._flavour = flavour
         self._index = index
         self._held: Token | None = None  # finish_on_last_token: the newest token
 
     def start(self) -> list[dict[str, Any]]:
         """The role chunk."""
-        delta = copy.deepcopy(self._dialect.role_delta)
-        return [_chunk(self._answer, self._dialect, self._index, delta, None)]
+        delta = copy.deepcopy(self._flavour.role_delta)
+        return [_chunk(self._answer, self._flavour, self._index, delta, None)]
 
     def token(self, token: Token) -> list[dict[str, Any]]:
         """The chunks ready once ``token`` came (none, or one)."""
-        if not self._dialect.finish_on_last_token:
+        if not self._flavour.finish_on_last_token:
             return [self._token_chunk(token, None)]
         ready = [] if self._held is None else [self._token_chunk(self._held, None)]
         self._held = token
@@ -265,8 +270,8 @@ class ChoiceChunks:
         if self._held is not None:
             held, self._held = self._held, None
             return [self._token_chunk(held, finish_reason)]
-        delta = copy.deepcopy(self._dialect.finish_delta)
-        return [_chunk(self._answer, self._dialect, self._index, delta, finish_reason)]
+        delta = copy.deepcopy(self._flavour.finish_delta)
+        return [_chunk(self._answer, self._flavour, self._index, delta, finish_reason)]
 
     def _token_chunk(self, token: Token, finish: str | None) -> dict[str, Any]:
         delta: dict[str, Any] = {}
@@ -275,20 +280,20 @@ class ChoiceChunks:
         if token.tool_calls:
             delta["tool_calls"] = [copy.deepcopy(t) for t in token.tool_calls]
         logprobs = list(token.logprobs) if self._answer.logprobs else None
-        return _chunk(self._answer, self._dialect, self._index, delta, finish, logprobs)
+        return _chunk(self._answer, self._flavour, self._index, delta, finish, logprobs)
 
 
-def _choice_chunks(answer: Answer, dialect: Dialect, choice: Choice) -> list[dict[str, Any]]:
-    chunker = ChoiceChunks(answer, dialect, choice.index)
+def _choice_chunks(answer: Answer, flavour: Flavour, choice: Choice) -> list[dict[str, Any]]:
+    chunker = ChoiceChunks(answer, flavour, choice.index)
     chunks = chunker.start()
     for token in choice.tokens:
         chunks.extend(chunker.token(token))
     return chunks + chunker.finish(choice.finish_reason)
 
 
-def stream_opening(answer: Answer, dialect: Dialect) -> list[dict[str, Any]]:
-    """The chunks before any choice's: Azure's prompt-filter chunk, in that dialect."""
-    if not dialect.prompt_filter_chunk:
+def stream_opening(answer: Answer, flavour: Flavour) -> list[dict[str, Any]]:
+    """The chunks before any choice's: Azure's prompt-filter chunk, in that flavour."""
+    if not flavour.prompt_filter_chunk:
         return []
     return [
         {
@@ -302,25 +307,52 @@ def stream_opening(answer: Answer, dialect: Dialect) -> list[dict[str, Any]]:
     ]
 
 
-def stream_closing(answer: Answer, dialect: Dialect, chunks: list[dict[str, Any]]) -> None:
+def stream_closing(answer: Answer, flavour: Flavour, chunks: list[dict[str, Any]]) -> None:
     """End the stream's ``chunks`` (its last ones at least): append the usage chunk when it was
-    asked for, and give the last object the dialect's final keys."""
+    asked for, and give the last object the flavour's final keys."""
     if answer.include_usage:
-        usage_chunk = _head(answer, dialect, "chat.completion.chunk")
+        usage_chunk = _head(answer, flavour, "chat.completion.chunk")
         usage_chunk["choices"] = []
-        usage_chunk["usage"] = _usage(answer, dialect)
-        usage_chunk.update(dialect.final_extra(answer))
+        usage_chunk["usage"] = _usage(answer, flavour)
+        usage_chunk.update(flavour.final_extra(answer))
         chunks.append(usage_chunk)
     elif chunks:
-        chunks[-1].update(dialect.final_extra(answer))
+        chunks[-1].update(flavour.final_extra(answer))
 
 
-def stream_chunks(answer: Answer, dialect: Dialect) -> list[dict[str, Any]]:
-    """The ``chat.completion.chunk`` objects of ``answer`` in ``dialect``: per choice a role
+def stream_chunks(answer: Answer, flavour: Flavour) -> list[dict[str, Any]]:
+    """The ``chat.completion.chunk`` objects of ``answer`` in ``flavour``: per choice a role
     chunk, one chunk per token and the finish; choices interleaved step by step."""
-    per_choice = [_choice_chunks(answer, dialect, c) for c in answer.choices]
-    chunks = stream_opening(answer, dialect)
+    per_choice = [_choice_chunks(answer, flavour, c) for c in answer.choices]
+    chunks = stream_opening(answer, flavour)
     for step in range(max(map(len, per_choice), default=0)):
         chunks.extend(c[step] for c in per_choice if step < len(c))
-    stream_closing(answer, dialect, chunks)
+    stream_closing(answer, flavour, chunks)
     return chunks
+
+
+class LiveChunks:
+    """The chunks of a one-choice stream while the model makes its tokens: the opening and
+    role chunks go out with the first tokens' (:meth:`tokens`), the finish and the closing
+    chunks with the last ones' (:meth:`close`); together they are what :func:`stream_chunks`
+    gives the whole answer. ``head`` is the answer before any token (id, created, model, what
+    was asked for)."""
+
+    def __init__(self, head: Answer, flavour: Flavour) -> None:
+        self._chunker = ChoiceChunks(head, flavour, 0)
+        self._flavour = flavour
+        self._ready = [*stream_opening(head, flavour), *self._chunker.start()]
+
+    def tokens(self, tokens: Iterable[Token]) -> list[dict[str, Any]]:
+        """The chunks ready once ``tokens`` came (none while a flavour holds the last one)."""
+        ready, self._ready = self._ready, []
+        for token in tokens:
+            ready.extend(self._chunker.token(token))
+        return ready
+
+    def close(self, answer: Answer) -> list[dict[str, Any]]:
+        """The last chunks, once ``answer`` (the whole one-choice answer) is made."""
+        last, self._ready = self._ready, []
+        last.extend(self._chunker.finish(answer.choices[0].finish_reason))
+        stream_closing(answer, self._flavour, last)
+        return last

@@ -1,0 +1,103 @@
+"""The state of one mock server, built once from its config and shared by its handlers
+(:class:`MockState`), and one request on its way through a route (:class:`Call`)."""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from typing import cast
+
+from aiohttp import web
+
+from mockserver._cassettes import CassetteStore, ScriptedCassettes
+from mockserver._config import MockConfig
+from mockserver._defects import ActiveDefects
+from mockserver._faults import (
+    FAULT_HEADER,
+    FAULT_KEY_HEADER,
+    FailCounter,
+    Fault,
+    ScriptedFaults,
+    select_fault,
+    status_error,
+)
+from mockserver._flavours import FLAVOURS
+from mockserver._generate import ModelWorker
+from mockserver._rendered import AnswerCache
+
+__all__ = ["Call", "Ids", "MockState"]
+
+
+class Ids:
+    """Ids shaped like OpenAI's (32 random-looking hex digits), from a generator the OS seeds:
+    as unique as ``os.urandom`` per request, at a quarter of the cost."""
+
+    def __init__(self) -> None:
+        self._bits = random.Random(os.urandom(32)).getrandbits
+
+    def request_id(self) -> str:
+        """An ``x-request-id``: ``req_`` and 32 hex digits."""
+        return "req_" + self._bits(128).to_bytes(16, "big").hex()
+
+    def completion_id(self) -> str:
+        """A completion's ``id``: ``chatcmpl-`` and 32 hex digits."""
+        return "chatcmpl-" + self._bits(128).to_bytes(16, "big").hex()
+
+
+@dataclass(slots=True)
+class Call:
+    """One request on its way through a route: what the answer needs besides the request."""
+
+    request: web.Request
+    id: str  # its x-request-id
+    raw: bytes = b""  # the body (read for the API routes)
+    stream_asked: bool = False  # the body asked for a stream (its error may be a stream event)
+
+
+class MockState:
+    """What one server holds: its config and what the config builds (active defects, the
+    cassettes, the reference model, the answer cache, the id and timing generators), and what
+    tests script while it runs (faults, cassettes, fail-first counts)."""
+
+    def __init__(self, config: MockConfig) -> None:
+        self.config = config
+        self.flavour = FLAVOURS[config.flavour]
+        self.defects = ActiveDefects(config.defects)  # their hooks, bound to this server
+        self.cassettes = CassetteStore.from_directories(
+            config.cassettes, builtin=config.builtin_cassettes, loose=config.match == "loose"
+        )
+        self.scripted_cassettes = ScriptedCassettes()  # loaded at run time
+        self.replaying = config.mode == "replay"
+        self.model: ModelWorker | None = None
+        if config.generates:
+            sampling = config.sampling or self.flavour.sampling
+            self.model = ModelWorker(sampling, context_length=config.context_length)
+        self.answers = AnswerCache()  # rendered template answers by raw body
+        self.ids = Ids()
+        self.timing = config.timing
+        self.timed = config.timing.enabled  # any pause can be non-zero
+        self.timing_rng = random.Random(config.timing_seed)  # draws of the timing pauses
+        self.fail_counter = FailCounter()  # fail-first attempts per key
+        self.scripted_faults = ScriptedFaults()  # rules added at run time
+        self.may_fault = bool(config.fault_rules or config.defects)  # without a header
+
+    def fault_for(self, request: web.Request, model: str | None) -> Fault | None:
+        """The fault injected into this valid request (for ``model``, None where the route
+        has none): a status fault is raised as its error, a mid-stream fault returned."""
+        scripted, header = self.scripted_faults.rules, request.headers.get(FAULT_HEADER)
+        if not (self.may_fault or scripted or header is not None):
+            return None  # the common case: nothing can inject a fault
+        fault = select_fault(
+            header,
+            request.headers.get(FAULT_KEY_HEADER),
+            scripted + self.config.fault_rules,
+            self.fail_counter,
+            path=request.path,
+            prefix=self.config.prefix,
+            model=model,
+        )
+        fault = cast("Fault | None", self.defects.apply("fault", fault))
+        if fault is not None and not fault.mid_stream:
+            raise status_error(fault)
+        return fault
