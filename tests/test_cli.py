@@ -206,6 +206,25 @@ def test_dialect_still_sets_the_sampling_with_a_deprecation_warning(capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_export_model_is_a_subcommand_with_its_own_help():
+    done = chatcompat("export-model", "--help")
+    assert done.returncode == 0
+    assert "--format {hf,gguf}" in done.stdout
+    assert "--seed SEED" in done.stdout
+    missing = chatcompat("export-model", "out")
+    assert missing.returncode == 2
+    assert "the following arguments are required: --format" in missing.stderr
+
+
+def test_export_model_writes_the_gguf_file(tmp_path, capsys):
+    from chatcompat.cli import main
+
+    out = tmp_path / "m.gguf"
+    assert main(["export-model", "--format", "gguf", str(out)]) == 0
+    assert capsys.readouterr().out == f"wrote gguf export of seed 0 to {out}\n"
+    assert out.read_bytes()[:4] == b"GGUF"
+
+
 async def crashes(ctx):
     """Raises what no check should."""
     raise KeyError("choices")
