@@ -27,8 +27,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from conformance import CHECKS, Check
-from conformance._registry import GROUPS
+from conformance import CHECKS, GROUPS, Check
 from mockserver import DEFECTS, FLAVOURS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import CHECKS, Endpoint, run
-from conformance._profiles import load_profile
+from conformance import CHECKS, Endpoint, load_profile, run
 from mockserver import DEFECTS, FLAVOURS
 
 KEY = "sk-kill-matrix"
