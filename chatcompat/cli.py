@@ -55,20 +55,37 @@ def parser() -> argparse.ArgumentParser:
     mock_cli.add_record_arguments(record)
     record.set_defaults(run=mock_cli.run_record)
     export = commands.add_parser(
-        "export-model", add_help=False, help="write the reference model for real engines"
+        "export-model",
+        help="write the reference model for real engines",
+        description="Export the seeded reference model (Llama 3 architecture, small) as a HF "
+        "directory or a GGUF file (needs the reference extra: torch).",
     )
-    export.set_defaults(run=None)
+    export.add_argument("--format", choices=("hf", "gguf"), required=True)
+    export.add_argument("--seed", type=int, default=0, help="weights seed (default 0)")
+    export.add_argument("path", help="output directory (hf) or file (gguf)")
+    export.set_defaults(run=_export_model)
     return top
+
+
+def _export_model(args: argparse.Namespace) -> int:
+    """``chatcompat export-model``: write the model (0), or say why it cannot (2)."""
+    try:
+        from reference_model import export_model
+    except ImportError as exc:
+        print(
+            f"chatcompat export-model: the reference model could not be imported ({exc}); "
+            "install the optional extra with pinned torch: "
+            "pip install -c constraints.txt 'chatcompat[reference]'",
+            file=sys.stderr,
+        )
+        return 2
+    out = export_model(args.format, args.path, seed=args.seed)
+    print(f"wrote {args.format} export of seed {args.seed} to {out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``chatcompat`` console script."""
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["export-model"]:
-        from reference_model.cli import export_main
-
-        exported: int = export_main(argv[1:])
-        return exported
-    args = parser().parse_args(argv)
+    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     code: int = args.run(args)
     return code

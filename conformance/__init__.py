@@ -7,7 +7,6 @@ from conformance._http import Endpoint, Exchange
 from conformance._outcome import (
     CheckFailed,
     CheckSkipped,
-    CheckWarning,
     Crash,
     Outcome,
     Status,
@@ -35,7 +34,6 @@ __all__ = [
     "Check",
     "CheckFailed",
     "CheckSkipped",
-    "CheckWarning",
     "Context",
     "Crash",
     "Endpoint",

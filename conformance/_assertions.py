@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 from conformance._http import Exchange
@@ -10,15 +11,20 @@ from conformance._outcome import CheckFailed
 from conformance._sse import Event, parse_events
 
 __all__ = [
+    "ANSWERED",
+    "REFUSED",
     "chunks_of",
     "envelope_problem",
     "is_prompt_filter_chunk",
     "json_body",
+    "require_choices",
     "require_refused",
     "require_status",
+    "require_status_in",
 ]
 
 REFUSED = (400, 422)  # statuses refusing an invalid request (422: FastAPI-based servers, vLLM)
+ANSWERED = range(100, 500)  # any answer but a server error
 
 
 def require_status(exchange: Exchange, *expected: int) -> None:
@@ -30,6 +36,21 @@ def require_status(exchange: Exchange, *expected: int) -> None:
             "unexpected status",
             expected=" or ".join(map(str, expected)),
             received=str(exchange.status),
+            exchange=exchange,
+        )
+
+
+def require_status_in(
+    what: str, exchange: Exchange, accepted: Collection[int], expected: str
+) -> None:
+    """Fail with the message ``what`` unless the exchange got one of the ``accepted`` statuses
+    (``range(100, 500)``: any answer but a 5xx); the failure says ``expected`` and what came
+    instead, the status or the transport error."""
+    if exchange.status not in accepted:
+        raise CheckFailed(
+            what,
+            expected=expected,
+            received=str(exchange.status or exchange.error),
             exchange=exchange,
         )
 
@@ -57,7 +78,7 @@ def json_body(exchange: Exchange) -> Any:
 def is_prompt_filter_chunk(chunk: Any) -> bool:
     """Azure OpenAI's filter-only chunk: ``choices: []`` with ``prompt_filter_results`` and no
     usage (it leads Azure streams; the official SDKs skip it, clients indexing choices[0] break,
-    which no_empty_choices_unless_usage reports as a warning)."""
+    which no_prompt_filter_chunk reports as a warning)."""
     return (
         isinstance(chunk, dict)
         and chunk.get("choices") == []
@@ -92,6 +113,20 @@ def chunks_of(
             exchange=exchange,
         )
     return events, chunks
+
+
+def require_choices(what: str, exchange: Exchange) -> None:
+    """Fail with the message ``what`` unless the answer's body is JSON with a non-empty choices
+    list (a chat completion, as far as a client's choices[0] goes)."""
+    body = json_body(exchange)
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not isinstance(choices, list) or not choices:
+        raise CheckFailed(
+            what,
+            expected="a chat.completion with choices",
+            received=exchange.body.decode("utf-8", "replace")[:200],
+            exchange=exchange,
+        )
 
 
 def envelope_problem(body: Any) -> str | None:

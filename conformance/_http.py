@@ -61,7 +61,8 @@ class Exchange:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     error: str | None = None  # transport trouble: refused, reset, stalled, too large
-    elapsed: float = 0.0
+    elapsed: float = 0.0  # seconds from sending to the answer's end (or to the trouble)
+    timed_out: bool = False  # the endpoint's timeout passed before the answer was whole
 
     @property
     def content_type(self) -> str:
@@ -176,6 +177,7 @@ async def send(
     except TimeoutError:
         waited = time.monotonic() - started
         exchange.error = f"timed out after {waited:.1f} s (stalled or too slow)"
+        exchange.timed_out = True
     except aiohttp.ClientPayloadError as exc:
         exchange.error = f"answer cut short: {exc}"
     except aiohttp.ClientError as exc:

@@ -1,9 +1,10 @@
 """How a check ends: the statuses, the exceptions a check raises to end other than by passing,
 and the typed :class:`Outcome` the reports read (message, expected, received, exchange, crash).
 
-A check passes by returning. It ends otherwise by raising :class:`CheckFailed` (a requirement is
-not met), :class:`CheckWarning` (a recommendation is not met), :class:`CheckSkipped` (it does not
-apply); anything else it raises is a crash of the check itself, status ``error``.
+A check passes by returning. It ends otherwise by raising :class:`CheckFailed` (its requirement
+is not met: status ``failed`` for a ``must`` check, ``warning`` for a ``should`` one, as the check
+declares) or :class:`CheckSkipped` (it does not apply); anything else it raises is a crash of the
+check itself, status ``error``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 __all__ = [
     "CheckFailed",
     "CheckSkipped",
-    "CheckWarning",
     "Crash",
     "Outcome",
     "Status",
@@ -59,13 +59,6 @@ class CheckFailed(AssertionError):
 
     def __str__(self) -> str:
         return "\n".join(_lines(self.message, self.expected, self.received, self.exchange))
-
-
-class CheckWarning(CheckFailed):
-    """A recommendation (SHOULD) is not met; the run still passes.
-
-    Prefer declaring ``severity="should"`` on a check of its own and raising CheckFailed there;
-    a raise of CheckWarning inside a ``must`` check is the older way of saying the same."""
 
 
 class CheckSkipped(Exception):
@@ -161,9 +154,9 @@ def _lines(
 def outcome_of(exc: BaseException | None, severity: Severity) -> Outcome:
     """How a check of ``severity`` ended, from what it raised (None: it returned).
 
-    The one place statuses are decided: CheckSkipped is ``skipped``; CheckWarning, or
-    CheckFailed in a ``should`` check, is ``warning``; CheckFailed in a ``must`` check is
-    ``failed``; any other exception is ``error``, with the exception as a :class:`Crash`.
+    The one place statuses are decided: CheckSkipped is ``skipped``; CheckFailed is ``failed``
+    in a ``must`` check and ``warning`` in a ``should`` one (the severity the check declares);
+    any other exception is ``error``, with the exception as a :class:`Crash`.
     (The runner makes a check's own time limit and the run's deadline ``failed``: they are the
     endpoint's slowness.)"""
     if exc is None:
@@ -171,9 +164,8 @@ def outcome_of(exc: BaseException | None, severity: Severity) -> Outcome:
     if isinstance(exc, CheckSkipped):
         return Outcome(Status.SKIPPED, str(exc))
     if isinstance(exc, CheckFailed):
-        warn = isinstance(exc, CheckWarning) or severity == "should"
         return Outcome(
-            Status.WARNING if warn else Status.FAILED,
+            Status.WARNING if severity == "should" else Status.FAILED,
             exc.message,
             exc.expected,
             exc.received,

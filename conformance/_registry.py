@@ -1,7 +1,10 @@
 """The check registry: one small async function per check, registered by decorator.
 
 The function's name is the check's id, its config key and its name in reports; its docstring's
-first line is its description.
+first line is its description. Each check states one requirement and declares its severity:
+``must`` (not met: the check fails) or ``should`` (not met: a warning). A requirement with both
+levels is two checks, one of each (JSON-Schema-Test-Suite and h2spec quote MUST or SHOULD per
+case the same way).
 """
 
 from __future__ import annotations
@@ -13,12 +16,22 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from conformance._context import Context
 
-__all__ = ["CAPABILITIES", "CHECKS", "GROUPS", "Check", "CheckFunc", "Severity", "check"]
+__all__ = [
+    "CAPABILITIES",
+    "CHECKS",
+    "GROUPS",
+    "SEVERITIES",
+    "Check",
+    "CheckFunc",
+    "Severity",
+    "check",
+]
 
 # What a check's CheckFailed means: "must" -> status failed (the run fails), "should" -> status
 # warning (the run passes); see conformance._outcome.outcome_of. A requirement with both levels
 # is two checks, one of each severity.
 Severity = Literal["must", "should"]
+SEVERITIES: tuple[Severity, ...] = ("must", "should")
 CheckFunc = Callable[["Context"], Awaitable[None]]
 GROUPS = (
     "stream",
@@ -65,11 +78,17 @@ CHECKS: dict[str, Check] = {}
 
 
 def check(
-    *, group: str, severity: Severity = "must", capability: str = "core"
+    *, group: str, severity: Severity, capability: str = "core"
 ) -> Callable[[CheckFunc], CheckFunc]:
-    """Register the decorated function as a check whose id is its name."""
+    """Register the decorated function as a check whose id is its name, in ``group``, of the
+    declared ``severity``, run when the endpoint claims ``capability``.
+
+    Raises ValueError for an unknown group, severity or capability, a name registered twice
+    or a function without a docstring."""
     if group not in GROUPS:
         raise ValueError(f"unknown group {group!r}; expected one of {GROUPS}")
+    if severity not in SEVERITIES:
+        raise ValueError(f"unknown severity {severity!r}; expected one of {SEVERITIES}")
     if capability not in CAPABILITIES:
         raise ValueError(f"unknown capability {capability!r}; expected one of {CAPABILITIES}")
 

@@ -10,8 +10,7 @@ from .chat_format import (
     tool_call_frame,
     tool_call_text,
 )
-from .cli import export_main
-from .export import export_gguf, export_hf
+from .export import export_gguf, export_hf, export_model
 from .generate import CallPiece, Generation, GenerationRequest, Step, ToolCall, generate
 from .load import load_hf
 from .model import ModelArgs, Transformer
@@ -51,7 +50,7 @@ __all__ = [
     "encode_dialog",
     "export_gguf",
     "export_hf",
-    "export_main",
+    "export_model",
     "generate",
     "generation_request",
     "init_model",

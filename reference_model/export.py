@@ -16,16 +16,16 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
 from .chat_format import CHAT_TEMPLATE
 from .model import ModelArgs, Transformer
-from .tokenizer import LLAMA3_PATTERN, SPECIAL_TOKENS, Tokenizer
+from .tokenizer import LLAMA3_PATTERN, SPECIAL_TOKENS, Tokenizer, default_tokenizer
 
-__all__ = ["export_gguf", "export_hf", "gguf_tensors", "hf_config", "hf_state_dict"]
+__all__ = ["export_gguf", "export_hf", "export_model", "gguf_tensors", "hf_config", "hf_state_dict"]
 
 
 def hf_state_dict(model: Transformer) -> dict[str, Tensor]:
@@ -315,3 +315,15 @@ def export_gguf(model: Transformer, tokenizer: Tokenizer, path: str | Path) -> P
     w.write_tensors_to_file()
     w.close()
     return out
+
+
+def export_model(fmt: Literal["hf", "gguf"], path: str | Path, *, seed: int = 0) -> Path:
+    """Build the reference model of ``seed`` (``build_model``) and write it as ``fmt``: a HF
+    directory (:func:`export_hf`) or a GGUF file (:func:`export_gguf`) at ``path``; returns
+    the path written. ``chatcompat export-model`` runs this."""
+    from .weights import build_model
+
+    model, tokenizer = build_model(seed), default_tokenizer()
+    if fmt == "hf":
+        return export_hf(model, tokenizer, path)
+    return export_gguf(model, tokenizer, path)

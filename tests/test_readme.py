@@ -27,6 +27,14 @@ def test_readme_tables_match_the_registries():
     assert readme_tables.drift(README) == "", "README.md drifted: python scripts/readme_tables.py"
 
 
+def test_the_prose_counts_the_checks_by_severity():
+    text = README.read_text("utf-8")
+    must = sum(c.severity == "must" for c in CHECKS.values())
+    assert f"Each of\nthe {len(CHECKS)} checks" in text
+    assert f"a MUST ({must} checks:" in text
+    assert f"a SHOULD ({len(CHECKS) - must}:" in text
+
+
 def test_every_check_and_every_defect_has_a_row():
     tables = readme_tables.tables()
     assert sorted(first_cells(tables["checks"].splitlines())) == sorted(CHECKS)

@@ -1,37 +1,46 @@
-"""The checks, one module per group; importing this package registers them all."""
+"""The checks, in modules by group (a large group in several); importing this package
+registers them all."""
 
 from __future__ import annotations
 
 from conformance._checks import (
+    abuse,
     errors,
     json,
     logprobs,
     models,
     n,
+    parameters,
     properties,
     reference,
+    refusals,
     response,
     sampling,
     schemathesis_run,
     seed,
     stream,
+    tool_streams,
     tools,
     usage,
 )
 
 __all__ = [
+    "abuse",
     "errors",
     "json",
     "logprobs",
     "models",
     "n",
+    "parameters",
     "properties",
     "reference",
+    "refusals",
     "response",
     "sampling",
     "schemathesis_run",
     "seed",
     "stream",
+    "tool_streams",
     "tools",
     "usage",
 ]

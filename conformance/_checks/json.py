@@ -66,10 +66,15 @@ def _answer(exchange: Exchange, stream: bool) -> tuple[Any, Any]:
     return (choices[0].get("message") or {}).get("content"), choices[0].get("finish_reason")
 
 
-@check(group="json", capability="json")
+@check(group="json", severity="must", capability="json")
 async def rf_json(ctx: Context) -> None:
-    """json_object answers parse; json_schema answers validate, streamed too; a bad
-    response_format gets 400."""
+    """json_object answers parse and json_schema answers validate; bad formats get 400.
+    json_object answers parse as a JSON object; json_schema answers validate against the schema
+    (draft 2020-12), plain and as joined stream deltas; an unknown response_format type and an
+    invalid schema get 400.
+
+    Clients parse these answers without a retry loop (the SDKs' parse helpers, structured
+    output in agents); an answer that does not parse fails the whole call."""
     refused = await asyncio.gather(*(ctx.chat(_request(ctx, rf)) for _, rf in _REFUSED))
     for (what, _), exchange in zip(_REFUSED, refused, strict=True):
         require_refused(what, exchange)

@@ -1,9 +1,9 @@
 """Logprobs checks (group "logprobs").
 
-``top_logprobs=k`` must give exactly k alternatives per token (vLLM and SGLang assert ``==``).
-OpenAI documents that "in some cases, the number of returned tokens may be fewer than
-requested", so a few short lists are only a warning; every list short (or any list long) fails:
-that is a dropped parameter or an off-by-one.
+``top_logprobs=k`` gives k alternatives per token (vLLM and SGLang assert ``==``). OpenAI
+documents that "in some cases, the number of returned tokens may be fewer than requested", so
+some short lists break a recommendation (lp_count_every_token); every list short, or any list
+long, breaks the requirement (lp_count): that is a dropped parameter or an off-by-one.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from conformance._assertions import chunks_of, json_body, require_refused, require_status
 from conformance._context import Context
 from conformance._http import Exchange
-from conformance._outcome import CheckFailed, CheckWarning
+from conformance._outcome import CheckFailed, CheckSkipped
 from conformance._registry import check
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "joined_tokens",
     "logprobs_request",
     "lp_count",
+    "lp_count_every_token",
     "lp_shape",
     "lp_stream",
 ]
@@ -147,9 +148,15 @@ def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-@check(group="logprobs", capability="logprobs")
+@check(group="logprobs", severity="must", capability="logprobs")
 async def lp_shape(ctx: Context) -> None:
-    """logprobs.content holds chat-shaped entries (logprob <= 0) whose tokens spell the text."""
+    """logprobs.content holds chat-shaped entries (logprob <= 0) whose tokens spell the text.
+    logprobs.content (not the completions shape) holds {token, logprob <= 0, bytes: [int] or null,
+    top_logprobs: [{token, logprob, bytes}]} entries whose bytes (else tokens) spell the message
+    content, trailing special tokens aside.
+
+    The SDKs type the chat shape; the completions shape (tokens, token_logprobs) is another
+    endpoint's, and tokens that do not spell the text cannot be mapped back to it."""
     exchange = await greedy_logprobs(ctx)
     choice = _choice(exchange)
     entries = entries_of(exchange, choice.get("logprobs"))
@@ -171,21 +178,31 @@ async def lp_shape(ctx: Context) -> None:
         )
 
 
-@check(group="logprobs", capability="logprobs")
+def _counts(exchange: Exchange) -> list[int]:
+    """The number of top_logprobs alternatives of each token of a logprobs answer."""
+    entries = entries_of(exchange, _choice(exchange).get("logprobs"))
+    return [len(e["top_logprobs"]) for e in entries]
+
+
+@check(group="logprobs", severity="must", capability="logprobs")
 async def lp_count(ctx: Context) -> None:
-    """top_logprobs=k gives k alternatives, 0 gives [], above 20 gets 400, logprobs=false null."""
+    """top_logprobs=k gives k alternatives, 0 gives [], above 20 gets 400, logprobs=false null.
+    top_logprobs 3 gives 3 alternatives for at least one token and more for none, 0 gives [] for
+    every token, 21 gets 400 (or 422), logprobs false gives logprobs null or no key.
+
+    Every list short, or any list long, is a parameter dropped or read off by one; a few short
+    lists are lp_count_every_token's (a recommendation: OpenAI says there may be fewer)."""
     exchange, zero, too_many, off = await asyncio.gather(
         greedy_logprobs(ctx),
         ctx.chat(logprobs_request(ctx, top_logprobs=0)),
         ctx.chat(logprobs_request(ctx, top_logprobs=MAX_TOP_LOGPROBS + 1)),
         ctx.chat(logprobs_request(ctx, logprobs=False, top_logprobs=None)),
     )
-    entries = entries_of(exchange, _choice(exchange).get("logprobs"))
-    if not entries:
+    counts = _counts(exchange)
+    if not counts:
         raise CheckFailed(
             "logprobs=true gave no entries", expected="one entry per token", exchange=exchange
         )
-    counts = [len(e["top_logprobs"]) for e in entries]
     if max(counts) != LP_TOP:  # any list too long, or every list short
         raise CheckFailed(
             f"top_logprobs={LP_TOP} gave the wrong number of alternatives",
@@ -214,8 +231,23 @@ async def lp_count(ctx: Context) -> None:
             received=json.dumps(logprobs)[:200],
             exchange=off,
         )
+
+
+@check(group="logprobs", severity="should", capability="logprobs")
+async def lp_count_every_token(ctx: Context) -> None:
+    """top_logprobs=k gives k alternatives for every token.
+    top_logprobs 3 gives 3 alternatives for each token of the answer, none short.
+
+    OpenAI documents that "in some cases, the number of returned tokens may be fewer than
+    requested", so a short list is allowed; but vLLM and SGLang give exactly k, and tools that
+    read k alternatives per token (confidence scores, entropy over the top k) assume whole
+    lists."""
+    exchange = await greedy_logprobs(ctx)
+    counts = _counts(exchange)
+    if not counts:
+        raise CheckSkipped("inconclusive: the answer has no logprobs entries (lp_count reports it)")
     if min(counts) < LP_TOP:
-        raise CheckWarning(
+        raise CheckFailed(
             f"top_logprobs={LP_TOP} gave fewer alternatives for some tokens",
             expected=f"{LP_TOP} per token",
             received=f"per token: {counts}",
@@ -223,9 +255,13 @@ async def lp_count(ctx: Context) -> None:
         )
 
 
-@check(group="logprobs", capability="logprobs")
+@check(group="logprobs", severity="must", capability="logprobs")
 async def lp_stream(ctx: Context) -> None:
-    """Every streamed chunk with text carries logprobs that spell the streamed text."""
+    """Every streamed chunk with text carries logprobs that spell the streamed text.
+    Each chunk of a logprobs stream whose delta has text carries logprobs.content entries, and all
+    of them together spell the streamed text.
+
+    Clients that show token confidence while streaming read each chunk's logprobs with its text."""
     body = logprobs_request(ctx, stream=True)
     exchange = await ctx.shared("logprobs:stream", lambda: ctx.chat(body))
     _, chunks = chunks_of(exchange)

@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 
 from conformance._assertions import envelope_problem, json_body, require_status
 from conformance._context import Context
-from conformance._outcome import CheckFailed, CheckWarning
+from conformance._http import Exchange
+from conformance._outcome import CheckFailed
 from conformance._registry import check
 
-__all__ = ["models_list"]
+__all__ = ["model_under_test_listed", "models_list"]
 
 
-@check(group="models")
+def _listing(ctx: Context) -> Awaitable[Exchange]:
+    """GET /models, sent once per run."""
+    return ctx.shared("models:list", lambda: ctx.send("GET", "/models"))
+
+
+@check(group="models", severity="must")
 async def models_list(ctx: Context) -> None:
-    """GET /models lists models; GET /models/{id} returns a listed one and 404 for others."""
-    listing = await ctx.send("GET", "/models")
+    """GET /models lists models; GET /models/{id} returns a listed one and 404 for others.
+    GET /models validates against the model list schema and lists at least one model, GET
+    /models/{id} of the first returns that model, and an unknown id gets 404 in the error
+    envelope.
+
+    Clients read the list to offer the models (Open WebUI's model picker, the SDKs'
+    models.list) and GET /models/{id} to look one up (models.retrieve)."""
+    listing = await _listing(ctx)
     require_status(listing, 200)
     body = json_body(listing)
     error = ctx.validate("model-list", body)
@@ -53,10 +66,25 @@ async def models_list(ctx: Context) -> None:
             received=error,
             exchange=missing,
         )
+
+
+@check(group="models", severity="should")
+async def model_under_test_listed(ctx: Context) -> None:
+    """GET /models lists the model under test.
+    The model the run sends its requests to is one of the ids GET /models lists.
+
+    A server may answer a model it does not list (an alias, llama.cpp's one model under any
+    name), but clients that offer the models of the list (Open WebUI's model picker) do not
+    offer it."""
+    listing = await _listing(ctx)
+    require_status(listing, 200)
+    body = json_body(listing)
+    data = body.get("data") if isinstance(body, dict) else None
+    ids = [m.get("id") for m in data if isinstance(m, dict)] if isinstance(data, list) else []
     if ctx.endpoint.model not in ids:
-        raise CheckWarning(
+        raise CheckFailed(
             f"the model under test {ctx.endpoint.model!r} is not listed",
             expected=f"{ctx.endpoint.model!r} among the listed ids",
-            received=", ".join(ids[:10]),
+            received=", ".join(map(str, ids[:10])) or "no ids",
             exchange=listing,
         )

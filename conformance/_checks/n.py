@@ -42,9 +42,14 @@ def _usage(exchange: Exchange) -> dict[str, Any] | None:
     return usage if isinstance(usage, dict) else None
 
 
-@check(group="n", capability="n")
+@check(group="n", severity="must", capability="n")
 async def n_nonstream(ctx: Context) -> None:
-    """n=3 gives three choices indexed 0..2 that differ; usage sums them, the prompt once."""
+    """n=3 gives three choices indexed 0..2 that differ; usage sums them, the prompt once.
+    n 3 at temperature 1 gives 3 choices indexed 0..2, not all equal; completion_tokens sums the
+    choices and prompt_tokens counts the prompt once.
+
+    Clients use n for best-of sampling and self-consistency: copies of one sample, or a missing
+    choice, defeat it."""
     exchange = await ctx.shared("n:nonstream", lambda: ctx.chat(_sampled(ctx, n=N)))
     require_status(exchange, 200)
     body = json_body(exchange)
@@ -98,9 +103,13 @@ async def n_nonstream(ctx: Context) -> None:
         )
 
 
-@check(group="n", capability="n")
+@check(group="n", severity="must", capability="n")
 async def n_stream(ctx: Context) -> None:
-    """A stream with n=3 gives each index a role chunk, content and one finish, under one id."""
+    """A stream with n=3 gives each index a role chunk, content and one finish, under one id.
+    Each choice index 0..2 gets a role chunk, content and exactly one finish chunk, and every chunk
+    shares one id, created and model.
+
+    Clients route the chunks of an n > 1 stream to their choice by index."""
     exchange = await ctx.shared("n:stream", lambda: ctx.chat(_sampled(ctx, n=N, stream=True)))
     chunks = complete_chunks(exchange)
     indices = by_index(chunks)

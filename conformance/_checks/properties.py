@@ -241,10 +241,11 @@ def _key(body: Any) -> str:
     return json.dumps(body, sort_keys=True)
 
 
-@check(group="property")
+@check(group="property", severity="must")
 async def prop_valid_requests(ctx: Context) -> None:
-    """Valid requests drawn by hypothesis (short, max_tokens <= 16, n <= 2) get 200 and a
-    schema-valid answer, JSON or stream."""
+    """Valid requests drawn by hypothesis get 200 and a schema-valid answer, JSON or stream.
+    Any mix of the standard parameters, short messages, max_tokens <= 16, n <= 2, streamed or
+    not: each gets 200 and an answer that validates, a stream event by event with [DONE] last."""
     capabilities = ctx.endpoint.capabilities
     options: dict[str, Any] = {
         "max_n": 2 if "n" in capabilities else 1,
@@ -295,10 +296,11 @@ def rejection_problem(ctx: Context, name: str, exchange: Exchange) -> CheckFaile
     )
 
 
-@check(group="property")
+@check(group="property", severity="must")
 async def prop_invalid_requests(ctx: Context) -> None:
-    """Valid requests broken by one mutation (out-of-range or wrong-typed parameters, bad
-    messages) get 4xx with the error envelope: never 5xx, never 200."""
+    """Valid requests broken by one mutation get 4xx in the error envelope, never 5xx or 200.
+    The mutations: an out-of-range or wrong-typed temperature, top_p, n, max_tokens, penalty,
+    top_logprobs or logit_bias value; 5 stops; messages missing, empty or with a bad role."""
     judged = JudgedRequests()
     mutations = strategies.MUTATIONS
     # Every row of the table is tried: the examples are shared out among them.

@@ -39,9 +39,11 @@ async def _oracle(ctx: Context) -> Any:
     return await asyncio.to_thread(load_oracle, ctx.endpoint.reference)
 
 
-@check(group="sampling", capability="reference")
+@check(group="sampling", severity="must", capability="reference")
 async def ref_greedy_chain(ctx: Context) -> None:
-    """At temperature 0 the answer is the reference model's greedy chain, token for token."""
+    """At temperature 0 the answer is the reference model's greedy chain, token for token.
+    With --reference: the temperature-0 answer is, token for token, the greedy chain of the
+    exported model the endpoint serves."""
     oracle = await _oracle(ctx)
     body = ctx.request(temperature=0, max_tokens=GREEDY_TOKENS)
     exchange = await ctx.chat(body)
@@ -65,9 +67,11 @@ def _entry_id(oracle: Any, entry: dict[str, Any]) -> int | None:
     return token
 
 
-@check(group="sampling", capability="reference")
+@check(group="sampling", severity="must", capability="reference")
 async def ref_logprobs(ctx: Context) -> None:
-    """Returned logprobs (sampled and top) equal the reference model's raw logprobs."""
+    """Returned logprobs (sampled and top) equal the reference model's raw logprobs.
+    With --reference: the sampled and top logprobs equal the raw log-softmax of the exported model
+    within 0.02 nats."""
     oracle = await _oracle(ctx)
     body = ctx.request(temperature=0, max_tokens=12, logprobs=True, top_logprobs=5)
     exchange = await ctx.chat(body)
@@ -119,9 +123,14 @@ async def _samples(ctx: Context, body: dict[str, Any], count: int) -> tuple[Coun
     return counts, exchange
 
 
-@check(group="sampling", capability="reference")
+@check(group="sampling", severity="must", capability="reference")
 async def ref_sampling_fit(ctx: Context) -> None:
-    """Sampled first tokens fit the reference sampler's distribution, parameter by parameter."""
+    """Sampled first tokens fit the reference sampler's distribution, parameter by parameter.
+    With --reference: for nine first-token cases (temperature, top_k, top_p, min_p, min_p with
+    top_p, temperature with top_p, repetition, frequency + presence, a logit_bias ban) the sampled
+    tokens never fall outside the set the claimed sampling semantics allows, and their frequencies
+    fit its distribution (Pearson chi-square, family-wise alpha 0.001, Bonferroni over the
+    cases)."""
     oracle = await _oracle(ctx)
     sampling, samples = ctx.endpoint.sampling, ctx.endpoint.reference_samples
     alpha = ALPHA / len(SAMPLING_CASES)

@@ -1,4 +1,6 @@
-"""Response shape and request acceptance checks (group "response")."""
+"""Response shape and request acceptance checks (group "response"): the answer's schema and
+content, the standard parameters, content parts, history. Stop strings, logit_bias and the
+extra sampling fields are in conformance._checks.parameters, which shares the helpers here."""
 
 from __future__ import annotations
 
@@ -7,28 +9,40 @@ import json
 from collections.abc import Awaitable
 from typing import Any
 
-from conformance._assertions import chunks_of, json_body, require_refused, require_status
+from conformance._assertions import chunks_of, json_body, require_status, require_status_in
 from conformance._context import WEATHER_TOOL, Context
 from conformance._http import Exchange
-from conformance._outcome import CheckFailed, CheckSkipped, CheckWarning
+from conformance._outcome import CheckFailed, CheckSkipped
 from conformance._registry import check
 
 __all__ = [
+    "COUNT_PROMPT",
+    "GREEDY_MAX_TOKENS",
     "accept_std_params",
     "content_nullability",
     "content_parts",
-    "ext_sampling",
+    "counting",
+    "first_choice",
+    "greedy_counting",
     "history_null_content",
-    "logit_bias",
     "max_completion_tokens",
+    "message_content",
+    "no_text_beside_tool_calls",
+    "require_greedy_answer",
     "resp_schema",
-    "stop",
+    "skip_unless_deterministic",
+    "streamed_text",
 ]
 
 
-@check(group="response")
+@check(group="response", severity="must")
 async def resp_schema(ctx: Context) -> None:
-    """A non-stream answer is a chat.completion that validates, with choices[i].index == i."""
+    """A non-stream answer is a chat.completion that validates, with choices[i].index == i.
+    The run's basic answer is application/json, validates against chat.completion at the run's
+    schema level, and choice i has index i and message.role "assistant".
+
+    The SDKs parse answers into typed objects; a field of the wrong type or a missing one fails
+    there, before the user sees any text."""
     exchange = await ctx.completion()
     require_status(exchange, 200)
     if exchange.content_type != "application/json":
@@ -65,32 +79,32 @@ async def resp_schema(ctx: Context) -> None:
 
 
 # Request acceptance and shaping: content nullability, standard parameters, content parts,
-# history, stop, logit_bias, the extra sampling parameters.
+# history; and the helpers conformance._checks.parameters shares.
 
-_COUNT_PROMPT = "Count from 1 to 30, separated by spaces."
-_GREEDY_MAX_TOKENS = 48
+COUNT_PROMPT = "Count from 1 to 30, separated by spaces."
+GREEDY_MAX_TOKENS = 48
 
 
-def _counting(ctx: Context, content: Any = _COUNT_PROMPT, **overrides: Any) -> dict[str, Any]:
+def counting(ctx: Context, content: Any = COUNT_PROMPT, **overrides: Any) -> dict[str, Any]:
     """A temperature-0 request whose answer is long enough to cut and to compare."""
     body = ctx.request(
         messages=[{"role": "user", "content": content}],
         temperature=0,
         seed=1234,
-        max_tokens=_GREEDY_MAX_TOKENS,
+        max_tokens=GREEDY_MAX_TOKENS,
     )
     body.update(overrides)
     return body
 
 
-def _greedy(ctx: Context, again: bool = False) -> Awaitable[Exchange]:
+def greedy_counting(ctx: Context, again: bool = False) -> Awaitable[Exchange]:
     """The run's temperature-0 counting answer (``again``: a second one, to tell whether the
     endpoint is deterministic at temperature 0)."""
     key = "response:greedy-again" if again else "response:greedy"
-    return ctx.shared(key, lambda: ctx.chat(_counting(ctx)))
+    return ctx.shared(key, lambda: ctx.chat(counting(ctx)))
 
 
-def _choice(exchange: Exchange) -> dict[str, Any]:
+def first_choice(exchange: Exchange) -> dict[str, Any]:
     """The first choice of a 200 non-stream answer, or a failure saying why there is none."""
     require_status(exchange, 200)
     if exchange.error:
@@ -110,12 +124,12 @@ def _choice(exchange: Exchange) -> dict[str, Any]:
     return first
 
 
-def _content(exchange: Exchange) -> Any:
+def message_content(exchange: Exchange) -> Any:
     """choices[0].message.content of a 200 non-stream answer."""
-    return (_choice(exchange).get("message") or {}).get("content")
+    return (first_choice(exchange).get("message") or {}).get("content")
 
 
-def _streamed(exchange: Exchange) -> tuple[str, Any]:
+def streamed_text(exchange: Exchange) -> tuple[str, Any]:
     """The joined content deltas of choice 0 of a stream up to its finish, and its
     finish_reason (what comes after the finish is nothing_after_finish's business)."""
     _, chunks = chunks_of(exchange)
@@ -131,34 +145,62 @@ def _streamed(exchange: Exchange) -> tuple[str, Any]:
     return text, None
 
 
-async def _deterministic(ctx: Context) -> None:
+async def skip_unless_deterministic(ctx: Context) -> None:
     """Skip, as inconclusive, when two temperature-0 answers to one request differ."""
-    first, second = await asyncio.gather(_greedy(ctx), _greedy(ctx, again=True))
-    if _content(first) != _content(second):
+    first, second = await asyncio.gather(greedy_counting(ctx), greedy_counting(ctx, again=True))
+    if message_content(first) != message_content(second):
         raise CheckSkipped(
             "inconclusive: two temperature-0 answers to the same request differ, so answers "
             "cannot be compared"
         )
 
 
-@check(group="response")
+def _tools_answer(ctx: Context) -> Awaitable[Exchange]:
+    """The run's non-stream answer to a tool_choice "required" request, sent once."""
+    body = ctx.request(
+        messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+        tools=[WEATHER_TOOL],
+        tool_choice="required",
+    )
+    return ctx.shared("response:tools", lambda: ctx.chat(body))
+
+
+def _messages(exchange: Exchange) -> list[tuple[int, dict[str, Any]]]:
+    """(position, message) of every choice of a 200 non-stream answer."""
+    require_status(exchange, 200)
+    choices = json_body(exchange).get("choices") or []
+    return [(p, c.get("message") or {}) for p, c in enumerate(choices) if isinstance(c, dict)]
+
+
+async def require_greedy_answer(ctx: Context, exchange: Exchange, message: str) -> None:
+    """Fail with ``message`` unless ``exchange`` answers as the run's temperature-0 counting
+    answer does; skip as inconclusive when the endpoint is not deterministic at temperature 0."""
+    content, expected = message_content(exchange), message_content(await greedy_counting(ctx))
+    if content != expected:
+        await skip_unless_deterministic(ctx)
+        raise CheckFailed(
+            message,
+            expected=repr(expected)[:300],
+            received=repr(content)[:300],
+            exchange=exchange,
+        )
+
+
+@check(group="response", severity="must")
 async def content_nullability(ctx: Context) -> None:
-    """message.content is a string, or null / "" when the message has tool_calls."""
+    """message.content is a string, or null / "" when the message has tool_calls.
+    Every message has a content key: a string, or beside tool_calls null or a string; with
+    tools claimed, a tool_choice "required" answer is looked at too.
+
+    Clients read message.content before anything else; a missing key or a non-string breaks
+    typed clients (the SDKs' models, TypeScript's string | null)."""
     exchanges = [await ctx.completion()]
     if "tools" in ctx.endpoint.capabilities:
-        body = ctx.request(
-            messages=[{"role": "user", "content": "What is the weather in Paris?"}],
-            tools=[WEATHER_TOOL],
-            tool_choice="required",
-        )
-        tools = await ctx.shared("response:tools", lambda: ctx.chat(body))
+        tools = await _tools_answer(ctx)
         if tools.status == 200:  # a refusal is the tools checks' business
             exchanges.append(tools)
-    warning: CheckWarning | None = None
     for exchange in exchanges:
-        require_status(exchange, 200)
-        for position, choice in enumerate(json_body(exchange).get("choices") or []):
-            message = choice.get("message") or {}
+        for position, message in _messages(exchange):
             if "content" not in message:
                 raise CheckFailed(
                     f"choices[{position}].message has no content key",
@@ -176,13 +218,6 @@ async def content_nullability(ctx: Context) -> None:
                         received=json.dumps(content)[:200],
                         exchange=exchange,
                     )
-                if content:
-                    warning = CheckWarning(
-                        f"choices[{position}].message has text beside its tool_calls",
-                        expected='content null or "" with tool_calls',
-                        received=repr(content[:200]),
-                        exchange=exchange,
-                    )
             elif not isinstance(content, str):
                 raise CheckFailed(
                     f"choices[{position}].message.content is not a string, and there are no "
@@ -191,8 +226,34 @@ async def content_nullability(ctx: Context) -> None:
                     received=json.dumps(content)[:200],
                     exchange=exchange,
                 )
-    if warning is not None:
-        raise warning
+
+
+@check(group="response", severity="should", capability="tools")
+async def no_text_beside_tool_calls(ctx: Context) -> None:
+    """A message with tool_calls has no text: content is null or "".
+    The tool_choice "required" answer's messages that carry tool_calls have content null or "".
+
+    OpenAI answers a call with content null. Servers whose tool parser leaves the model's words
+    (a preamble, the call's own markup) in content make clients that show content print it, and
+    clients that check content first take the answer for text."""
+    exchange = await _tools_answer(ctx)
+    if exchange.status != 200:
+        raise CheckSkipped(
+            f"inconclusive: the tool request got {exchange.status or exchange.error} "
+            "(the tools checks report it)"
+        )
+    calling = [(p, m) for p, m in _messages(exchange) if m.get("tool_calls")]
+    if not calling:
+        raise CheckSkipped("inconclusive: the answer has no tool call (tool_nonstream reports it)")
+    for position, message in calling:
+        content = message.get("content")
+        if content:
+            raise CheckFailed(
+                f"choices[{position}].message has text beside its tool_calls",
+                expected='content null or "" with tool_calls',
+                received=repr(content)[:200],
+                exchange=exchange,
+            )
 
 
 def _std_params(ctx: Context) -> dict[str, Any]:
@@ -215,14 +276,19 @@ def _without_max_tokens(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k != "max_tokens"}
 
 
-@check(group="response")
+@check(group="response", severity="must")
 async def accept_std_params(ctx: Context) -> None:
-    """n, penalties, logit_bias, stop, seed, user, parallel_tool_calls and
-    max_completion_tokens are accepted."""
+    """The standard parameters are accepted together in one request.
+    One request with n, presence_penalty, frequency_penalty, logit_bias, stop, seed, user and
+    max_completion_tokens (and parallel_tool_calls with tools) gets 200; on a refusal each is sent
+    alone to name the culprits.
+
+    Clients written for OpenAI send these (user to trace abuse, seed to reproduce an answer); a
+    server that refuses one refuses every request such a client makes."""
     params = _std_params(ctx)
     exchange = await ctx.chat(_without_max_tokens(ctx.request(**params)))
     if exchange.status == 200:
-        _choice(exchange)
+        first_choice(exchange)
         return
     rejected = []
     for name, value in params.items():  # find which ones, only when something was rejected
@@ -242,13 +308,19 @@ async def accept_std_params(ctx: Context) -> None:
     )
 
 
-@check(group="response")
+@check(group="response", severity="must")
 async def max_completion_tokens(ctx: Context) -> None:
-    """max_completion_tokens caps the answer like max_tokens; with both, one of them holds."""
+    """max_completion_tokens caps the answer like max_tokens; with both, one of them holds.
+    max_completion_tokens 5 ends the answer with finish_reason "length" in at most 5 completion
+    tokens; with max_tokens 3 as well, a 400 or an answer capped by one of them.
+
+    OpenAI deprecated max_tokens for max_completion_tokens (its reasoning models refuse
+    max_tokens), so clients written for it send only the new one; a server that ignores it runs to
+    its own limit."""
     limit = 5
-    body = _without_max_tokens(_counting(ctx, max_completion_tokens=limit))
+    body = _without_max_tokens(counting(ctx, max_completion_tokens=limit))
     exchange = await ctx.chat(body)
-    choice = _choice(exchange)
+    choice = first_choice(exchange)
     usage = json_body(exchange).get("usage") or {}
     spent = usage.get("completion_tokens") if isinstance(usage, dict) else None
     if choice.get("finish_reason") != "length" or (isinstance(spent, int) and spent > limit):
@@ -258,12 +330,12 @@ async def max_completion_tokens(ctx: Context) -> None:
             received=f"finish_reason {choice.get('finish_reason')!r}, completion_tokens {spent}",
             exchange=exchange,
         )
-    both = await ctx.chat(_counting(ctx, max_tokens=3, max_completion_tokens=6))
+    both = await ctx.chat(counting(ctx, max_tokens=3, max_completion_tokens=6))
     if both.status in (400, 422):
         return  # refusing the pair is allowed
     usage = json_body(both).get("usage") if both.status == 200 else None
     spent = usage.get("completion_tokens") if isinstance(usage, dict) else None
-    finish = _choice(both).get("finish_reason")
+    finish = first_choice(both).get("finish_reason")
     if finish != "length" or (isinstance(spent, int) and spent > 6):
         raise CheckFailed(
             "with max_tokens 3 and max_completion_tokens 6, neither capped the answer",
@@ -273,21 +345,19 @@ async def max_completion_tokens(ctx: Context) -> None:
         )
 
 
-@check(group="response")
+@check(group="response", severity="must")
 async def content_parts(ctx: Context) -> None:
-    """Content given as [{"type": "text"}] parts gives the same answer as a plain string."""
-    parts = [{"type": "text", "text": _COUNT_PROMPT}]
-    exchange = await ctx.chat(_counting(ctx, content=parts))
-    plain = await _greedy(ctx)
-    content, expected = _content(exchange), _content(plain)
-    if content != expected:
-        await _deterministic(ctx)
-        raise CheckFailed(
-            "the answer to text parts differs from the answer to the same plain string",
-            expected=repr(expected)[:300],
-            received=repr(content)[:300],
-            exchange=exchange,
-        )
+    """Content given as [{"type": "text"}] parts gives the same answer as a plain string.
+    At temperature 0, content given as text parts gives the answer the same text gives as a plain
+    string; inconclusive when two temperature-0 answers to one request differ.
+
+    Multimodal clients and frameworks send text as parts even when there is no image; a server
+    that refuses parts, or reads them otherwise, answers those clients differently."""
+    parts = [{"type": "text", "text": COUNT_PROMPT}]
+    exchange = await ctx.chat(counting(ctx, content=parts))
+    await require_greedy_answer(
+        ctx, exchange, "the answer to text parts differs from the answer to the same plain string"
+    )
 
 
 def _history(ctx: Context) -> dict[str, Any]:
@@ -321,144 +391,16 @@ def _history(ctx: Context) -> dict[str, Any]:
     )
 
 
-@check(group="response")
+@check(group="response", severity="must")
 async def history_null_content(ctx: Context) -> None:
-    """Assistant history messages with content null (beside tool_calls) or "" are accepted."""
+    """Assistant history messages with content null (beside tool_calls) or "" are accepted.
+    A history with assistant content null beside tool_calls and content "" (with tools claimed;
+    else an assistant "") gets 200.
+
+    Clients send back the assistant messages they got, and OpenAI's own tool-call messages have
+    content null."""
     exchange = await ctx.chat(_history(ctx))
-    if exchange.status != 200:
-        raise CheckFailed(
-            'a history with assistant content null / "" was refused',
-            expected="200",
-            received=str(exchange.status or exchange.error),
-            exchange=exchange,
-        )
-    _choice(exchange)
-
-
-def _stop_in(text: str) -> str | None:
-    """A stop string from the middle of ``text`` that spans token boundaries, or None."""
-    if len(text) < 16:
-        return None
-    start = len(text) // 2
-    stop = text[start : start + 6]
-    return stop if stop.strip() and text.find(stop) > 0 else None
-
-
-@check(group="response")
-async def stop(ctx: Context) -> None:
-    """A stop string ends the answer with "stop" and is left out, streamed too; > 4 stops: 400."""
-    greedy = await _greedy(ctx)
-    full = _content(greedy)
-    cut = _stop_in(full) if isinstance(full, str) else None
-    if cut is None:
-        raise CheckSkipped(f"inconclusive: the temperature-0 answer is too short: {full!r}")
-    expected = full[: full.find(cut)]
-    plain, streamed = await asyncio.gather(
-        ctx.chat(_counting(ctx, stop=[cut])), ctx.chat(_counting(ctx, stop=[cut], stream=True))
+    require_status_in(
+        'a history with assistant content null / "" was refused', exchange, (200,), "200"
     )
-    plain_choice = _choice(plain)
-    answers = [
-        (
-            plain,
-            (plain_choice.get("message") or {}).get("content"),
-            plain_choice.get("finish_reason"),
-        ),
-        (streamed, *_streamed(streamed)),
-    ]
-    for exchange, content, finish in answers:
-        if isinstance(content, str) and cut in content:
-            raise CheckFailed(
-                f"the stop string {cut!r} is in the answer",
-                expected=repr(expected)[:300],
-                received=repr(content)[:300],
-                exchange=exchange,
-            )
-        if not isinstance(content, str) or not full.startswith(content.rstrip()):
-            await _deterministic(ctx)
-        if finish != "stop" or not isinstance(content, str) or len(content) > len(expected):
-            raise CheckFailed(
-                f"the stop string {cut!r} did not end the answer",
-                expected=f'{expected!r} with finish_reason "stop"'[:300],
-                received=f"{content!r} with finish_reason {finish!r}"[:300],
-                exchange=exchange,
-            )
-    many = await ctx.chat(ctx.request(stop=["a1", "b2", "c3", "d4", "e5"], max_tokens=8))
-    if many.status is None or many.status >= 500:
-        raise CheckFailed(
-            "five stop strings broke the server",
-            expected="400 (or an answer)",
-            received=str(many.status or many.error),
-            exchange=many,
-        )
-    if many.status not in (400, 422):
-        raise CheckWarning(
-            "five stop strings were not refused (OpenAI allows at most 4)",
-            expected="400",
-            received=str(many.status or many.error),
-            exchange=many,
-        )
-
-
-_BAD_BIAS = (("hello", "a non-integer key"), ("987654321", "an out-of-vocabulary token id"))
-
-
-@check(group="response")
-async def logit_bias(ctx: Context) -> None:
-    """A logit_bias key that is no token id gets a 400 whose message names the key."""
-    # Banning a token (-100) is not asserted: the chat API gives no token ids to ban.
-    exchanges = await asyncio.gather(
-        *(ctx.chat(ctx.request(logit_bias={key: -100}, max_tokens=8)) for key, _ in _BAD_BIAS)
-    )
-    warning: CheckWarning | None = None
-    for (key, what), exchange in zip(_BAD_BIAS, exchanges, strict=True):
-        if exchange.status in (400, 422):
-            said = exchange.body.decode("utf-8", "replace")
-            if key not in said:
-                raise CheckFailed(
-                    f"the error for {what} in logit_bias does not name the key",
-                    expected=f"a message naming {key!r}",
-                    received=said[:300],
-                    exchange=exchange,
-                )
-        elif exchange.status == 200 and not key.isdigit():
-            # llama.cpp reads non-integer keys as token text; a documented extension.
-            warning = CheckWarning(
-                f"{what} in logit_bias was accepted",
-                expected="400 naming the key",
-                received="200",
-                exchange=exchange,
-            )
-        else:
-            raise CheckFailed(
-                f"{what} in logit_bias was not refused",
-                expected="400 naming the key",
-                received=str(exchange.status or exchange.error),
-                exchange=exchange,
-            )
-    if warning is not None:
-        raise warning
-
-
-_OUT_OF_RANGE = (("top_k", -5), ("min_p", 1.5), ("repetition_penalty", -1.0))
-
-
-@check(group="response", capability="ext")
-async def ext_sampling(ctx: Context) -> None:
-    """top_k, min_p, repetition_penalty are top-level fields: top_k=1 at T=1 is greedy,
-    out-of-range values get 400."""
-    body = _counting(ctx, temperature=1.0, top_k=1, min_p=0.05, repetition_penalty=1.0)
-    exchange = await ctx.chat(body)
-    content, expected = _content(exchange), _content(await _greedy(ctx))
-    if content != expected:
-        await _deterministic(ctx)
-        raise CheckFailed(
-            "top_k=1 at temperature 1 did not give the temperature-0 answer",
-            expected=repr(expected)[:300],
-            received=repr(content)[:300],
-            exchange=exchange,
-        )
-    bad = await asyncio.gather(
-        *(ctx.chat(ctx.request(max_tokens=8, **{k: v})) for k, v in _OUT_OF_RANGE)
-    )
-    for (name, value), answer in zip(_OUT_OF_RANGE, bad, strict=True):
-        require_refused(f"{name}={value}", answer)
+    first_choice(exchange)

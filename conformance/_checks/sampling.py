@@ -110,9 +110,14 @@ def _content(exchange: Exchange) -> Any:
         raise CheckFailed("the answer has no choices[0].message", exchange=exchange) from None
 
 
-@check(group="sampling", capability="logprobs")
+@check(group="sampling", severity="must", capability="logprobs")
 async def greedy_is_argmax(ctx: Context) -> None:
-    """At temperature 0, every sampled token is the most likely of its top_logprobs."""
+    """At temperature 0, every sampled token is the most likely of its top_logprobs.
+    With capability logprobs: at temperature 0 with neutral penalties, no sampled token is more
+    than 0.001 nats less likely than one of its top_logprobs.
+
+    Greedy decoding is argmax; a sampled token below an alternative means the temperature was not
+    applied, or the logprobs are not the distribution sampled from."""
     exchange = await greedy_logprobs(ctx)
     entries = _entries(exchange)
     if not any(e["top_logprobs"] for e in entries):
@@ -128,9 +133,13 @@ async def greedy_is_argmax(ctx: Context) -> None:
         )
 
 
-@check(group="sampling", capability="ext")
+@check(group="sampling", severity="must", capability="ext")
 async def top_k1_equals_greedy(ctx: Context) -> None:
-    """top_k=1 at temperature 1 gives the temperature 0 answer (or argmax tokens)."""
+    """top_k=1 at temperature 1 gives the temperature 0 answer (or argmax tokens).
+    With capability ext: top_k 1 at temperature 1 gives the temperature-0 answer, or (with
+    logprobs) an answer whose every token is the argmax of its own distribution.
+
+    Engines differ on top_k 1: some take it as "no top-k" (as they take 0 and -1)."""
     with_logprobs = "logprobs" in ctx.endpoint.capabilities
     off: dict[str, Any] = {} if with_logprobs else {"logprobs": None, "top_logprobs": None}
     if with_logprobs:
@@ -164,9 +173,11 @@ def _inconclusive(decided: int, what: str) -> None:
         raise CheckSkipped(f"inconclusive: top_logprobs could not bound {what} at any token")
 
 
-@check(group="sampling", capability="sampling")
+@check(group="sampling", severity="must", capability="sampling")
 async def sampled_in_topk(ctx: Context) -> None:
-    """At temperature 1 with top_k=2, every sampled token is one of the 2 most likely."""
+    """At temperature 1 with top_k=2, every sampled token is one of the 2 most likely.
+    With ext and logprobs too: each sampled token's logprob is at least the 2nd largest of its
+    top_logprobs."""
     _require(ctx, "ext", "logprobs")
     exchange = await _sampled(ctx, "top_k", top_k=TOP_K, top_logprobs=TOP_K)
     decided = 0
@@ -185,9 +196,12 @@ async def sampled_in_topk(ctx: Context) -> None:
     _inconclusive(decided, f"the top {TOP_K}")
 
 
-@check(group="sampling", capability="sampling")
+@check(group="sampling", severity="must", capability="sampling")
 async def sampled_in_nucleus(ctx: Context) -> None:
-    """At temperature 1 with top_p=0.5, no sampled token has more than 0.5 mass above it."""
+    """At temperature 1 with top_p=0.5, no sampled token has more than 0.5 mass above it.
+    With logprobs too: the listed tokens more likely than a sampled token hold at most 0.5 of the
+    probability; tokens the top 5 cannot bound, and truncated (processed) logprobs, are
+    inconclusive."""
     _require(ctx, "logprobs")
     exchange = await _sampled(ctx, "top_p", top_p=TOP_P, top_logprobs=5)
     entries = _entries(exchange)
@@ -216,9 +230,11 @@ async def sampled_in_nucleus(ctx: Context) -> None:
     _inconclusive(decided, "the nucleus")
 
 
-@check(group="sampling", capability="sampling")
+@check(group="sampling", severity="must", capability="sampling")
 async def sampled_above_min_p(ctx: Context) -> None:
-    """At temperature 1 with min_p=0.3, each sampled token has >= 0.3 x the top probability."""
+    """At temperature 1 with min_p=0.3, each sampled token has >= 0.3 x the top probability.
+    With ext and logprobs too: each sampled token has at least 0.3 x the probability of the most
+    likely one."""
     _require(ctx, "ext", "logprobs")
     exchange = await _sampled(ctx, "min_p", min_p=MIN_P, top_logprobs=2)
     decided = 0
@@ -244,9 +260,12 @@ def _most_repeated(text: str) -> tuple[str, int]:
     return counts[0] if counts else ("", 0)
 
 
-@check(group="sampling", capability="sampling")
+@check(group="sampling", severity="must", capability="sampling")
 async def penalties_lower_repetition(ctx: Context) -> None:
-    """Greedy answers with frequency/presence penalty +2 repeat less than with -2."""
+    """Greedy answers with frequency/presence penalty +2 repeat less than with -2.
+    Greedy answers to "write the word cat forty times" with frequency_penalty and presence_penalty
+    at +2 and at -2 differ, and the +2 answer repeats its most repeated word less often than the -2
+    one (when that repeats 4+ times)."""
 
     async def answer(sign: float) -> Exchange:
         body = ctx.request(

@@ -345,9 +345,10 @@ def _explicit_invalid(ctx: Context, bridge: Bridge) -> None:
             raise Halt(problem)
 
 
-@check(group="property")
+@check(group="property", severity="must")
 async def schemathesis_openapi(ctx: Context) -> None:
-    """Schemathesis cases for every operation of schemas/openapi.yaml get conforming answers:
-    no 5xx, documented status and content type, schema-valid bodies and streams, and 4xx
-    for invalid data."""
+    """Schemathesis cases for every operation of schemas/openapi.yaml get conforming answers.
+    Valid and invalid POST /chat/completions, GET /models and GET /models/{model} cases (the model
+    pinned) pass not_a_server_error, status_code_conformance, content_type_conformance,
+    response_schema_conformance and negative_data_rejection."""
     await in_thread(ctx, lambda bridge: _explore(ctx, bridge))

@@ -10,7 +10,7 @@ from typing import Any
 from conformance._assertions import chunks_of, is_prompt_filter_chunk, json_body, require_status
 from conformance._context import Context
 from conformance._http import Exchange
-from conformance._outcome import CheckFailed, CheckWarning
+from conformance._outcome import CheckFailed
 from conformance._registry import check
 from conformance._sse import parse_events
 
@@ -28,6 +28,7 @@ __all__ = [
     "greedy",
     "greedy_stream",
     "no_empty_choices_unless_usage",
+    "no_prompt_filter_chunk",
     "nothing_after_finish",
     "role_first_only",
     "sse_done",
@@ -36,9 +37,16 @@ __all__ = [
 ]
 
 
-@check(group="stream")
+@check(group="stream", severity="must")
 async def sse_done(ctx: Context) -> None:
-    """A stream is text/event-stream of data events, JSON objects each, closed by data: [DONE]."""
+    """A stream is text/event-stream of data events, JSON objects each, closed by data: [DONE].
+    The Content-Type is text/event-stream; the events are data: lines separated by blank lines, each
+    a JSON object, none framed as event: error; the last is exactly data: [DONE], and the stream
+    ends cleanly.
+
+    Every client's SSE reader (the SDKs', EventSource polyfills) splits on blank lines, parses
+    each data line as JSON and stops at [DONE]; anything else is a parse error in the middle of an
+    answer."""
     exchange = await ctx.stream()
     require_status(exchange, 200)
     if exchange.content_type != "text/event-stream":
@@ -91,9 +99,11 @@ async def sse_done(ctx: Context) -> None:
             )
 
 
-@check(group="stream")
+@check(group="stream", severity="must")
 async def chunk_schema(ctx: Context) -> None:
-    """Every chunk of a stream validates against the chat.completion.chunk schema."""
+    """Every chunk of a stream validates against the chat.completion.chunk schema.
+    Each JSON chunk of the run's basic stream validates at the run's schema level (compatible by
+    default, OpenAI's published one with --schema-level strict)."""
     exchange = await ctx.stream()
     _, chunks = chunks_of(exchange)
     for position, chunk in enumerate(chunks):
@@ -107,9 +117,13 @@ async def chunk_schema(ctx: Context) -> None:
             )
 
 
-@check(group="stream")
+@check(group="stream", severity="must")
 async def chunk_meta_stable(ctx: Context) -> None:
-    """Every chunk says object chat.completion.chunk, with the same id, created and model."""
+    """Every chunk says object chat.completion.chunk, with the same id, created and model.
+    Every chunk has object chat.completion.chunk and an integer created, and repeats the first
+    chunk's id, created, model and system_fingerprint (when the first has one).
+
+    Clients group the chunks of one answer by id and take created and model from any chunk."""
     exchange = await ctx.stream()
     _, chunks = chunks_of(exchange)
     first = chunks[0]
@@ -220,9 +234,13 @@ async def _choices_of(ctx: Context) -> tuple[Exchange, dict[int, list[tuple[int,
     return exchange, indices
 
 
-@check(group="stream")
+@check(group="stream", severity="must")
 async def role_first_only(ctx: Context) -> None:
-    """The first delta of each choice says role "assistant"; later deltas leave role out."""
+    """The first delta of each choice says role "assistant"; later deltas leave role out.
+    Later deltas may say role null instead of leaving it out.
+
+    Clients that build a message from deltas start one at each role: a repeated role starts a new
+    message in the middle of the answer."""
     exchange, indices = await _choices_of(ctx)
     for index, entries in indices.items():
         (position, first), *rest = entries
@@ -243,9 +261,13 @@ async def role_first_only(ctx: Context) -> None:
                 )
 
 
-@check(group="stream")
+@check(group="stream", severity="must")
 async def delta_present(ctx: Context) -> None:
-    """Every choice of every chunk has a delta object, possibly {}."""
+    """Every choice of every chunk has a delta object, possibly {}.
+    The finish chunk's choice too carries a delta, empty or not.
+
+    Clients read choices[i].delta.content on every chunk; a choice without a delta is an
+    attribute error in the SDKs' typed chunks."""
     exchange = await ctx.stream()
     chunks = complete_chunks(exchange)
     for position, chunk in enumerate(chunks):
@@ -260,10 +282,14 @@ async def delta_present(ctx: Context) -> None:
                 )
 
 
-@check(group="stream")
+@check(group="stream", severity="must")
 async def finish_once(ctx: Context) -> None:
-    """Each choice has exactly one non-null finish_reason, one of stop/length/tool_calls/
-    content_filter; every other chunk says null."""
+    """Each choice finishes exactly once, with stop, length, tool_calls or content_filter.
+    Each choice has exactly one chunk with a non-null finish_reason, one of stop, length,
+    tool_calls, content_filter (never ""); every other chunk of the choice says null.
+
+    Clients end a choice at its first finish_reason and map the value to what happened: a second
+    finish or an unknown value ends it twice or not at all."""
     exchange, indices = await _choices_of(ctx)
     for index, entries in indices.items():
         finishes = [
@@ -286,9 +312,12 @@ async def finish_once(ctx: Context) -> None:
             )
 
 
-@check(group="stream")
+@check(group="stream", severity="must")
 async def nothing_after_finish(ctx: Context) -> None:
-    """No content or tool-call delta comes for a choice after its finish chunk."""
+    """No content or tool-call delta comes for a choice after its finish chunk.
+    Once a choice's finish_reason came, no later chunk adds content or tool-call deltas to it.
+
+    Clients stop reading a choice at its finish: what comes after is lost."""
     exchange, indices = await _choices_of(ctx)
     for index, entries in indices.items():
         finish = finish_position(entries)
@@ -307,7 +336,13 @@ async def nothing_after_finish(ctx: Context) -> None:
 
 @check(group="stream", severity="should")
 async def finish_empty_delta(ctx: Context) -> None:
-    """The finish chunk's delta is empty: {} or {"content": ""}."""
+    """The finish chunk's delta is empty: {} or {"content": ""}.
+    The chunk that carries a choice's finish_reason has a delta with nothing in it (role aside):
+    {}, or content "".
+
+    OpenAI sends the finish_reason in a chunk of its own; servers that put the last piece of text
+    in the finish chunk (Novita) are read right by the SDKs, but clients that act on the
+    finish_reason before the delta drop that text."""
     exchange, indices = await _choices_of(ctx)
     for index, entries in indices.items():
         finish = finish_position(entries)
@@ -329,24 +364,40 @@ async def finish_empty_delta(ctx: Context) -> None:
             )
 
 
-@check(group="stream")
+@check(group="stream", severity="must")
 async def no_empty_choices_unless_usage(ctx: Context) -> None:
-    """A chunk has choices [] only when it is the usage chunk."""
+    """A chunk has choices [] only when it is the usage chunk.
+    choices [] comes only in the chunk that carries the usage; Azure's prompt-filter-only chunks
+    are left to no_prompt_filter_chunk.
+
+    Clients that read chunk.choices[0] on every chunk (many hand-written SSE readers) crash on an
+    empty list; the SDKs' own usage chunk is the one exception they expect."""
     exchange = await ctx.stream()
-    chunks = complete_chunks(exchange, prompt_filters=True)
-    filters = []
-    for position, chunk in enumerate(chunks):
+    for position, chunk in enumerate(complete_chunks(exchange, prompt_filters=True)):
         if is_prompt_filter_chunk(chunk):
-            filters.append(position)
-        elif chunk.get("choices") == [] and not isinstance(chunk.get("usage"), dict):
+            continue  # no_prompt_filter_chunk's business
+        if chunk.get("choices") == [] and not isinstance(chunk.get("usage"), dict):
             raise CheckFailed(
                 f"chunk {position} has choices [] and no usage",
                 expected="choices [] only in the usage chunk (clients index choices[0])",
                 received=json.dumps(chunk)[:200],
                 exchange=exchange,
             )
+
+
+@check(group="stream", severity="should")
+async def no_prompt_filter_chunk(ctx: Context) -> None:
+    """A stream has no chunk that carries only Azure's prompt_filter_results.
+    No chunk has choices [] with prompt_filter_results and no usage (Azure OpenAI leads its
+    streams with one).
+
+    The official SDKs skip such a chunk, but clients that index choices[0] on every chunk break
+    on it; Azure sends it, so it is a recommendation, not a requirement."""
+    exchange = await ctx.stream()
+    chunks = complete_chunks(exchange, prompt_filters=True)
+    filters = [p for p, chunk in enumerate(chunks) if is_prompt_filter_chunk(chunk)]
     if filters:
-        raise CheckWarning(
+        raise CheckFailed(
             f"chunk(s) {filters} carry only Azure-style prompt_filter_results with choices []",
             expected="choices [] only in the usage chunk: the official SDKs skip these chunks, "
             "clients that index choices[0] break on them",
@@ -355,9 +406,14 @@ async def no_empty_choices_unless_usage(ctx: Context) -> None:
         )
 
 
-@check(group="stream")
+@check(group="stream", severity="must")
 async def stream_eq_nonstream(ctx: Context) -> None:
-    """At temperature 0 with a seed, the joined deltas equal the non-stream answer."""
+    """At temperature 0 with a seed, the joined deltas equal the non-stream answer.
+    The content deltas of the greedy stream join to the non-stream content of the same request, and
+    the finish_reason is the same.
+
+    A client should get the same answer whether it streams or not; a stream that drops, repeats or
+    reorders text shows up here."""
     plain, streamed = await asyncio.gather(greedy(ctx), greedy_stream(ctx))
     require_status(plain, 200)
     body = json_body(plain)

@@ -1,4 +1,6 @@
-"""Tool-calling checks (group "tools").
+"""Tool-calling checks (group "tools"): non-stream calls, tool_choice none and the round trip,
+inconsistent requests; the cases and helpers the streamed-call checks
+(conformance._checks.tool_streams) share.
 
 Every tool request runs at temperature 0 with small tools whose parameter schemas are
 permissive (only ``city`` is required, extra keys allowed), so that a good model's call
@@ -16,22 +18,24 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from conformance._assertions import chunks_of, json_body, require_refused, require_status
+from conformance._assertions import json_body, require_refused, require_status
 from conformance._context import WEATHER_TOOL, Context
 from conformance._http import Exchange
-from conformance._outcome import CheckFailed, CheckSkipped, CheckWarning
+from conformance._outcome import CheckFailed
 from conformance._registry import check
 
 __all__ = [
     "TIME_TOOL",
     "WEATHER_TOOL",
+    "arguments_problem",
+    "calls_of",
+    "check_calls",
+    "message_of",
+    "tool_exchange",
     "tool_invalid",
     "tool_none_roundtrip",
     "tool_nonstream",
-    "tool_parallel",
-    "tool_stream_cont",
-    "tool_stream_first",
-    "tool_stream_not_dropped",
+    "tools_of",
 ]
 
 TIME_TOOL: dict[str, Any] = {
@@ -103,28 +107,23 @@ _INVALID: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 
 
-def _obj(value: Any) -> dict[str, Any]:
-    """``value`` if it is a JSON object, else an empty one."""
-    return value if isinstance(value, dict) else {}
-
-
 def _body(ctx: Context, case: dict[str, Any]) -> dict[str, Any]:
     return ctx.request(**{"messages": _WEATHER_QUESTION, "temperature": 0, **case})
 
 
-def _exchange(ctx: Context, name: str) -> Awaitable[Exchange]:
+def tool_exchange(ctx: Context, name: str) -> Awaitable[Exchange]:
     """The shared exchange of tool case ``name``."""
     body = _body(ctx, _CASES[name])
     return ctx.shared(f"tools:{name}", lambda: ctx.chat(body))
 
 
-def _tools_of(exchange: Exchange) -> dict[str, dict[str, Any]]:
+def tools_of(exchange: Exchange) -> dict[str, dict[str, Any]]:
     """The functions the request of ``exchange`` supplied, by name."""
     sent = json.loads(exchange.sent or b"{}")
     return {t["function"]["name"]: t["function"] for t in sent.get("tools") or []}
 
 
-def _message(exchange: Exchange) -> tuple[dict[str, Any], dict[str, Any]]:
+def message_of(exchange: Exchange) -> tuple[dict[str, Any], dict[str, Any]]:
     """The first choice of a 200 non-stream answer and its message."""
     require_status(exchange, 200)
     body = json_body(exchange)
@@ -139,7 +138,7 @@ def _message(exchange: Exchange) -> tuple[dict[str, Any], dict[str, Any]]:
     return choice, choice["message"]
 
 
-def _calls(exchange: Exchange, message: dict[str, Any]) -> list[Any]:
+def calls_of(exchange: Exchange, message: dict[str, Any]) -> list[Any]:
     """message.tool_calls as a list (absent or null: none)."""
     calls = message.get("tool_calls")
     if calls is None:
@@ -154,7 +153,7 @@ def _calls(exchange: Exchange, message: dict[str, Any]) -> list[Any]:
     return calls
 
 
-def _arguments_problem(arguments: Any, function: dict[str, Any]) -> str | None:
+def arguments_problem(arguments: Any, function: dict[str, Any]) -> str | None:
     """What keeps ``arguments`` from being a JSON string of an object that validates against
     ``function``'s parameters schema, or None."""
     if not isinstance(arguments, str):
@@ -185,12 +184,12 @@ def _call_problem(call: Any, tools: dict[str, dict[str, Any]]) -> str | None:
     name = function.get("name")
     if name not in tools:
         return f"the name {name!r} is not one of the supplied tools {sorted(tools)}"
-    return _arguments_problem(function.get("arguments"), tools[name])
+    return arguments_problem(function.get("arguments"), tools[name])
 
 
-def _check_calls(exchange: Exchange, calls: list[Any], case: str) -> None:
+def check_calls(exchange: Exchange, calls: list[Any], case: str) -> None:
     """Fail unless every call is well formed and the ids are unique."""
-    tools = _tools_of(exchange)
+    tools = tools_of(exchange)
     for position, call in enumerate(calls):
         problem = _call_problem(call, tools)
         if problem:
@@ -211,15 +210,22 @@ def _check_calls(exchange: Exchange, calls: list[Any], case: str) -> None:
         )
 
 
-@check(group="tools", capability="tools")
+@check(group="tools", severity="must", capability="tools")
 async def tool_nonstream(ctx: Context) -> None:
-    """Tool calls for auto, required and named tool_choice are well formed and validate."""
+    """Tool calls for auto, required and named tool_choice are well formed and validate.
+    At temperature 0 each call has a unique non-empty id, type "function", a supplied name and
+    arguments that are a JSON string of an object validating against the tool's parameters;
+    finish_reason is tool_calls ("stop" accepted for a named choice, as OpenAI answers); auto may
+    answer with text.
+
+    Agents run the call they are given: arguments as an object instead of a string (Ollama), or
+    that do not validate, fail in the client's json.loads or in the tool itself."""
     auto, required, named = await asyncio.gather(
-        _exchange(ctx, "auto"), _exchange(ctx, "required"), _exchange(ctx, "named")
+        tool_exchange(ctx, "auto"), tool_exchange(ctx, "required"), tool_exchange(ctx, "named")
     )
     for case, exchange in (("auto", auto), ("required", required), ("named", named)):
-        choice, message = _message(exchange)
-        calls = _calls(exchange, message)
+        choice, message = message_of(exchange)
+        calls = calls_of(exchange, message)
         if not calls and case == "auto":
             continue  # a model may answer "auto" with text
         if not calls:
@@ -230,7 +236,7 @@ async def tool_nonstream(ctx: Context) -> None:
                 f"finish_reason {choice.get('finish_reason')!r}",
                 exchange=exchange,
             )
-        _check_calls(exchange, calls, case)
+        check_calls(exchange, calls, case)
         finish = choice.get("finish_reason")
         # OpenAI itself answers a named tool_choice with "stop": only auto/required must say
         # "tool_calls".
@@ -251,210 +257,20 @@ async def tool_nonstream(ctx: Context) -> None:
             )
 
 
-def _stream_calls(
-    exchange: Exchange,
-) -> tuple[dict[int, list[dict[str, Any]]], list[Any], str | None]:
-    """The tool-call fragments of choice 0 of a stream grouped by their index (in stream
-    order), the fragments whose index is not an integer, and the finish_reason."""
-    _, chunks = chunks_of(exchange)
-    groups: dict[int, list[dict[str, Any]]] = {}
-    unindexed: list[Any] = []
-    finish = None
-    for chunk in chunks:
-        choices = chunk.get("choices")
-        for choice in choices if isinstance(choices, list) else []:
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                continue
-            finish = choice.get("finish_reason") or finish
-            delta = choice.get("delta")
-            fragments = delta.get("tool_calls") if isinstance(delta, dict) else None
-            for fragment in fragments if isinstance(fragments, list) else []:
-                index = fragment.get("index") if isinstance(fragment, dict) else None
-                if isinstance(index, int) and not isinstance(index, bool):
-                    groups.setdefault(index, []).append(fragment)
-                else:
-                    unindexed.append(fragment)
-    return groups, unindexed, finish
-
-
-def _streamed_or_skip(exchange: Exchange) -> dict[int, list[dict[str, Any]]]:
-    groups, unindexed, _ = _stream_calls(exchange)
-    if unindexed:
-        raise CheckFailed(
-            "a tool-call delta has no integer index",
-            expected="an integer index in every tool_calls delta",
-            received=json.dumps(unindexed[0])[:200],
-            exchange=exchange,
-        )
-    if not groups:
-        raise CheckSkipped("the stream holds no tool call (tool_stream_not_dropped reports it)")
-    return groups
-
-
-def _joined_arguments(fragments: list[dict[str, Any]]) -> str:
-    return "".join(
-        (f.get("function") or {}).get("arguments") or ""
-        for f in fragments
-        if isinstance(f.get("function"), dict)
-    )
-
-
-@check(group="tools", capability="tools")
-async def tool_stream_first(ctx: Context) -> None:
-    """The first delta of each streamed call has its 0-based index, id, type and whole name."""
-    exchange = await _exchange(ctx, "required-stream")
-    groups = _streamed_or_skip(exchange)
-    if sorted(groups) != list(range(len(groups))):
-        raise CheckFailed(
-            "the tool call indices are not 0-based and contiguous",
-            expected=", ".join(map(str, range(len(groups)))),
-            received=", ".join(map(str, sorted(groups))),
-            exchange=exchange,
-        )
-    tools = _tools_of(exchange)
-    for index, fragments in sorted(groups.items()):
-        first = fragments[0]
-        function = _obj(first.get("function"))
-        problem = None
-        if not isinstance(first.get("id"), str) or not first["id"]:
-            problem = f"id is {first.get('id')!r}"
-        elif first.get("type") != "function":
-            problem = f"type is {first.get('type')!r}"
-        elif function.get("name") not in tools:
-            problem = f"function.name is {function.get('name')!r}, not a whole supplied name"
-        if problem:
-            raise CheckFailed(
-                f"the first delta of tool call {index} is incomplete: {problem}",
-                expected='index, a non-empty id, type "function" and the whole function name '
-                "in the first delta of each call",
-                received=json.dumps(first)[:300],
-                exchange=exchange,
-            )
-
-
-@check(group="tools", capability="tools")
-async def tool_stream_cont(ctx: Context) -> None:
-    """Later deltas of a streamed call omit or repeat id/type/name; arguments join to JSON."""
-    exchange, nonstream = await asyncio.gather(
-        _exchange(ctx, "required-stream"), _exchange(ctx, "required")
-    )
-    groups = _streamed_or_skip(exchange)
-    tools = _tools_of(exchange)
-    joined: dict[int, Any] = {}
-    for index, fragments in sorted(groups.items()):
-        first = fragments[0]
-        first_function = _obj(first.get("function"))
-        for position, fragment in enumerate(fragments[1:], start=1):
-            function = _obj(fragment.get("function"))
-            pairs = [(k, fragment, first) for k in ("id", "type")]
-            pairs.append(("name", function, first_function))
-            for key, later, head in pairs:
-                if key in later and key in head and later[key] != head[key]:
-                    raise CheckFailed(
-                        f"delta {position} of tool call {index} changes {key}",
-                        expected=f"{key} left out, or {head[key]!r} again",
-                        received=repr(later[key]),
-                        exchange=exchange,
-                    )
-            if "arguments" in function and not isinstance(function["arguments"], str):
-                raise CheckFailed(
-                    f"delta {position} of tool call {index} has non-string arguments",
-                    expected="a string fragment of the arguments",
-                    received=repr(function["arguments"]),
-                    exchange=exchange,
-                )
-        arguments = _joined_arguments(fragments)
-        names = [_obj(f.get("function")).get("name") for f in fragments]
-        name = next((n for n in names if n), None)  # tool_stream_first wants it in the first
-        problem = _arguments_problem(arguments, tools[name]) if name in tools else None
-        if problem:
-            raise CheckFailed(
-                f"the joined argument fragments of tool call {index} are wrong: {problem}",
-                expected="fragments that join into a JSON object that validates",
-                received=arguments[:300],
-                exchange=exchange,
-            )
-        joined[index] = json.loads(arguments) if name in tools else None
-    # The stream and non-stream answers at temperature 0 should agree; batched GPU engines
-    # are not bit-reproducible, so a difference is a warning.
-    if nonstream.status != 200:
-        return
-    try:
-        calls = json_body(nonstream)["choices"][0]["message"].get("tool_calls") or []
-        expected = {i: json.loads(c["function"]["arguments"]) for i, c in enumerate(calls)}
-    except (CheckFailed, LookupError, TypeError, ValueError, AttributeError):
-        return  # tool_nonstream reports a broken non-stream answer
-    if expected and joined != expected:
-        raise CheckWarning(
-            "the streamed arguments differ from the non-stream ones at temperature 0",
-            expected=json.dumps(expected)[:300],
-            received=json.dumps(joined)[:300],
-            exchange=exchange,
-        )
-
-
-@check(group="tools", capability="tools")
-async def tool_stream_not_dropped(ctx: Context) -> None:
-    """A stream with tool_choice required streams tool calls (not text) and ends tool_calls."""
-    exchange = await _exchange(ctx, "required-stream")
-    groups, unindexed, finish = _stream_calls(exchange)
-    if not groups and not unindexed:
-        raise CheckFailed(
-            "the stream dropped the tool call",
-            expected="tool_calls deltas",
-            received=f"no tool_calls delta, finish_reason {finish!r}",
-            exchange=exchange,
-        )
-    if finish != "tool_calls":
-        raise CheckFailed(
-            "the stream of a required tool call has the wrong finish_reason",
-            expected="tool_calls",
-            received=repr(finish),
-            exchange=exchange,
-        )
-
-
-@check(group="tools", capability="tools")
-async def tool_parallel(ctx: Context) -> None:
-    """Parallel calls get distinct ids, indices 0..k-1; parallel_tool_calls=false gives <= 1."""
-    parallel, serial = await asyncio.gather(
-        _exchange(ctx, "parallel-stream"), _exchange(ctx, "serial")
-    )
-    groups, _, _ = _stream_calls(parallel)
-    if len(groups) >= 2:  # a model may make one call only: then there is nothing to compare
-        if sorted(groups) != list(range(len(groups))):
-            raise CheckFailed(
-                f"{len(groups)} parallel calls are not indexed 0..{len(groups) - 1}",
-                expected=", ".join(map(str, range(len(groups)))),
-                received=", ".join(map(str, sorted(groups))),
-                exchange=parallel,
-            )
-        ids = [fragments[0].get("id") for _, fragments in sorted(groups.items())]
-        if len(set(ids)) != len(ids) or not all(isinstance(i, str) and i for i in ids):
-            raise CheckFailed(
-                f"{len(groups)} parallel calls do not have distinct ids",
-                expected="a distinct non-empty id per call",
-                received=", ".join(map(repr, ids)),
-                exchange=parallel,
-            )
-    _, message = _message(serial)
-    calls = _calls(serial, message)
-    if len(calls) > 1:
-        raise CheckFailed(
-            "parallel_tool_calls=false gave several calls",
-            expected="at most one tool call",
-            received=f"{len(calls)} calls",
-            exchange=serial,
-        )
-
-
-@check(group="tools", capability="tools")
+@check(group="tools", severity="must", capability="tools")
 async def tool_none_roundtrip(ctx: Context) -> None:
-    """tool_choice none gives text; tool results fed back give a text answer, not a call."""
-    none, roundtrip = await asyncio.gather(_exchange(ctx, "none"), _exchange(ctx, "roundtrip"))
+    """tool_choice none gives text; tool results fed back give a text answer, not a call.
+    tool_choice "none" gives text and no tool_calls; a history with a call and its tool result
+    (tools given, tool_choice "none") gets non-empty text and a finish other than tool_calls.
+
+    An agent loop ends when the model answers in text: a server that keeps calling tools loops
+    forever."""
+    none, roundtrip = await asyncio.gather(
+        tool_exchange(ctx, "none"), tool_exchange(ctx, "roundtrip")
+    )
     for case, exchange in (("tool_choice none", none), ("the tool-result round trip", roundtrip)):
-        choice, message = _message(exchange)
-        calls = _calls(exchange, message)
+        choice, message = message_of(exchange)
+        calls = calls_of(exchange, message)
         content = message.get("content")
         if calls or choice.get("finish_reason") == "tool_calls":
             raise CheckFailed(
@@ -472,9 +288,12 @@ async def tool_none_roundtrip(ctx: Context) -> None:
             )
 
 
-@check(group="tools", capability="tools")
+@check(group="tools", severity="must", capability="tools")
 async def tool_invalid(ctx: Context) -> None:
-    """Inconsistent tool_choice gets 400; max_completion_tokens=1 with required gives length."""
+    """Inconsistent tool_choice gets 400; max_completion_tokens=1 with required gives length.
+    A named tool not in tools, tool_choice without tools and tool_choice {} get 400 (or 422);
+    max_completion_tokens 1 with tool_choice required gets 200, finish_reason "length" and no
+    malformed call."""
 
     async def send(overrides: dict[str, Any]) -> Exchange:
         return await ctx.chat(_body(ctx, overrides))
@@ -485,7 +304,7 @@ async def tool_invalid(ctx: Context) -> None:
     body = _body(ctx, _CASES["required"])
     del body["max_tokens"]
     exchange = await ctx.chat({**body, "max_completion_tokens": 1})
-    choice, message = _message(exchange)
+    choice, message = message_of(exchange)
     if choice.get("finish_reason") != "length":
         raise CheckFailed(
             "max_completion_tokens=1 with tool_choice required did not end on the limit",
@@ -493,4 +312,4 @@ async def tool_invalid(ctx: Context) -> None:
             received=repr(choice.get("finish_reason")),
             exchange=exchange,
         )
-    _check_calls(exchange, _calls(exchange, message), "max_completion_tokens=1")
+    check_calls(exchange, calls_of(exchange, message), "max_completion_tokens=1")

@@ -10,10 +10,16 @@ from conformance._assertions import json_body, require_refused, require_status
 from conformance._checks.stream import GREEDY_MAX_TOKENS, complete_chunks, greedy, greedy_stream
 from conformance._context import WEATHER_TOOL, Context
 from conformance._http import Exchange
-from conformance._outcome import CheckFailed, CheckSkipped, CheckWarning
+from conformance._outcome import CheckFailed, CheckSkipped
 from conformance._registry import check
 
-__all__ = ["usage_final_chunk", "usage_nonstream", "usage_opt_in", "usage_stream_eq_nonstream"]
+__all__ = [
+    "usage_final_chunk",
+    "usage_nonstream",
+    "usage_opt_in",
+    "usage_reported",
+    "usage_stream_eq_nonstream",
+]
 
 _COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
@@ -54,10 +60,21 @@ def _stream_usage(exchange: Exchange) -> Any:
     return next((c["usage"] for c in reversed(chunks) if c.get("usage") is not None), None)
 
 
-@check(group="usage")
+async def _nonstream_answers(ctx: Context) -> list[Exchange]:
+    """The run's basic answer and its temperature-0 answer (both shared)."""
+    return list(await asyncio.gather(ctx.completion(), greedy(ctx)))
+
+
+@check(group="usage", severity="must")
 async def usage_nonstream(ctx: Context) -> None:
-    """Non-stream usage counts prompt and completion tokens, total their sum, within max_tokens."""
-    answers = await asyncio.gather(ctx.completion(), greedy(ctx))
+    """Non-stream usage counts prompt and completion tokens, total their sum, within max_tokens.
+    Integer prompt_tokens > 0 and completion_tokens > 0 (not input_/output_tokens), total_tokens
+    their sum, completion_tokens <= max_tokens and equal to it on finish_reason "length", in the
+    run's basic answer and in its temperature-0 answer.
+
+    An answer without usage is inconclusive here (usage_reported warns about it): clients that
+    budget by these numbers are misled by wrong counts, not by missing ones."""
+    answers = await _nonstream_answers(ctx)
     for exchange, limit in zip(
         answers, (ctx.request()["max_tokens"], GREEDY_MAX_TOKENS), strict=True
     ):
@@ -65,12 +82,7 @@ async def usage_nonstream(ctx: Context) -> None:
         body = json_body(exchange)
         usage = body.get("usage") if isinstance(body, dict) else None
         if usage is None:
-            raise CheckWarning(
-                "the answer reports no usage",
-                expected="usage {prompt_tokens, completion_tokens, total_tokens}",
-                received="no usage",
-                exchange=exchange,
-            )
+            raise CheckSkipped("inconclusive: the answer reports no usage (see usage_reported)")
         problem = usage_problem(usage, limit, _finish(body))
         if problem:
             raise CheckFailed(
@@ -82,9 +94,36 @@ async def usage_nonstream(ctx: Context) -> None:
             )
 
 
-@check(group="usage")
+@check(group="usage", severity="should")
+async def usage_reported(ctx: Context) -> None:
+    """A non-stream answer reports usage.
+    The run's basic answer and its temperature-0 answer each carry a usage object (not left out,
+    not null).
+
+    OpenAI reports usage on every non-stream answer, and clients count, bill and budget tokens by
+    it (the SDKs' ``response.usage``, LangChain's token callbacks); an answer without it is still
+    an answer, so its absence is a warning. What the counts say is usage_nonstream's
+    requirement."""
+    for exchange in await _nonstream_answers(ctx):
+        require_status(exchange, 200)
+        body = json_body(exchange)
+        if not isinstance(body, dict) or body.get("usage") is None:
+            raise CheckFailed(
+                "the answer reports no usage",
+                expected="usage {prompt_tokens, completion_tokens, total_tokens}",
+                received="usage null" if isinstance(body, dict) and "usage" in body else "no usage",
+                exchange=exchange,
+            )
+
+
+@check(group="usage", severity="must")
 async def usage_opt_in(ctx: Context) -> None:
-    """Streams carry usage only when include_usage asks; stream_options without stream is 400."""
+    """Streams carry usage only when include_usage asks; stream_options without stream is 400.
+    Without stream_options.include_usage no chunk carries usage (absent or null); stream_options
+    with stream false gets 400 (or 422).
+
+    Clients that do not ask for usage do not expect the extra usage chunk with choices [] (it
+    breaks those that index choices[0]); OpenAI refuses stream_options on a non-stream request."""
     exchange = await ctx.stream()
     chunks = complete_chunks(exchange)
     for position, chunk in enumerate(chunks):
@@ -104,9 +143,14 @@ async def usage_opt_in(ctx: Context) -> None:
     )
 
 
-@check(group="usage")
+@check(group="usage", severity="must")
 async def usage_final_chunk(ctx: Context) -> None:
-    """With include_usage, one last chunk before [DONE] has choices [] and the full usage."""
+    """With include_usage, one last chunk before [DONE] has choices [] and the full usage.
+    Only the last chunk before [DONE] carries usage, with choices [] and counts that add up
+    (prompt_tokens > 0, completion_tokens > 0, total_tokens their sum).
+
+    The SDKs read a stream's usage from that chunk, where OpenAI sends it; usage in other chunks,
+    or none, leaves streamed answers unbilled or billed twice."""
     exchange = await greedy_stream(ctx)
     chunks = complete_chunks(exchange)
     carriers = [p for p, c in enumerate(chunks) if c.get("usage") is not None]
@@ -159,9 +203,13 @@ async def _compare(plain: Exchange, streamed: Exchange) -> None:
             )
 
 
-@check(group="usage")
+@check(group="usage", severity="must")
 async def usage_stream_eq_nonstream(ctx: Context) -> None:
-    """The same greedy request counts the same tokens streamed or not, tools included."""
+    """The same greedy request counts the same tokens streamed or not, tools included.
+    prompt_tokens and completion_tokens of the greedy stream's usage chunk equal those of the
+    non-stream answer to the same request; with tools claimed, for a tool-calling request too.
+
+    Token budgets and bills must not depend on whether the client streamed."""
     plain, streamed = await asyncio.gather(greedy(ctx), greedy_stream(ctx))
     await _compare(plain, streamed)
     if "tools" not in ctx.endpoint.capabilities:

@@ -9,13 +9,17 @@ import json
 from typing import Any
 
 from mockserver._defects.defect import Defect
-from mockserver._defects.hooks import copied, fragments, message_calls
+from mockserver._defects.hooks import copied, fragments, message_calls, without
 
 __all__ = ["DEFECTS"]
 
 
 def _bad_model_entries(listing: dict[str, Any]) -> dict[str, Any]:
     return {**listing, "data": [{"id": m["id"], "object": "model"} for m in listing["data"]]}
+
+
+def _listed_by_path(listing: dict[str, Any]) -> dict[str, Any]:
+    return {**listing, "data": [{**m, "id": f"models/{m['id']}.gguf"} for m in listing["data"]]}
 
 
 def _usage_total_off(body: dict[str, Any]) -> dict[str, Any]:
@@ -33,6 +37,13 @@ def _no_content_with_tool_calls(body: dict[str, Any]) -> dict[str, Any]:
         return {**choice, "message": {k: v for k, v in message.items() if k != "content"}}
 
     return {**body, "choices": [dropped(c) for c in body.get("choices") or []]}
+
+
+def _text_beside_tool_calls(body: dict[str, Any]) -> None:
+    for choice in body.get("choices") or []:
+        message = choice.get("message") or {}
+        if message.get("tool_calls"):
+            message["content"] = "Let me look that up."
 
 
 def _broken_json(body: dict[str, Any]) -> dict[str, Any]:
@@ -100,6 +111,13 @@ def _trimmed_tokens(body: dict[str, Any]) -> None:
         entry["bytes"] = list(entry["token"].encode("utf-8"))
 
 
+def _last_token_one_short(body: dict[str, Any]) -> None:
+    for choice in body.get("choices") or []:
+        entries = (choice.get("logprobs") or {}).get("content") or []
+        if len(entries) >= 2 and entries[-1]["top_logprobs"]:
+            entries[-1]["top_logprobs"].pop()
+
+
 def _runner_up_above(body: dict[str, Any]) -> None:
     for entry in _entries(body):
         if len(entry["top_logprobs"]) >= 2:
@@ -126,6 +144,16 @@ DEFECTS = (
         {"models": _bad_model_entries},
     ),
     Defect(
+        "model-listed-by-path",
+        'GET /models lists each model by a file path ("models/<id>.gguf"), not by its id.',
+        {"models": _listed_by_path},
+    ),
+    Defect(
+        "no-usage",
+        "Non-stream answers leave usage out.",
+        {"completion": without("usage")},
+    ),
+    Defect(
         "usage-total-wrong",
         "Non-stream usage says total_tokens one more than prompt + completion.",
         {"completion": _usage_total_off},
@@ -139,6 +167,11 @@ DEFECTS = (
         "no-content-with-tool-calls",
         "Non-stream answers with tool_calls leave the content key out (not null).",
         {"completion": _no_content_with_tool_calls},
+    ),
+    Defect(
+        "text-beside-tool-calls",
+        "Non-stream answers with tool_calls also carry text in content.",
+        {"completion": copied(_text_beside_tool_calls)},
     ),
     Defect(
         "json-object-invalid",
@@ -166,6 +199,11 @@ DEFECTS = (
         "logprobs-tokens-trimmed",
         "logprobs tokens lose their leading spaces, so they no longer spell the content.",
         {"completion": copied(_trimmed_tokens)},
+    ),
+    Defect(
+        "top-logprobs-last-short",
+        "The last token of a non-stream answer gets one top_logprobs alternative fewer.",
+        {"completion": copied(_last_token_one_short)},
     ),
     Defect(
         "greedy-not-argmax",

@@ -37,6 +37,18 @@ def _status_for(code: str | int, status: int) -> Hook:
     return change
 
 
+def _code_for(code: str, new: str | int | None) -> Hook:
+    """An error hook giving errors with code ``code`` the code ``new`` instead."""
+
+    def change(answer: ErrorAnswer) -> ErrorAnswer:
+        status, body = answer
+        if body["error"].get("code") != code:
+            return answer
+        return status, {**body, "error": {**body["error"], "code": new}}
+
+    return change
+
+
 _TRACE = (
     'Traceback (most recent call last):\n  File "/usr/lib/python3.11/site-packages/'
     'server/app.py", line 42, in chat\nValueError: invalid request'
@@ -75,9 +87,20 @@ DEFECTS = (
         {"error": _status_for("context_length_exceeded", 500)},
     ),
     Defect(
+        "context-length-code-400",
+        "A prompt longer than the context gets 400 with code 400 (as vLLM answers), not "
+        '"context_length_exceeded".',
+        {"error": _code_for("context_length_exceeded", 400)},
+    ),
+    Defect(
         "unknown-model-500",
         "A request for a model that is not served gets 500 instead of 404.",
         {"error": _status_for("model_not_found", 500)},
+    ),
+    Defect(
+        "unknown-model-400",
+        "A request for a model that is not served gets 400 instead of 404.",
+        {"error": _status_for("model_not_found", 400)},
     ),
     Defect(
         "rate-limit-as-500",

@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 from mockserver._defects.defect import Defect, Hook
 from mockserver._defects.hooks import without
 from mockserver._errors import ApiError
+from mockserver._faults import Fault, parse_fault
 
 __all__ = ["DEFECTS"]
 
@@ -43,6 +44,12 @@ def _refuse_empty_assistant(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _refused_user(body: dict[str, Any]) -> str | None:
+    """The user of a request that validation will refuse for want of a messages list."""
+    user = body.get("user")
+    return user if isinstance(user, str) and not isinstance(body.get("messages"), list) else None
+
+
 def _poison_after_refusal() -> dict[str, Hook]:
     """A request_raw hook remembering the users of refused requests (no messages list) and
     failing their later requests with 500."""
@@ -50,15 +57,42 @@ def _poison_after_refusal() -> dict[str, Hook]:
 
     def hook(body: dict[str, Any]) -> dict[str, Any]:
         user = body.get("user")
-        if not isinstance(user, str):
-            return body
-        if user in poisoned:
+        if isinstance(user, str) and user in poisoned:
             _refuse(500, _SERVER_ERROR)
-        if not isinstance(body.get("messages"), list):
-            poisoned.add(user)
+        refused = _refused_user(body)
+        if refused is not None:
+            poisoned.add(refused)
         return body
 
     return {"request_raw": hook}
+
+
+_STALL = parse_fault("stall-after=1;stall=15")  # 15 s: well past a 10 s bound on the answer
+
+
+def _slow_after_refusal() -> dict[str, Hook]:
+    """Hooks remembering the users of refused requests (request_raw) and stalling their later
+    streams (the fault stage breaks streams only): the request hook marks a valid stream of such
+    a user, the fault hook that runs next for the same request gives it the stall."""
+    refused: set[str] = set()
+    marked = [False]  # the request now between the request and fault stages is to stall
+
+    def remember(body: dict[str, Any]) -> dict[str, Any]:
+        user = _refused_user(body)
+        if user is not None:
+            refused.add(user)
+        return body
+
+    def mark(body: dict[str, Any]) -> dict[str, Any]:
+        user = body.get("user")
+        marked[0] = bool(body.get("stream")) and isinstance(user, str) and user in refused
+        return body
+
+    def stall(fault: Fault | None) -> Fault | None:
+        stalled, marked[0] = marked[0], False
+        return _STALL if stalled and fault is None else fault
+
+    return {"request_raw": remember, "request": mark, "fault": stall}
 
 
 def _lax_tool_choice(body: dict[str, Any]) -> dict[str, Any]:
@@ -71,6 +105,20 @@ def _lax_tool_choice(body: dict[str, Any]) -> dict[str, Any]:
     if choice is None or (tools and valid):
         return body
     return {k: v for k, v in body.items() if k != "tool_choice"}
+
+
+def _token_id_keys_only(body: dict[str, Any]) -> dict[str, Any]:
+    """logit_bias without its non-integer keys (read as token text, as llama.cpp does, and
+    here ignored)."""
+    bias = body.get("logit_bias")
+    if not isinstance(bias, dict):
+        return body
+    return {**body, "logit_bias": {k: v for k, v in bias.items() if str(k).isdigit()}}
+
+
+def _first_four_stops(body: dict[str, Any]) -> dict[str, Any]:
+    stop = body.get("stop")
+    return {**body, "stop": stop[:4]} if isinstance(stop, list) and len(stop) > 4 else body
 
 
 def _one_fewer_top_logprobs(body: dict[str, Any]) -> dict[str, Any]:
@@ -158,6 +206,17 @@ DEFECTS = (
         {"request_raw": without("logit_bias")},
     ),
     Defect(
+        "logit-bias-text-keys",
+        "Non-integer logit_bias keys are accepted (llama.cpp reads them as token text); token "
+        "ids are still checked.",
+        {"request_raw": _token_id_keys_only},
+    ),
+    Defect(
+        "five-stops-accepted",
+        "A stop list longer than 4 is cut to its first 4 strings instead of refused.",
+        {"request_raw": _first_four_stops},
+    ),
+    Defect(
         "ext-sampling-unchecked",
         "top_k, min_p and repetition_penalty are dropped unchecked, out-of-range values too.",
         {"request_raw": without("top_k", "min_p", "repetition_penalty")},
@@ -166,6 +225,12 @@ DEFECTS = (
         "abuse-poisons-user",
         "After a refused request, every later request of the same user gets 500.",
         stateful=_poison_after_refusal,
+    ),
+    Defect(
+        "slow-after-abuse",
+        "After a refused request, every later stream of the same user stalls 15 s after its "
+        "first event.",
+        stateful=_slow_after_refusal,
     ),
     Defect(
         "tool-choice-unchecked",

@@ -86,6 +86,14 @@ def _empty_choices_chunk(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [*chunks[:1], {**chunks[0], "choices": []}, *chunks[1:]] if chunks else chunks
 
 
+def _prompt_filter_chunk(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A first chunk with choices [] and only Azure's prompt_filter_results."""
+    if not chunks:
+        return chunks
+    filters = [{"prompt_index": 0, "content_filter_results": {}}]
+    return [{**chunks[0], "choices": [], "prompt_filter_results": filters}, *chunks]
+
+
 def _drop_first_token(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     seen: set[Any] = set()
 
@@ -164,6 +172,21 @@ def _calls_as_text(chunks: list[dict[str, Any]]) -> None:
                 choice["finish_reason"] = "stop"
 
 
+def _extra_streamed_argument(chunks: list[dict[str, Any]]) -> None:
+    """Each streamed call's arguments end with one key more: "streamed": true."""
+    last: dict[tuple[Any, Any], dict[str, Any]] = {}  # (choice, call) -> its last arguments
+    joined: dict[tuple[Any, Any], str] = {}
+    for choice, fragment in fragments(chunks):
+        function = fragment.get("function") or {}
+        if isinstance(function.get("arguments"), str) and function["arguments"]:
+            key = (choice.get("index"), fragment.get("index"))
+            last[key], joined[key] = function, joined.get(key, "") + function["arguments"]
+    for key, function in last.items():
+        if ":" in joined[key] and "}" in function["arguments"]:
+            head, _, tail = function["arguments"].rpartition("}")
+            function["arguments"] = f'{head}, "streamed": true}}{tail}'
+
+
 def _text_chunks_without_logprobs(chunks: list[dict[str, Any]]) -> None:
     for chunk in chunks:
         for choice in chunk.get("choices") or []:
@@ -234,6 +257,11 @@ DEFECTS = (
         {"chunks": _empty_choices_chunk},
     ),
     Defect(
+        "prompt-filter-chunk",
+        "Streams open with a chunk of choices [] that carries only prompt_filter_results (Azure).",
+        {"chunks": _prompt_filter_chunk},
+    ),
+    Defect(
         "stream-drops-first-token",
         "Streams lose the first piece of text of each choice.",
         {"chunks": _plain(_drop_first_token)},
@@ -280,6 +308,11 @@ DEFECTS = (
         "tool-calls-as-text",
         "Streams with tools send the call's arguments as content and finish with stop.",
         {"chunks": copied(_calls_as_text)},
+    ),
+    Defect(
+        "stream-tool-arguments-differ",
+        'Streamed tool calls carry one argument more ("streamed": true) than non-stream ones.',
+        {"chunks": copied(_extra_streamed_argument)},
     ),
     Defect(
         "stream-without-logprobs",

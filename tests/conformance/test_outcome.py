@@ -8,7 +8,6 @@ import pytest
 from conformance import (
     CheckFailed,
     CheckSkipped,
-    CheckWarning,
     Crash,
     Exchange,
     Outcome,
@@ -34,11 +33,10 @@ def raised(exc):
         (CheckSkipped("n/a"), "must", Status.SKIPPED),
         (CheckFailed("bad"), "must", Status.FAILED),
         (CheckFailed("bad"), "should", Status.WARNING),
-        (CheckWarning("meh"), "must", Status.WARNING),
         (KeyError("choices"), "must", Status.ERROR),
         (KeyError("choices"), "should", Status.ERROR),
     ],
-    ids=["returned", "skipped", "failed-must", "failed-should", "warning", "crash", "crash-should"],
+    ids=["returned", "skipped", "failed-must", "failed-should", "crash", "crash-should"],
 )
 def test_each_end_has_one_status(exc, severity, status):
     assert outcome_of(exc, severity).status is status

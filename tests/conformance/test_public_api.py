@@ -14,7 +14,7 @@ USED = {
     "console_text", "json_report", "junit_xml", "markdown_summary", "write_reports",
     "REPORT_VERSION",
     # writing checks
-    "check", "Check", "Severity", "Context", "CheckFailed", "CheckWarning", "CheckSkipped",
+    "check", "Check", "Severity", "Context", "CheckFailed", "CheckSkipped",
     "outcome_of",
 }  # fmt: skip
 

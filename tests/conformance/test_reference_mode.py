@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import Endpoint, run
-from conformance._profiles import load_profile
+from conformance import Endpoint, load_profile, run
 from mockserver import MockConfig, MockServer
 
 pytest.importorskip("torch")

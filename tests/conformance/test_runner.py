@@ -46,14 +46,16 @@ def test_budget_exhausted_skips_the_rest(mock):
         r.check.id: (r.status, r.message) for r in result.results if r.check.capability == "core"
     }
     spent = ("skipped", "the run's budget of 3 requests is spent")
-    # The first checks spend the 3 requests and are then skipped themselves; err_context_length
-    # skips before sending anything when the context length is not known.
+    # The first checks spend the 3 requests and are then skipped themselves; the context
+    # length checks skip before sending anything when the context length is not known.
+    unknown = (
+        "skipped",
+        "inconclusive: the context length is not known (--context-length or a profile)",
+    )
     assert core == {
         **{c.id: spent for c in CHECKS.values() if c.capability == "core"},
-        "err_context_length": (
-            "skipped",
-            "inconclusive: the context length is not known (--context-length or a profile)",
-        ),
+        "err_context_length": unknown,
+        "err_context_length_code": unknown,
     }
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from reference_model import CHAT_TEMPLATE, ModelArgs, encode_dialog, export_gguf, export_main
+from reference_model import CHAT_TEMPLATE, ModelArgs, encode_dialog, export_gguf, export_model
 from reference_model.export import gguf_tensors, hf_state_dict
 from reference_model.model import precompute_rope
 
@@ -162,11 +162,10 @@ def test_gguf_rope_freqs_reproduce_llama3_scaling(model):
 
 
 @pytest.mark.parametrize("fmt", ["hf", "gguf"], ids=["hf", "gguf"])
-def test_export_main(tmp_path, fmt, capsys):
+def test_export_model(tmp_path, fmt):
     out = tmp_path / ("dir" if fmt == "hf" else "m.gguf")
-    assert export_main(["--format", fmt, "--seed", "0", str(out)]) == 0
+    assert export_model(fmt, out, seed=0) == out
     assert out.exists()
-    assert "wrote" in capsys.readouterr().out
 
 
 def test_default_args_export_vocab(tokenizer):

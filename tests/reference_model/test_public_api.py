@@ -15,6 +15,6 @@ def test_all_is_sorted_and_importable():
 
 
 def test_generation_api_is_public():
-    for name in ["GenerationRequest", "Step", "generate", "generation_request", "export_main"]:
+    for name in ["GenerationRequest", "Step", "generate", "generation_request", "export_model"]:
         assert name in reference_model.__all__
     assert "Usage" not in reference_model.__all__  # the token counts are Generation's own
