@@ -1,6 +1,6 @@
 """The generate source: the reference model (``reference_model.build_model(0)``, the model
 ``chatcompat export-model`` writes) answers, on one worker thread, and its token steps become
-the neutral :class:`~mockserver._answer.Answer` that every dialect shapes.
+the neutral :class:`~mockserver._answer.Answer` that every flavour shapes.
 
 torch is an optional extra: this module imports ``reference_model`` only when it runs it, and
 :func:`require_reference_model` says clearly at startup when it cannot be imported.
