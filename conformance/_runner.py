@@ -64,14 +64,20 @@ class RunResult:
         return self.counts[Status.FAILED] == 0 and self.counts[Status.ERROR] == 0
 
 
+def _unclaimed(check: Check, endpoint: Endpoint) -> Result | None:
+    """The skip of ``check`` when ``endpoint`` does not claim its capability, else None (decided
+    before any check is scheduled, so that neither the deadline nor the budget can touch it)."""
+    if check.capability in endpoint.capabilities:
+        return None
+    reason = (
+        f"the endpoint does not claim capability {check.capability!r} "
+        f"(--capability {check.capability} or a profile that has it)"
+    )
+    return Result(check, Outcome(Status.SKIPPED, reason), 0.0)
+
+
 async def _run_one(ctx: Context, check: Check, check_timeout: float) -> Result:
     started = time.monotonic()
-    if check.capability not in ctx.endpoint.capabilities:
-        reason = (
-            f"the endpoint does not claim capability {check.capability!r} "
-            f"(--capability {check.capability} or a profile that has it)"
-        )
-        return Result(check, Outcome(Status.SKIPPED, reason), 0.0)
     spend = Spend()
     CHECK_SPEND.set(spend)  # this task's context: what the check sends is counted for it
     try:
@@ -106,7 +112,11 @@ async def run_checks(
     started_wall, started = time.time(), time.monotonic()
     gate = asyncio.Semaphore(concurrency)
     connector = aiohttp.TCPConnector(limit=concurrency * 2, force_close=False)
-    done: list[Result] = []
+    skips = {check.id: _unclaimed(check, endpoint) for check in checks}
+    done = [skip for skip in skips.values() if skip is not None]
+    for finished, skip in enumerate(done, 1):
+        if progress is not None:
+            progress(skip, finished, len(checks))
     async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
         ctx = Context(endpoint, session, schema_level, budget or Budget())
 
@@ -118,15 +128,19 @@ async def run_checks(
                 progress(result, len(done), len(checks))
             return result
 
-        tasks = {check.id: asyncio.ensure_future(gated(check)) for check in checks}
-        _, pending = await asyncio.wait(tasks.values(), timeout=deadline)
+        tasks = {c.id: asyncio.ensure_future(gated(c)) for c in checks if skips[c.id] is None}
+        pending: set[asyncio.Future[Result]] = set()
+        if tasks:
+            _, pending = await asyncio.wait(tasks.values(), timeout=deadline)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
     results = []
     for check in checks:
-        task = tasks[check.id]
-        if task.cancelled() or not task.done():
+        task = tasks.get(check.id)
+        if task is None:
+            results.append(skips[check.id])
+        elif task.cancelled() or not task.done():
             message = f"the run's deadline of {deadline:.0f} s passed before the check finished"
             outcome = Outcome(Status.FAILED, message)
             results.append(Result(check, outcome, time.monotonic() - started))
