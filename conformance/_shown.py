@@ -10,6 +10,7 @@ drive the reader's terminal (item 10).
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 
@@ -61,19 +62,59 @@ def _pattern(secret: str, as_bytes: bool) -> re.Pattern[str]:
     return re.compile("".join(f"(?:{'|'.join(_forms(c, as_bytes))})" for c in secret))
 
 
+_UNIT = re.compile(r"\\u[0-9a-fA-F]{4}|\\[\\/\"]|%[0-7][0-9a-fA-F]")  # one escaped char
+_Segment = tuple[
+    int, int, int, bool
+]  # start in the decoded text, start in the text, length, escape
+
+
+def _decoded(text: str) -> tuple[str, list[_Segment]]:
+    """``text`` with its JSON escapes and ASCII percent-escapes decoded, and the segments it is
+    made of: runs of plain chars, and single escapes (one decoded char each)."""
+    parts: list[str] = []
+    segments: list[_Segment] = []
+    at, size = 0, 0
+    for match in _UNIT.finditer(text):
+        if match.start() > at:
+            segments.append((size, at, match.start() - at, False))
+            parts.append(text[at : match.start()])
+            size += match.start() - at
+        unit = match.group()
+        hexes = unit[2:] if unit.startswith("\\u") else unit[1:]
+        parts.append(unit[1] if len(unit) == 2 else chr(int(hexes, 16)))
+        segments.append((size, match.start(), len(unit), True))
+        size, at = size + 1, match.end()
+    segments.append((size, at, len(text) - at, False))
+    parts.append(text[at:])
+    return "".join(parts), segments
+
+
+def _in_text(position: int, segments: list[_Segment], starts: list[int], *, end: bool) -> int:
+    """Where the decoded char at ``position`` starts in the text (ends, when ``end``)."""
+    start, at, length, escape = segments[bisect.bisect_right(starts, position) - 1]
+    if escape:
+        return at + length if end else at
+    return at + position - start + (1 if end else 0)
+
+
 def _without_fragments(text: str, secret: str) -> str:
     """``text`` with every run of at least _FRAGMENT consecutive chars of ``secret`` (or all of
-    a shorter one) replaced by ``<redacted>``."""
+    a shorter one), plain or escaped (:func:`_decoded`), replaced by ``<redacted>``."""
     size = min(_FRAGMENT, len(secret))
+    decoded, segments = _decoded(text) if "\\" in text or "%" in text else (text, [])
     spans: list[tuple[int, int]] = []
     for offset in range(len(secret) - size + 1):
         window = secret[offset : offset + size]
-        at = text.find(window)
+        at = decoded.find(window)
         while at != -1:
             spans.append((at, at + size))
-            at = text.find(window, at + 1)
+            at = decoded.find(window, at + 1)
     parts, end = [], 0
+    starts = [segment[0] for segment in segments]
     for start, stop in sorted(spans):
+        if segments:
+            start = _in_text(start, segments, starts, end=False)
+            stop = _in_text(stop - 1, segments, starts, end=True)
         if start >= end:
             parts += [text[end:start], REDACTED]
         end = max(end, stop)
