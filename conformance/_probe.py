@@ -164,12 +164,14 @@ async def probe(
 async def first_listed_model(endpoint: Endpoint) -> str:
     """The id of the first model ``GET {base}/models`` lists (``endpoint.model`` is not used;
     its key, timeouts and size limit are). Raises ValueError saying what was seen when no
-    answer came, the status is not 200, or the body lists no model id."""
+    answer came, or not in time, the status is not 200, or the body lists no model id."""
     async with aiohttp.ClientSession(trust_env=False) as session:
         exchange = await send(session, endpoint, "GET", "/models")
     where = f"GET {exchange.url}"
     if exchange.status is None:
         raise ValueError(f"{where} got no answer ({exchange.error})")
+    if exchange.timed_out:
+        raise ValueError(f"{where} answered {exchange.status} but {exchange.error}")
     body = shown(exchange.body, endpoint.api_key)[:200] or "(empty)"  # redacted, then cut
     if exchange.status != 200:
         raise ValueError(f"{where} answered {exchange.status}: {body}")

@@ -5,7 +5,10 @@ redirect to another server. Every server is on a free loopback port and always s
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -145,3 +148,45 @@ def test_reports_of_a_run_with_control_bytes_are_well_formed():
     ET.fromstring(junit_xml(result).split("\n", 1)[1])
     for text in (console_text(result), markdown_summary(result), *strings(json_report(result))):
         assert not set(text) & set("\x1b\x07\x00\r\x08\x7f\x9b\ud800"), text[:200]
+
+
+async def stalling(request: web.Request) -> web.Response:
+    await asyncio.sleep(120)
+    return web.Response()
+
+
+async def dripping(request: web.Request) -> web.StreamResponse:
+    """200 at once, then one byte every 0.5 s: never stalled, never done."""
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    with contextlib.suppress(ConnectionResetError):  # the client left
+        for _ in range(240):
+            await response.write(b" ")
+            await asyncio.sleep(0.5)
+    return response
+
+
+DEADLINE = 3  # seconds: the run's --deadline in the tests below
+MARGIN = 60  # seconds past it a run may end in (a safety net: without the bound, minutes)
+
+
+@pytest.mark.parametrize("handler", [stalling, dripping], ids=["stalling", "dripping"])
+@pytest.mark.parametrize("model", [["--model", "m"], []], ids=["model", "listed-model"])
+def test_the_deadline_bounds_the_whole_run_probe_included(handler, model, capsys):
+    app = web.Application()
+    app.router.add_route("*", "/v1/{tail:.*}", handler)
+    with RawServer(app) as server:
+        started = time.monotonic()
+        code = cli("--base-url", f"http://127.0.0.1:{server.port}/v1", *model, "--probe",
+                   "--deadline", str(DEADLINE))  # fmt: skip
+        elapsed = time.monotonic() - started
+    out, err = capsys.readouterr()
+    assert elapsed < DEADLINE + MARGIN, out + err
+    if not model:  # the listing is part of the run: its time is what is left of the deadline
+        assert code == 2
+        assert "no --model given" in err and "timed out" in err
+        return
+    assert code == EXIT_FAILED
+    assert "the probe stopped after 1.0 s (a third of --deadline 3 s at most)" in out
+    assert "tools     no   not found out: the probe's 1 s ran out" in out
+    assert f"the run's deadline of {DEADLINE} s passed before the check finished" in out
