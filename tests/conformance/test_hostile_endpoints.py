@@ -190,3 +190,91 @@ def test_the_deadline_bounds_the_whole_run_probe_included(handler, model, capsys
     assert "the probe stopped after 1.0 s (a third of --deadline 3 s at most)" in out
     assert "tools     no   not found out: the probe's 1 s ran out" in out
     assert f"the run's deadline of {DEADLINE} s passed before the check finished" in out
+
+
+MODELS = {"object": "list", "data": [{"id": "m", "object": "model", "created": 1, "owned_by": "x"}]}
+
+
+def answering(seen: list[str | None]) -> Callable[[web.Request], Any]:
+    """A handler recording the Authorization header of each request; it serves model m."""
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        if request.path.endswith("/models"):
+            return web.json_response(MODELS)
+        if request.path.endswith("/models/m"):
+            return web.json_response(MODELS["data"][0])
+        if "/models/" in request.path:
+            error = {"message": "no such model", "type": "invalid_request_error"}
+            return web.json_response({"error": {**error, "param": None, "code": None}}, status=404)
+        return web.json_response({})
+
+    return handler
+
+
+def redirecting(to: str) -> Callable[[web.Request], Any]:
+    """A handler answering 307 to ``to`` + the request's path (the /v1 prefix dropped)."""
+
+    async def handler(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(to + request.path_qs.removeprefix("/v1"))
+
+    return handler
+
+
+def test_a_redirect_to_another_server_is_reported_and_never_gets_the_key(tmp_path, capsys):
+    seen_there: list[str | None] = []
+    there_app = web.Application()
+    there_app.router.add_route("*", "/v1/{tail:.*}", answering(seen_there))
+    with RawServer(there_app) as there:
+        there_url = f"http://127.0.0.1:{there.port}/v1"
+        here_app = web.Application()
+        here_app.router.add_route("*", "/v1/{tail:.*}", redirecting(there_url))
+        with RawServer(here_app) as here:
+            here_url = f"http://127.0.0.1:{here.port}/v1"
+            result = run(Endpoint(here_url, "m", KEY, timeout=10), ["models_list", "resp_schema"])
+            code = cli("--base-url", here_url, "--model", "m", "--api-key", KEY, "--probe",
+                       "--check", "models_list", "--deadline", "60")  # fmt: skip
+    assert seen_there and set(seen_there) == {None}  # the key never went to the other origin
+    hop = f"307 GET {here_url}/models -> {there_url}/models"
+    assert f"{hop} (another origin: the API key was not sent there)" in [
+        r.describe() for r in result.redirects
+    ]
+    assert {(r.status, r.cross_origin) for r in result.redirects} == {(307, True)}
+    console = console_text(result)
+    assert len(result.redirects) >= 3  # /models, /models/m, /chat/completions, ...
+    distinct = len(result.redirects)
+    assert f"warning: the endpoint redirected requests ({distinct} distinct)" in console
+    assert f"  {hop} (another origin" in console
+    report = json_report(result)
+    assert {"status": 307, "method": "GET", "from": f"{here_url}/models",
+            "to": f"{there_url}/models", "cross_origin": True} in report["redirects"]  # fmt: skip
+    failed = {c["id"]: c for c in report["checks"]}["resp_schema"]
+    assert failed["exchange"]["response"]["redirects"][0]["to"] == f"{there_url}/chat/completions"
+    assert f"Redirected: 307 POST {here_url}/chat/completions" in console
+    suite = ET.fromstring(junit_xml(result).split("\n", 1)[1])
+    assert hop in suite.find("system-out").text
+    assert f"> {hop}" in markdown_summary(result)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"  warning: redirected: {hop}" in out  # seen by the probe
+    assert "warning: the endpoint redirected requests (" in out
+
+
+def test_a_redirect_on_the_same_origin_keeps_the_key_and_is_reported():
+    seen: list[str | None] = []
+    app = web.Application()
+    app.router.add_route("*", "/v2/{tail:.*}", answering(seen))
+    app.router.add_route("*", "/v1/{tail:.*}", redirecting("/v2"))  # a relative Location
+    with RawServer(app) as server:
+        base = f"http://127.0.0.1:{server.port}"
+        result = run(Endpoint(f"{base}/v1", "m", KEY, timeout=10), ["models_list"])
+    assert seen and set(seen) == {f"Bearer {KEY}"}
+    assert result.results[0].status == "passed"
+    described = [r.describe() for r in result.redirects]
+    assert described[:2] == [
+        f"307 GET {base}/v1/models -> {base}/v2/models",
+        f"307 GET {base}/v1/models/m -> {base}/v2/models/m",
+    ]
+    assert not any(r.cross_origin for r in result.redirects)
+    warning = f"warning: the endpoint redirected requests ({len(result.redirects)} distinct)"
+    assert warning in console_text(result)
