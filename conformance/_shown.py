@@ -97,11 +97,20 @@ def _in_text(position: int, segments: list[_Segment], starts: list[int], *, end:
     return at + position - start + (1 if end else 0)
 
 
+@functools.lru_cache(maxsize=8)
+def _escapes(secret: str) -> re.Pattern[str]:
+    """Any escaped form (JSON, percent) of a char of ``secret``."""
+    forms = {form for char in set(secret) for form in _forms(char, False)[1:]}
+    return re.compile("|".join(sorted(forms)))
+
+
 def _without_fragments(text: str, secret: str) -> str:
     """``text`` with every run of at least _FRAGMENT consecutive chars of ``secret`` (or all of
     a shorter one), plain or escaped (:func:`_decoded`), replaced by ``<redacted>``."""
     size = min(_FRAGMENT, len(secret))
-    decoded, segments = _decoded(text) if "\\" in text or "%" in text else (text, [])
+    # escapes of the key's chars to decode, or are its plain chars enough?
+    escaped = ("\\" in text or "%" in text) and _escapes(secret).search(text) is not None
+    decoded, segments = _decoded(text) if escaped else (text, [])
     spans: list[tuple[int, int]] = []
     for offset in range(len(secret) - size + 1):
         window = secret[offset : offset + size]

@@ -3,15 +3,17 @@ escaped, then the cut (issue 10, items 9 and 10)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import xml.etree.ElementTree as ET
 from urllib.parse import quote
 
 import pytest
 
-from conformance._http import Exchange
 from conformance._outcome import Outcome, Status
 from conformance._shown import cut, printable, redact, redact_bytes, shown
+
+from .test_report import EXCHANGE
 
 KEY = "sk-proj-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN/OP+QR"
 # Every length the suite cuts a shown text at: checks' received excerpts (80, 200, 300, 500),
@@ -112,12 +114,8 @@ def test_shown_redacts_escapes_then_cuts():
 
 
 def test_outcome_and_exchange_lines_are_printable():
-    exchange = Exchange(
-        "POST",
-        "http://h/v1/chat/completions",
-        b"{}",
-        {},
-        status=200,
+    exchange = dataclasses.replace(
+        EXCHANGE,
         headers={"content-type": "application/json", "x-request-id": "\x1b[31mreq"},
         body=f"\x1b[2J{CONTROLS}".encode("utf-8", "surrogatepass"),
         error="reset \x00",
