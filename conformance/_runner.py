@@ -150,11 +150,13 @@ def run(
     *,
     schema_level: schemas.Level = "compatible",
     concurrency: int = 4,
+    check_timeout: float | None = None,
     deadline: float | None = None,
     budget: Budget | None = None,
     progress: Progress | None = None,
 ) -> RunResult:
-    """Run the checks named by ``ids`` (default: all) against ``endpoint`` and wait."""
+    """Run the checks named by ``ids`` (default: all) against ``endpoint`` and wait; the
+    keywords are :func:`run_checks`' (``check_timeout`` defaults to 3 request timeouts)."""
     unknown = sorted(set(ids or ()) - set(CHECKS))
     if unknown:
         raise ValueError(f"unknown check id(s) {unknown}; see chatcompat check --list")
@@ -165,6 +167,7 @@ def run(
             selected,
             schema_level=schema_level,
             concurrency=concurrency,
+            check_timeout=check_timeout,
             deadline=deadline,
             budget=budget,
             progress=progress,
