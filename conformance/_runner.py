@@ -204,13 +204,15 @@ def run(
     *,
     schema_level: schemas.Level = "compatible",
     concurrency: int = 4,
+    check_timeout: float | None = None,
     deadline: float | None = None,
     started: float | None = None,
     budget: Budget | None = None,
     progress: Progress | None = None,
 ) -> RunResult:
-    """Run the checks named by ``ids`` (default: all) against ``endpoint`` and wait (see
-    :func:`run_checks` for ``deadline`` and ``started``)."""
+    """Run the checks named by ``ids`` (default: all) against ``endpoint`` and wait; the
+    keywords are :func:`run_checks`' (``check_timeout`` defaults to 3 request timeouts,
+    ``deadline`` counts from ``started``)."""
     unknown = sorted(set(ids or ()) - set(CHECKS))
     if unknown:
         raise ValueError(f"unknown check id(s) {unknown}; see chatcompat check --list")
@@ -221,6 +223,7 @@ def run(
             selected,
             schema_level=schema_level,
             concurrency=concurrency,
+            check_timeout=check_timeout,
             deadline=deadline,
             started=started,
             budget=budget,
