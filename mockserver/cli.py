@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +21,9 @@ from mockserver._server import serve_forever
 from mockserver._timing import parse_delay
 from mockserver._workers import LOG_FORMAT, serve_workers
 
-__all__ = ["add_arguments", "add_record_arguments", "run", "run_record"]
+__all__ = ["API_KEY_VARIABLE", "add_arguments", "add_record_arguments", "run", "run_record"]
+
+API_KEY_VARIABLE = "CHATCOMPAT_MOCK_API_KEY"  # the key the mock wants when --api-key is absent
 
 
 def _spec(parse: Callable[[str], object]) -> Callable[[str], str]:
@@ -46,7 +49,13 @@ Option = tuple[tuple[str, ...], dict[str, Any]]  # add_argument's flags and keyw
 _MOCK_OPTIONS: tuple[Option, ...] = (
     (("--host",), {"default": "127.0.0.1", "help": "address to bind (default 127.0.0.1)"}),
     (("--port",), {"type": int, "default": 8000, "help": "port to bind (0 = any free port)"}),
-    (("--api-key",), {"help": "require Authorization: Bearer API_KEY"}),
+    (
+        ("--api-key",),
+        {
+            "help": "require Authorization: Bearer API_KEY (default: $CHATCOMPAT_MOCK_API_KEY, "
+            "which keeps the key out of the process's command line)"
+        },
+    ),
     (
         ("--model",),
         {
@@ -238,8 +247,10 @@ def _add(parser: argparse.ArgumentParser, options: tuple[Option, ...]) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``chatcompat mock``."""
+    """The options of ``chatcompat mock``; --api-key's default is read from
+    ``$CHATCOMPAT_MOCK_API_KEY`` when the parser is built (empty = no key)."""
     _add(parser, _MOCK_OPTIONS)
+    parser.set_defaults(api_key=os.environ.get(API_KEY_VARIABLE) or None)
 
 
 def run(args: argparse.Namespace) -> int:
