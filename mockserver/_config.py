@@ -12,10 +12,22 @@ if TYPE_CHECKING:
     from mockserver._faults import Fault
     from mockserver._timing import Timing
 
-__all__ = ["DEFAULT_MODEL", "FD_RESERVE", "ConnectionLimits", "MockConfig"]
+__all__ = [
+    "ACCEPT_BURST",
+    "DEFAULT_MODEL",
+    "FD_RESERVE",
+    "LISTEN_QUEUE",
+    "ConnectionLimits",
+    "MockConfig",
+]
 
 DEFAULT_MODEL = "meta-llama/llama-3.3-70b-instruct"
-FD_RESERVE = 64  # file descriptors kept free of connections (logs, cassettes, threads, accept)
+LISTEN_QUEUE = 1024  # connections the kernel queues for accept (net.core.somaxconn caps it)
+ACCEPT_BURST = 32  # connections asyncio accepts in one turn of the loop
+# File descriptors kept free of connections: the connections accepted in the last two turns
+# of the loop and those shed past the cap (a shed one frees its descriptor a turn later), plus
+# 64 for logs, cassettes, threads and the model's files.
+FD_RESERVE = 3 * ACCEPT_BURST + 64
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import time
 from http import HTTPStatus
 from typing import Any
@@ -25,7 +26,7 @@ from aiohttp.http_exceptions import BadHttpMessage, ContentEncodingError, LineTo
 from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
-from mockserver._config import ConnectionLimits
+from mockserver._config import ACCEPT_BURST, LISTEN_QUEUE, ConnectionLimits
 from mockserver._errors import ApiError, error_body, error_response
 from mockserver._redaction import redact_url
 
@@ -34,6 +35,7 @@ __all__ = [
     "ConnectionLimits",
     "MockRunner",
     "Throttled",
+    "listen",
     "protocol_error",
     "throttle_accept_errors",
 ]
@@ -67,6 +69,8 @@ class AccessLogger(AbstractAccessLogger):
     string (``?api-key=...``) written as ``[REDACTED]``."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if getattr(request.protocol, "shed", False):
+            return  # counted in the cap's throttled warning instead
         self.logger.info(
             '%s "%s %s HTTP/%d.%d" %d %d %.3fs "%s"',
             request.remote,
@@ -135,7 +139,7 @@ class _BodyUnreadable(ApiError, TimeoutError):
 class _Connection(RequestHandler):
     """One client connection, with the header and body deadlines of ``limits``."""
 
-    __slots__ = ("_body_timer", "_header_timer", "_limits", "_payload")
+    __slots__ = ("_body_timer", "_header_timer", "_limits", "_payload", "shed")
 
     def __init__(self, manager: web.Server, limits: ConnectionLimits, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -143,6 +147,7 @@ class _Connection(RequestHandler):
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._payload: StreamReader | None = None  # the body of the last request parsed
+        self.shed = False  # closed to make room for another connection
 
     def data_received(self, data: bytes) -> None:
         count = self._request_count
@@ -281,6 +286,8 @@ class _Server(web.Server):
             handler,
         )
         _shed(len(self._connections) - 1)
+        if isinstance(victim, _Connection):
+            victim.shed = True  # its answer (a 499 at most) is not access-logged: a flood
         victim.force_close()
 
 
@@ -303,6 +310,32 @@ class MockRunner(web.AppRunner):
             limits=self._limits,
             **made._kwargs,
         )
+
+
+async def listen(runner: web.AppRunner, host: str, port: int, *, reuse_port: bool) -> int:
+    """Serve ``runner`` on every address of ``host`` (port 0: one free port for all); the port.
+    Each socket queues up to LISTEN_QUEUE connections in the kernel while asyncio accepts
+    ACCEPT_BURST of them per turn of the loop (it takes both from one ``backlog``): a long
+    queue drops no connection attempt in a flood, a short burst keeps the descriptors a flood
+    takes at once within FD_RESERVE."""
+    family = socket.AF_UNSPEC
+    infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    for address_family, kind, proto, _, address in dict.fromkeys(infos):
+        sock = socket.socket(address_family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if address_family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((address[0], port, *address[2:]))
+            port = sock.getsockname()[1]
+            await web.SockSite(runner, sock, backlog=ACCEPT_BURST).start()
+        except BaseException:
+            sock.close()
+            raise
+        sock.listen(LISTEN_QUEUE)  # asyncio listened with ACCEPT_BURST
+    return int(port)
 
 
 _ACCEPT_FAILED = "socket.accept() out of system resource"

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from mockserver._app import create_app
 from mockserver._config import ConnectionLimits, MockConfig
-from mockserver._protocol import MockRunner, throttle_accept_errors
+from mockserver._protocol import MockRunner, listen, throttle_accept_errors
 
 __all__ = ["MockServer", "run_until_signalled", "serve_forever", "start_site"]
 
@@ -40,10 +40,7 @@ async def start_site(
     throttle_accept_errors(asyncio.get_running_loop())
     runner = MockRunner(app, limits or ConnectionLimits(), **options)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
-    await site.start()
-    bound = runner.addresses[0][1]
-    return runner, int(bound)
+    return runner, await listen(runner, host, port, reuse_port=reuse_port)
 
 
 class MockServer:

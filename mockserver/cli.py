@@ -11,7 +11,7 @@ from typing import Any
 
 from chatcompat.cli import DeprecatedSpelling
 from mockserver._cassettes import CassetteError, CassetteStore
-from mockserver._config import MockConfig
+from mockserver._config import FD_RESERVE, ConnectionLimits, MockConfig
 from mockserver._defects import DEFECTS
 from mockserver._faults import parse_fault
 from mockserver._flavours import FLAVOURS
@@ -205,6 +205,46 @@ _MOCK_OPTIONS: tuple[Option, ...] = (
             "help": "generate mode: the reference sampler's semantics (default: the flavour's)",
         },
     ),
+    # how long a client is waited for, and how many connections stay open
+    (
+        ("--header-timeout",),
+        {
+            "type": float,
+            "default": ConnectionLimits.header_timeout,
+            "metavar": "S",
+            "help": "seconds from a request's first byte to the end of its headers, then 408 "
+            "and close (default %(default)g)",
+        },
+    ),
+    (
+        ("--body-timeout",),
+        {
+            "type": float,
+            "default": ConnectionLimits.body_timeout,
+            "metavar": "S",
+            "help": "seconds from the end of the headers to the end of the body, then 408 "
+            "(default %(default)g)",
+        },
+    ),
+    (
+        ("--idle-timeout",),
+        {
+            "type": float,
+            "default": ConnectionLimits.idle_timeout,
+            "metavar": "S",
+            "help": "seconds an idle keep-alive connection stays open (default %(default)g)",
+        },
+    ),
+    (
+        ("--max-connections",),
+        {
+            "type": int,
+            "metavar": "N",
+            "help": "connections open at once (per worker); past it the oldest stalled one "
+            f"(idle, or its request still arriving) is closed (default: the open-file limit "
+            f"minus {FD_RESERVE})",
+        },
+    ),
     (("--list-defects",), {"action": "store_true", "help": "print the defect modes and exit"}),
 )
 
@@ -260,8 +300,19 @@ def run(args: argparse.Namespace) -> int:
         for defect in DEFECTS.values():
             print(f"{defect.name:<{width}}  {defect.doc}")
         return 0
+    try:
+        limits = ConnectionLimits(
+            header_timeout=args.header_timeout,
+            body_timeout=args.body_timeout,
+            idle_timeout=args.idle_timeout,
+            max_connections=args.max_connections,
+        )
+    except ValueError as exc:
+        print(f"chatcompat mock: {exc}", file=sys.stderr)
+        return 2
     config = MockConfig(
         api_key=args.api_key,
+        limits=limits,
         models=tuple(args.model),
         defects=tuple(args.defect),
         prefix=args.prefix,
