@@ -139,11 +139,13 @@ class _BodyUnreadable(ApiError, TimeoutError):
 class _Connection(RequestHandler):
     """One client connection, with the header and body deadlines of ``limits``."""
 
-    __slots__ = ("_body_timer", "_header_timer", "_limits", "_payload", "shed")
+    __slots__ = ("_bad_requests", "_body_timer", "_header_timer", "_limits", "_payload", "shed")
 
-    def __init__(self, manager: web.Server, limits: ConnectionLimits, **kwargs: Any) -> None:
+    def __init__(
+        self, manager: web.Server, limits: ConnectionLimits, bad: Throttled, **kwargs: Any
+    ) -> None:
         super().__init__(manager, **kwargs)
-        self._limits = limits
+        self._limits, self._bad_requests = limits, bad
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._payload: StreamReader | None = None  # the body of the last request parsed
@@ -252,14 +254,10 @@ class _Connection(RequestHandler):
         if error.status >= 500:
             log.error("error handling a request from %s", request.remote, exc_info=exc)
         else:
-            _bad_requests(request.remote, error.status, error.message)
+            self._bad_requests(request.remote, error.status, error.message)
         response = error_response(error)
         response.force_close()
         return response
-
-
-_bad_requests = Throttled("malformed request from %s: %d %s")
-_shed = Throttled("%d connections open, the cap; closed a stalled one to accept another")
 
 
 class _Server(web.Server):
@@ -269,9 +267,11 @@ class _Server(web.Server):
     def __init__(self, handler: Any, *, limits: ConnectionLimits, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.limits, self.cap = limits, limits.connection_cap()
+        self.bad_requests = Throttled("malformed request from %s: %d %s")
+        self.shed = Throttled("%d connections open, the cap; closed a stalled one for a new one")
 
     def __call__(self) -> RequestHandler:
-        return _Connection(self, self.limits, loop=self._loop, **self._kwargs)
+        return _Connection(self, self.limits, self.bad_requests, loop=self._loop, **self._kwargs)
 
     def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
         super().connection_made(handler, transport)
@@ -285,7 +285,7 @@ class _Server(web.Server):
             ),
             handler,
         )
-        _shed(len(self._connections) - 1)
+        self.shed(len(self._connections) - 1)
         if isinstance(victim, _Connection):
             victim.shed = True  # its answer (a 499 at most) is not access-logged: a flood
         victim.force_close()
