@@ -32,7 +32,6 @@ from mockserver._redaction import redact_url
 
 __all__ = [
     "AccessLogger",
-    "ConnectionLimits",
     "MockRunner",
     "Throttled",
     "listen",

@@ -28,6 +28,7 @@ from mockserver._cassettes import (
 from mockserver._errors import ApiError, error_response
 from mockserver._redaction import (
     MIN_HEADER_SECRET,
+    query_secrets,
     redact,
     redact_json,
     redact_text,
@@ -139,7 +140,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
             request.method, url, data=raw or None, headers=forward, allow_redirects=False
         )
     except (aiohttp.ClientError, TimeoutError) as exc:
-        reason = redact_text(str(exc), secrets)
+        reason = redact_text(str(exc), [*secrets, *query_secrets(request.query_string)])
         log.warning("upstream %s failed: %s", redact_url(url), reason)
         error = ApiError(502, f"The upstream {config.upstream} could not be reached: {reason}.")
         return error_response(error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -340,12 +341,26 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("chatcompat mock: --workers must be >= 1", file=sys.stderr)
         return 2
+    _raise_open_file_limit()
     if args.workers > 1:
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
         return serve_workers(config, args.host, args.port, args.workers)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     serve_forever(config, args.host, args.port)
     return 0
+
+
+def _raise_open_file_limit() -> None:
+    """Raise the soft limit on open files to the hard one, as Go programs do at start (the
+    connection cap follows the soft limit); where that fails, the limit stays as it was."""
+    try:
+        import resource
+    except ImportError:  # not on Unix
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def add_record_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,8 +16,8 @@ from types import MappingProxyType
 
 import pytest
 
-from mockserver import MockConfig, MockServer
-from mockserver._config import FD_RESERVE, ConnectionLimits
+from mockserver import ConnectionLimits, MockConfig, MockServer
+from mockserver._config import FD_RESERVE
 from mockserver._protocol import throttle_accept_errors
 
 from ..conftest import captured_logs
@@ -232,8 +232,8 @@ def test_a_flood_of_stalled_connections_does_not_stop_service(start_mock):
     with captured_logs("mockserver") as records:
         stalled = [connect(server) for _ in range(20)]
         try:
-            for sock in stalled:
-                sock.sendall(POST[:10])
+            for i, sock in enumerate(stalled):  # headers on the way, or the body
+                sock.sendall(POST[:10] if i % 2 else POST + b"Content-Length: 99\r\n\r\n{")
             time.sleep(0.2)
             for _ in range(3):
                 assert answer(exchange(server, b"GET /health HTTP/1.0\r\n\r\n"))[0] == 200
@@ -243,6 +243,22 @@ def test_a_flood_of_stalled_connections_does_not_stop_service(start_mock):
                 sock.close()
     shed = [r for r in records if "the cap" in r.getMessage()]
     assert 1 <= len(shed) <= 2  # once per interval, not per connection
+    assert not [r.getMessage() for r in records if r.levelno >= logging.ERROR]
+
+
+def test_a_body_read_after_the_client_left_is_a_499_not_an_error():
+    from mockserver._errors import CLIENT_CLOSED_REQUEST, error_answer
+
+    class Gone:
+        transport, method, path = None, "POST", "/v1/chat/completions"
+
+    def render(request, error):
+        raise AssertionError(f"rendered {error.status}")
+
+    with captured_logs("mockserver") as records:
+        response = error_answer(Gone(), RuntimeError("Connection closed."), render)
+    assert response.status == CLIENT_CLOSED_REQUEST
+    assert not [r for r in records if r.levelno >= logging.ERROR]
 
 
 def test_a_request_being_answered_is_not_shed(start_mock):
