@@ -151,13 +151,15 @@ class _Connection(RequestHandler):
         self.shed = False  # closed to make room for another connection
 
     def data_received(self, data: bytes) -> None:
-        count = self._request_count
+        count, body_before = self._request_count, self._body_pending()
         super().data_received(data)
         if self._request_count != count:  # headers complete (or rejected)
             self._cancel_header_timer()
             self._headers_done()
-        elif data and self._header_timer is None and not self._body_pending():
-            # bytes of a new request's headers: they must all arrive in time
+        elif data and self._header_timer is None and not body_before and not self._body_pending():
+            # bytes of a new request's headers: they must all arrive in time (bytes after the
+            # end of a body or of headers may be the next request's: the idle timeout bounds
+            # those, as it closes a connection whose next request has not arrived whole)
             self._header_timer = self._loop.call_later(
                 self._limits.header_timeout, self._headers_late, count
             )

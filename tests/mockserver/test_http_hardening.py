@@ -217,6 +217,18 @@ def test_a_keep_alive_connection_idle_past_the_header_timeout_still_serves(start
             time.sleep(1.0)  # idle, not a request being sent: no 408
 
 
+def test_a_body_ending_its_own_write_starts_no_header_timer(start_mock):
+    server = start_mock(limits=ConnectionLimits(header_timeout=0.3, idle_timeout=NET))
+    with connect(server) as sock:
+        sock.sendall(POST + b"Content-Length: %d\r\n\r\n" % len(CHAT) + CHAT[:10])
+        time.sleep(0.1)
+        sock.sendall(CHAT[10:])  # the rest of the body, exactly
+        assert answer(sock.recv(65536))[0] == 200
+        time.sleep(1.0)  # idle: no 408 may come
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert answer(sock.recv(65536))[0] == 200
+
+
 def test_pipelined_requests_are_each_answered(quick):
     one = b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n"
     raw = exchange(quick, one * 2 + b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
