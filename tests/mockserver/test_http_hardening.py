@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import http.client
 import json
 import logging
+import select
 import socket
 import time
 from types import MappingProxyType
@@ -48,6 +50,13 @@ def closed(sock: socket.socket) -> bool:
         return sock.recv(10) == b""
     except ConnectionResetError:
         return True
+
+
+def one_response(sock: socket.socket) -> tuple[int, bytes]:
+    """Read exactly one HTTP answer from ``sock``: its status and body."""
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return response.status, response.read()
 
 
 def exchange(server: MockServer, data: bytes) -> bytes:
@@ -162,15 +171,10 @@ def test_headers_sent_one_byte_at_a_time_get_408_and_the_connection_closes(quick
     request = POST + b"X-Slow: " + b"y" * 200
     started = time.monotonic()
     with connect(quick) as sock:
-        raw = b""
-        for byte in request:
-            try:
-                sock.sendall(bytes([byte]))
-            except OSError:  # closed by the server
+        for byte in request:  # a byte every 0.1 s until the server says something
+            if select.select([sock], [], [], 0.1)[0]:
                 break
-            time.sleep(0.1)
-            if time.monotonic() - started > NET:
-                break
+            sock.sendall(bytes([byte]))
         raw = read_all(sock)
     assert envelope(raw) == (408, "request_timeout", "application/json")
     assert answer(raw)[1]["connection"] == "close"
@@ -200,8 +204,7 @@ def test_a_slow_body_that_arrives_in_time_is_answered(start_mock):
 def test_an_idle_keep_alive_connection_is_closed(quick):
     with connect(quick) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
-        first = sock.recv(65536)
-        assert answer(first)[0] == 200
+        assert one_response(sock)[0] == 200
         started = time.monotonic()
         assert read_all(sock) == b""  # nothing more, then closed
         assert time.monotonic() - started < NET
@@ -213,7 +216,7 @@ def test_a_keep_alive_connection_idle_past_the_header_timeout_still_serves(start
     with connect(server) as sock:
         for _ in range(2):
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
-            assert answer(sock.recv(65536))[0] == 200
+            assert one_response(sock)[0] == 200
             time.sleep(1.0)  # idle, not a request being sent: no 408
 
 
@@ -223,10 +226,10 @@ def test_a_body_ending_its_own_write_starts_no_header_timer(start_mock):
         sock.sendall(POST + b"Content-Length: %d\r\n\r\n" % len(CHAT) + CHAT[:10])
         time.sleep(0.1)
         sock.sendall(CHAT[10:])  # the rest of the body, exactly
-        assert answer(sock.recv(65536))[0] == 200
+        assert one_response(sock)[0] == 200
         time.sleep(1.0)  # idle: no 408 may come
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
-        assert answer(sock.recv(65536))[0] == 200
+        assert one_response(sock)[0] == 200
 
 
 def test_pipelined_requests_are_each_answered(quick):
@@ -274,17 +277,19 @@ def test_a_body_read_after_the_client_left_is_a_499_not_an_error():
 
 
 def test_a_request_being_answered_is_not_shed(start_mock):
-    server = start_mock(limits=ConnectionLimits(max_connections=2), ttft=1.0)
+    server = start_mock(limits=ConnectionLimits(max_connections=2), ttft=3.0)
     with connect(server) as streaming:
         body = b'{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}'
         streaming.sendall(_with_body(b"Connection: close\r\n", body))
-        time.sleep(0.2)  # fully sent: being answered (1 s before its first event)
+        head = b""
+        while b"\r\n\r\n" not in head:  # its headers: it is being answered (3 s of TTFT)
+            head += streaming.recv(1)
         with connect(server) as stalled:
             stalled.sendall(POST[:10])
             time.sleep(0.2)
             assert answer(exchange(server, b"GET /health HTTP/1.0\r\n\r\n"))[0] == 200
             assert closed(stalled)  # shed, not the stream
-        raw = read_all(streaming)
+        raw = head + read_all(streaming)
         assert b"data: [DONE]\n\n" in raw and raw.endswith(b"0\r\n\r\n")  # whole
 
 
