@@ -17,6 +17,8 @@ import time
 from types import MappingProxyType
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mockserver import ConnectionLimits, MockConfig, MockServer
 from mockserver._config import FD_RESERVE
@@ -364,3 +366,41 @@ def test_config_limits_reach_the_server_in_a_thread():
     with MockServer(config) as server, connect(server) as sock:
         sock.sendall(b"GET /he")
         assert envelope(read_all(sock))[0] == 408
+
+
+@pytest.fixture
+def brisk(start_mock):
+    """A mock that waits 0.3 s for headers and bodies and 0.5 s on an idle connection."""
+    limits = ConnectionLimits(header_timeout=0.3, body_timeout=0.3, idle_timeout=0.5)
+    return start_mock(limits=limits)
+
+
+LINES = st.sampled_from(
+    [
+        b"POST /v1/chat/completions HTTP/1.1",
+        b"GET /health HTTP/1.1",
+        b"Host: t",
+        b"Content-Length: 5",
+        b"Content-Length: -1",
+        b"Transfer-Encoding: chunked",
+        b"Content-Encoding: br",
+        b"Content-Encoding: gzip",
+        b"Content-Type: application/json",
+        b"X-Long: " + b"a" * 9000,
+        b"",
+        b"0",
+        b"zz",
+    ]
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(lines=st.lists(st.one_of(LINES, st.binary(max_size=40)), max_size=8))
+def test_whatever_the_bytes_every_answer_is_json_and_never_5xx(brisk, lines):
+    raw = exchange(brisk, b"\r\n".join(lines) + b"\r\n\r\n")
+    if raw:  # some inputs end in a timeout's 408, some in a plain close
+        status, headers, _ = answer(raw)
+        assert status < 500, raw[:300]
+        assert headers["content-type"].startswith("application/json"), raw[:300]
