@@ -6,6 +6,7 @@ in AppKeys."""
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -107,7 +108,13 @@ def _authorise(state: MockState, request: web.Request) -> None:
             code="invalid_api_key",
         )
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or token.strip() != state.config.api_key:
+    expected = state.config.api_key or ""
+    # constant time: hmac.compare_digest on bytes (str would reject non-ASCII keys);
+    # surrogatepass encodes any str, also the surrogates of undecodable header bytes
+    same = hmac.compare_digest(
+        token.strip().encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+    if scheme.lower() != "bearer" or not same:
         raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
 
 

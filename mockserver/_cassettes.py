@@ -68,6 +68,9 @@ UNSTORED_HEADERS = frozenset(
         "accept-encoding",
     }
 )
+# Stored as [REDACTED] by `chatcompat record`: the credentials OpenAI, Azure OpenAI (api-key,
+# Ocp-Apim-Subscription-Key of API Management), Anthropic, Google and AWS clients send, cookies,
+# and the OpenAI organization / project ids (not credentials, but they name the account).
 SECRET_HEADERS = frozenset(
     {
         "authorization",
@@ -75,8 +78,13 @@ SECRET_HEADERS = frozenset(
         "api-key",
         "x-api-key",
         "x-goog-api-key",
+        "ocp-apim-subscription-key",
+        "x-functions-key",
+        "x-amz-security-token",
         "cookie",
         "set-cookie",
+        "openai-organization",
+        "openai-project",
     }
 )
 REDACTED = "[REDACTED]"

@@ -58,7 +58,9 @@ async def _worker(config: MockConfig, host: str, port: int, ready: Any) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runner, _ = await start_site(app, host, port, access_log=True, reuse_port=True)
+    runner, _ = await start_site(
+        app, host, port, access_log=True, reuse_port=True, limits=config.limits
+    )
     ready.put(os.getpid())
     parent = os.getppid()
     try:
