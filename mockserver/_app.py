@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from mockserver._body import read_body
 from mockserver._cassettes import CassetteStore, ScriptedCassettes
 from mockserver._config import MockConfig
 from mockserver._delivery import send_cassette
@@ -68,7 +69,7 @@ def endpoint(
             if api or (api is None and request.path.startswith(api_prefix)):
                 if state.config.api_key is not None:
                     _authorise(state, request)
-                call.raw = await request.read()
+                call.raw = await read_body(request)
                 found = find_cassette(state, call) if replaying else None
                 if found is not None:
                     response = await send_cassette(state, call, *found)
