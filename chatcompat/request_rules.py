@@ -82,9 +82,9 @@ class BuildBudget:
         if self.left < 0:
             where = f"'{self.param}'" if self.param else "the request's schemas"
             raise RuleViolation(
-                f"The answer to this request is too large for the mock: the JSON it builds from "
-                f"{where} (all choices together) passes {self.limit} bytes. Ask for fewer or "
-                "smaller items (minItems, minLength, required properties, n).",
+                f"The answer to this request is too large for the mock: the JSON it builds "
+                f"from {where} passes {self.limit} bytes. Ask for fewer or smaller items "
+                "(minItems, minLength, required properties, n).",
                 param=self.param,
                 code="answer_too_large",
             )

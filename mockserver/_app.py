@@ -92,6 +92,8 @@ def _render_error(state: MockState, call: Call, error: ApiError) -> web.Response
         return web.Response(body=event + DONE, content_type="text/event-stream")
     response = _json(body, status)
     response.headers.update(error.headers)
+    if error.headers.get("Connection") == "close":
+        response.force_close()  # aiohttp keeps the connection open unless told this way
     return response
 
 

@@ -29,7 +29,9 @@ from aiohttp.http_exceptions import ContentEncodingError
 
 from mockserver._errors import ApiError
 
-__all__ = ["MAX_JSON_DEPTH", "json_path", "parse_json", "read_body"]
+__all__ = ["CLOSE", "MAX_JSON_DEPTH", "json_path", "parse_json", "read_body"]
+
+CLOSE = {"Connection": "close"}  # an error's headers: the connection closes after it
 
 # A request is about 6 levels deep (messages, parts); a tool's parameters or a response format's
 # schema at _schema_limits.MAX_SCHEMA_DEPTH adds 64 at most.
@@ -41,7 +43,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")  # a pair decodes to one character: a
 
 async def read_body(request: web.Request) -> bytes:
     """The body of ``request``, its content encoding (gzip, deflate) undone by aiohttp; an
-    ApiError 400 when it does not decode as its ``Content-Encoding`` says or cannot be read."""
+    ApiError 400 when it does not decode as its ``Content-Encoding`` says or cannot be read
+    (with :data:`CLOSE`: the connection cannot carry another request)."""
     try:
         return await request.read()
     except web.RequestPayloadError as exc:
@@ -51,7 +54,15 @@ async def read_body(request: web.Request) -> bytes:
             message = f"The request body is not the {encoding} data its Content-Encoding says"
         else:
             message = "The request body could not be read"
-        raise ApiError(400, f"{message}: {cause or exc}.", code="invalid_body") from None
+        # The connection closes after the answer: the rest of the body is not read (aiohttp
+        # would read it after the answer, meet the error again and log it as unhandled).
+        request.content.feed_eof()
+        raise ApiError(
+            400,
+            f"{message} ({getattr(cause, 'message', None) or cause or exc}).",
+            code="invalid_body",
+            headers=CLOSE,
+        ) from None
 
 
 def _not_json(reason: str) -> ApiError:

@@ -192,11 +192,13 @@ def _value_template(
     prop: Mapping[str, Any], head: str, depth: int, budget: BuildBudget
 ) -> list[_Segment]:
     """Segments writing ``head`` then a value for schema ``prop``: its first enum value, a free
-    string, a free number, ``true``, an object (``_object_template``), ``[]`` or ``null``."""
+    string, a free number, ``true``, an object (``_object_template``), ``[]`` or ``null``
+    (also for a boolean schema, ``true`` / ``false``)."""
+    prop = prop if isinstance(prop, Mapping) else {}
     kind = prop.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
-    if "enum" in prop:
+    if prop.get("enum"):
         return [_forced(head + json.dumps(prop["enum"][0]), budget)]
     if kind == "string":
         return [_forced(head + '"', budget), _Segment("string"), _forced('"', budget)]
@@ -214,7 +216,9 @@ def _value_template(
 def _object_template(
     schema: Mapping[str, Any], prefix: str, suffix: str, budget: BuildBudget, depth: int = 0
 ) -> list[_Segment]:
-    """``prefix{...}suffix``: the required properties of object ``schema`` in order."""
+    """``prefix{...}suffix``: the required properties of object ``schema`` in order (none
+    for a boolean schema)."""
+    schema = schema if isinstance(schema, Mapping) else {}
     props: Mapping[str, Any] = schema.get("properties") or {}
     segs = [_forced(prefix + "{", budget)]
     for i, key in enumerate(schema.get("required") or []):
