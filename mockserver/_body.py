@@ -15,12 +15,14 @@ envelope (:class:`~mockserver._errors.ApiError`), never a 5xx:
   parsers do (RFC 8259 section 8.2 leaves unpaired surrogates "unpredictable"; OpenAI and
   Anthropic answer 400, see anomalyco/opencode pull 17758), instead of failing when the answer
   is encoded;
+- its numbers are doubles: 1e400 is refused, not read as infinity;
 - it decodes as its ``Content-Encoding`` says (a ``gzip`` header on a body that is not gzip).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -74,8 +76,19 @@ def _not_json(reason: str) -> ApiError:
     )
 
 
+class _OutOfRange(ValueError):
+    """A number past the largest double: Python reads 1e400 as infinity."""
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _OutOfRange(text)
+    return value
 
 
 def json_path(path: tuple[str | int, ...]) -> str:
@@ -92,12 +105,16 @@ def json_path(path: tuple[str | int, ...]) -> str:
 
 
 def parse_json(raw: bytes) -> Any:
-    """The JSON value of ``raw`` (NaN and Infinity refused); an ApiError 400 saying why when it
-    is not JSON, nests deeper than :data:`MAX_JSON_DEPTH` or holds a lone surrogate."""
+    """The JSON value of ``raw``; an ApiError 400 saying why when it is not JSON (NaN and
+    Infinity included, and numbers past the largest double, such as 1e400, which Python would
+    read as infinity: RFC 8259 section 6 expects IEEE 754 doubles), nests deeper than
+    :data:`MAX_JSON_DEPTH` or holds a lone surrogate."""
     try:
-        value = json.loads(raw, parse_constant=_reject_constant)
+        value = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite)
     except RecursionError:
         raise _not_json(f"it nests deeper than {MAX_JSON_DEPTH} levels") from None
+    except _OutOfRange as exc:
+        raise _not_json(f"the number {str(exc)[:40]} is past the largest double") from None
     except ValueError as exc:
         raise _not_json(type(exc).__name__) from None
     # only a body with that many brackets can be too deep, only one with these bytes hold one

@@ -14,16 +14,23 @@ every schema to them, strict or not (it builds an instance of any schema it is g
   keeps ``jsonschema``'s checking (about 6 stack frames per level) far within Python's
   recursion limit.
 
-Past a limit, or when the schema is not one, :func:`schema_problem` says why; the caller
-answers 400.
+Then the schema must be valid against the draft 2020-12 meta-schema (whatever its ``$schema``
+says), checked by the compiled validator (jsonschema-rs: 5000 properties in about a
+millisecond, where jsonschema takes seconds on the event loop), formats included: a
+``pattern`` must be an ECMA-262 regular expression (JSON Schema Validation 2020-12, 7.3.8
+"regex"). Past a limit, or when the schema is not one, :func:`schema_problem` says why; the
+caller answers 400.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
+
+from mockserver._body import json_path
 
 __all__ = ["MAX_SCHEMA_DEPTH", "MAX_SCHEMA_PROPERTIES", "schema_problem"]
 
@@ -55,6 +62,14 @@ def _size_problem(schema: Any) -> str | None:
     return None
 
 
+@functools.cache
+def _meta_validator() -> jsonschema_rs.Validator:
+    """The compiled validator of the draft 2020-12 meta-schema, formats checked."""
+    return jsonschema_rs.Draft202012Validator(
+        Draft202012Validator.META_SCHEMA, validate_formats=True
+    )
+
+
 def schema_problem(schema: Any) -> str | None:
     """Why ``schema`` is past the mock's limits or not a JSON Schema (draft 2020-12; the
     message cut at 300 characters), or None."""
@@ -62,9 +77,11 @@ def schema_problem(schema: Any) -> str | None:
     if problem is not None:
         return problem
     try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        return str(exc.message)[:_MAX_MESSAGE]
-    except RecursionError:  # not expected within MAX_SCHEMA_DEPTH: a last guard
-        return "it nests too deeply to be checked."
-    return None
+        error = next(iter(_meta_validator().iter_errors(schema)), None)
+    except (ValueError, OverflowError):  # a value it cannot represent
+        return "it holds a value that cannot be checked."
+    if error is None:
+        return None
+    where = json_path(tuple(error.instance_path))
+    message = error.message + (f" (at '{where}')" if where else "")
+    return message[:_MAX_MESSAGE]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any
@@ -81,8 +80,6 @@ def example_for(schema: Any, budget: BuildBudget | None = None, depth: int = 0) 
         ]
     if kind in ("integer", "number"):
         low = schema.get("minimum", schema.get("exclusiveMinimum", -1) + 1)
-        if not math.isfinite(low):  # 1e400 parses as infinity: no number to start from
-            low = 0
         return _spent(budget, int(low) if kind == "integer" else float(low))
     if kind == "boolean":
         return _spent(budget, True)
