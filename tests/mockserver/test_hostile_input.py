@@ -10,12 +10,23 @@ import json
 import tracemalloc
 import zlib
 
+import aiohttp
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chatcompat.request_rules import MAX_BUILT_BYTES, BuildBudget, RuleViolation
-from mockserver import Cassette, CassetteStore, MockConfig, MockServer, Write
+from mockserver import (
+    Cassette,
+    CassetteStore,
+    MockConfig,
+    MockServer,
+    RecordConfig,
+    Write,
+    create_record_app,
+    load_directory,
+    start_site,
+)
 from mockserver._body import MAX_JSON_DEPTH, parse_json
 from mockserver._cassettes import MEMO_BYTES, parse_request_body
 from mockserver._errors import ApiError
@@ -34,6 +45,7 @@ MODES = {
 }
 HI = [{"role": "user", "content": "Hi"}]
 BASE = {"model": "m", "messages": HI, "max_tokens": 4}
+JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
@@ -236,6 +248,27 @@ def test_a_body_in_its_content_encoding_is_answered(servers):
     for encoding, encoded in (("gzip", gzip.compress(data)), ("deflate", zlib.compress(data))):
         status, _, raw = post(servers["replay"], encoded, {"Content-Encoding": encoding})
         assert status == 200, raw
+
+
+async def test_the_recorder_answers_a_bad_body_in_the_envelope_and_records_it_safely(
+    servers, tmp_path
+):
+    config = RecordConfig(upstream=servers["template"].base_url, directory=str(tmp_path))
+    runner, port = await start_site(create_record_app(config), "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    try:
+        async with aiohttp.ClientSession() as session:
+            bad_gzip = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+            async with session.post(url, data=b'{"model":"m"}', headers=bad_gzip) as answer:
+                assert answer.status == 400
+                envelope(await answer.read())
+            surrogate = SURROGATES["content"][0]
+            async with session.post(url, data=surrogate, headers=JSON) as answer:
+                assert answer.status == 400  # the upstream's answer, recorded
+    finally:
+        await runner.cleanup()
+    (cassette,) = load_directory(tmp_path)  # the surrogate body kept as its text
+    assert cassette.body == surrogate.decode()
 
 
 # 4: a small request asking for a huge answer.
