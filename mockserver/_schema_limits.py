@@ -4,15 +4,17 @@ tool's ``parameters``): within the size the mock answers, then valid JSON Schema
 The limits follow OpenAI's: "A schema may have up to 5000 object properties total, with up to
 10 levels of nesting" (platform.openai.com/docs/guides/structured-outputs, "Supported schemas",
 "Objects have limitations on nesting depth and size"; 100 properties and 5 levels when
-Structured Outputs launched in August 2024, community.openai.com/t/918388). The mock holds
-every schema to them, strict or not (it builds an instance of any schema it is given):
+Structured Outputs launched in August 2024, community.openai.com/t/918388). The mock bounds
+every schema, strict or not (it builds an instance of any schema it is given), so that no
+schema OpenAI accepts is refused:
 
-- at most :data:`MAX_SCHEMA_PROPERTIES` (5000) properties in all ``properties`` objects;
+- at most :data:`MAX_SCHEMA_PROPERTIES` (5000, OpenAI's) properties in all ``properties``
+  objects;
 - at most :data:`MAX_SCHEMA_DEPTH` JSON levels (objects and arrays, the schema itself at level
   1): a level of OpenAI's is a ``properties`` object and a property in it, two JSON levels, so
   its 10 levels with an ``items`` or ``anyOf`` between each take about 40; 64 leaves room and
-  keeps ``jsonschema``'s checking (about 6 stack frames per level) far within Python's
-  recursion limit.
+  keeps every recursive reader of a schema (jsonschema took about 6 stack frames per level;
+  ``json.dumps``, the deep copies of the defects) far within Python's recursion limit.
 
 Then the schema must be valid against the draft 2020-12 meta-schema (whatever its ``$schema``
 says), checked by the compiled validator (jsonschema-rs: 5000 properties in about a
