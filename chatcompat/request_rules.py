@@ -42,7 +42,8 @@ __all__ = [
 INTEGER_PARAMS = ("n", "max_tokens", "max_completion_tokens", "top_logprobs", "seed", "top_k")
 # The JSON text an answer may build from the request's schemas, all choices together: a
 # template's stream of 16 KiB of tool arguments is about 1.4 MB of events, made in about 70 ms
-# on the event loop (the largest block a request can cause there).
+# on the event loop (with 20 top logprobs per token, about 1 s: as long as n=128 choices of
+# the seed text with them, which OpenAI's own limits allow).
 MAX_BUILT_BYTES = 16 * 1024
 # The float fields of reference_model.SamplingParams, named as in the request.
 _FLOAT_PARAMS = ("temperature", "top_p", "min_p", "repetition_penalty", "frequency_penalty",
