@@ -294,6 +294,15 @@ def test_a_million_items_in_forced_tool_arguments_is_a_400(servers, mode):
     assert error["param"] == "tools"
 
 
+def test_generate_mode_writes_a_million_items_array_as_empty(servers):
+    parameters = {"type": "object", "properties": {"a": MILLION_ITEMS}, "required": ["a"]}
+    body = with_schema(parameters, where="tools", max_tokens=64)
+    status, _, raw = post(servers["generate"], body)
+    assert status == 200, raw
+    (call,) = json.loads(raw)["choices"][0]["message"]["tool_calls"]
+    assert json.loads(call["function"]["arguments"]) == {"a": []}
+
+
 @pytest.mark.parametrize("mode", ["replay", "template"])
 def test_the_bound_holds_for_all_choices_together(servers, mode):
     schema = {"type": "array", "minItems": 40, "items": {"type": "string"}}  # ~300 bytes
