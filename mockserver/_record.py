@@ -200,8 +200,8 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     config = request.app[RECORD]
     try:
         raw = await read_body(request)
-    except ApiError as error:  # a body that is not what its Content-Encoding says
-        return error_response(error)
+    except ApiError as unreadable:  # a body that is not what its Content-Encoding says
+        return error_response(unreadable)
     path, url = _upstream_url(config, request)
     forward = CIMultiDict(
         (k, v) for k, v in request.headers.items() if k.lower() not in UNSTORED_HEADERS
