@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from mockserver._body import read_body
 from mockserver._cassettes import CassetteStore, ScriptedCassettes
 from mockserver._config import MockConfig
 from mockserver._delivery import send_cassette
@@ -69,7 +70,7 @@ def endpoint(
             if api or (api is None and request.path.startswith(api_prefix)):
                 if state.config.api_key is not None:
                     _authorise(state, request)
-                call.raw = await request.read()
+                call.raw = await read_body(request)
                 found = find_cassette(state, call) if replaying else None
                 if found is not None:
                     response = await send_cassette(state, call, *found)
@@ -92,6 +93,8 @@ def _render_error(state: MockState, call: Call, error: ApiError) -> web.Response
         return web.Response(body=event + DONE, content_type="text/event-stream")
     response = _json(body, status)
     response.headers.update(error.headers)
+    if error.headers.get("Connection") == "close":
+        response.force_close()  # aiohttp keeps the connection open unless told this way
     return response
 
 

@@ -75,13 +75,17 @@ def error_body(error: ApiError) -> dict[str, Any]:
 
 
 def error_response(error: ApiError) -> web.Response:
-    """A JSON response carrying ``error`` in the envelope."""
-    return web.Response(
+    """A JSON response carrying ``error`` in the envelope (closing the connection after it
+    when the error's headers say ``Connection: close``)."""
+    response = web.Response(
         status=error.status,
         body=json.dumps(error_body(error)).encode(),
         content_type="application/json",
         headers=error.headers,
     )
+    if error.headers.get("Connection") == "close":
+        response.force_close()  # aiohttp keeps the connection open unless told this way
+    return response
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

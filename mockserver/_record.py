@@ -16,6 +16,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
+from mockserver._body import read_body
 from mockserver._cassettes import (
     REDACTED,
     SECRET_HEADERS,
@@ -126,7 +127,10 @@ async def _relay(
 async def proxy(request: web.Request) -> web.StreamResponse:
     """Forward one request upstream, stream the answer back, and store it as a cassette."""
     config = request.app[RECORD]
-    raw = await request.read()
+    try:
+        raw = await read_body(request)
+    except ApiError as unreadable:  # a body that is not what its Content-Encoding says
+        return error_response(unreadable)
     path, url = _upstream_url(config, request)
     forward = CIMultiDict(
         (k, v) for k, v in request.headers.items() if k.lower() not in UNSTORED_HEADERS
