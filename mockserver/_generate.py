@@ -14,13 +14,16 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from chatcompat.request_rules import check_context_length, forced_tools
 from mockserver._answer import Answer, Choice, Token, Usage
+from mockserver._errors import ApiError
+from mockserver._round_robin import RoundRobin, Stopped
 
 if TYPE_CHECKING:
     from reference_model import Dialect, Step, Tokenizer, Transformer
@@ -31,14 +34,12 @@ log = logging.getLogger("mockserver")
 
 WEIGHTS_SEED = 0  # build_model(0): what `chatcompat export-model` writes by default
 WAKE_INTERVAL = 0.005  # live streams: seconds between wake-ups of the event loop for tokens
+GONE_POLL = 0.25  # whole answers: seconds between looks at whether the client is still there
+CLOSE_WAIT = 2.0  # seconds close() waits for the worker thread
 
 
 class ModelUnavailable(RuntimeError):
     """The reference model cannot be imported (torch, the optional extra, is missing)."""
-
-
-class _Cancelled(Exception):
-    """The request went away or the server is stopping: generation stops early."""
 
 
 def require_reference_model() -> None:
@@ -167,6 +168,15 @@ class LiveAnswer:
             with contextlib.suppress(RuntimeError):  # the loop is closed: the server stopped
                 self._loop.call_soon_threadsafe(self._ready.set)
 
+    def finish(self, future: Future[Answer]) -> None:
+        """Hand the end of the generation to the loop: its answer, or what it raised (from
+        the worker thread, when ``future`` is done)."""
+        exc = None if future.cancelled() else future.exception()
+        if exc is None:
+            self.put("end", future.result())
+        else:
+            self.put("error", exc)
+
     async def _take(self) -> list[tuple[str, Any]]:
         """Every item put since the last take (at least one)."""
         while True:
@@ -206,17 +216,28 @@ class LiveAnswer:
 
 
 class ModelWorker:
-    """The reference model on a single worker thread (the model is not re-entrant), built
-    lazily on that thread and kept for the life of the app. ``context_length`` (tokens; None:
-    the model's own) bounds prompt + completion together with the model's context."""
+    """The reference model on one worker thread (the model is not re-entrant), built lazily on
+    that thread and kept for the life of the app. ``context_length`` (tokens; None: the
+    model's own) bounds prompt + completion together with the model's context.
+
+    Scheduling (:class:`~mockserver._round_robin.RoundRobin`): the generations in progress take
+    turns, one token each, round-robin; a new request joins at the end of the round, and the
+    ``n`` choices of a request are made one after the other in its turns. So a request's share
+    of the model grows with neither ``n`` nor ``max_tokens``: one large request slows each
+    small one by one token per turn instead of holding it up until its end. Each generation
+    keeps its own KV caches and seeded generators, so its tokens are those it makes alone.
+    There is no budget beyond the context: a request may ask for up to ``n`` x the context.
+
+    A generation stops at its next turn once its client has left: a live stream's write fails,
+    a whole answer's connection is seen closed (looked at every ``GONE_POLL`` seconds); and
+    every generation stops when the worker closes."""
 
     def __init__(self, sampling: str, *, context_length: int | None = None) -> None:
         self.sampling = sampling  # the reference sampler's dialect: vllm | hf | llamacpp
         self.context_length = context_length
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatcompat-model")
+        self._turns = RoundRobin("chatcompat-model")
         self._model: Transformer | None = None
         self._tokenizer: Tokenizer | None = None
-        self._closing = threading.Event()
 
     def _load(self) -> tuple[Transformer, Tokenizer]:
         """The model and tokenizer, built on first use (on the worker thread)."""
@@ -233,14 +254,21 @@ class ModelWorker:
             self._model = build_model(WEIGHTS_SEED)
         return self._model, self._tokenizer
 
+    def _building(self) -> Generator[None, None, None]:
+        """The model build as a job of one piece."""
+        self._load()
+        yield from ()
+
     def warm_up(self) -> None:
         """Start building the model in the background."""
-        self._executor.submit(self._load)
+        self._turns.submit(self._building())
 
-    def close(self) -> None:
-        """Stop a running generation, drop queued ones and join the worker thread."""
-        self._closing.set()
-        self._executor.shutdown(wait=True, cancel_futures=True)
+    def close(self, timeout: float = CLOSE_WAIT) -> None:
+        """Stop every generation at its next token and wait up to ``timeout`` seconds for the
+        worker thread (a model build in progress runs on; the daemon thread never holds up
+        the process's exit)."""
+        if not self._turns.close(timeout):
+            log.debug("the model thread is still building the model; it ends after that")
 
     @staticmethod
     def streams_live(body: Mapping[str, Any]) -> bool:
@@ -255,49 +283,60 @@ class ModelWorker:
         self, body: Mapping[str, Any], *, completion_id: str, created: int
     ) -> LiveAnswer:
         """The answer to stream request ``body`` (see :meth:`streams_live`) while the model
-        makes it; returns once the first token is out, raising what a bad request raises."""
+        makes it; returns once the first token is out, raising what a bad request raises
+        (an ApiError 503 when the server stops first)."""
         live = LiveAnswer(_head(body, completion_id, created), asyncio.get_running_loop())
-
-        def run() -> None:
-            try:
-                answer = self._generate(
-                    body, completion_id, created, live.cancel, lambda t: live.put("token", t)
-                )
-                live.put("end", answer)
-            except _Cancelled as exc:
-                log.debug("generation %s stopped: its stream was left", completion_id)
-                live.put("error", exc)
-            except Exception as exc:  # the request's to raise
-                live.put("error", exc)
-
-        self._executor.submit(run)
-        await live.wait_first()
+        work = self._generate(body, completion_id, created, lambda t: live.put("token", t))
+        future = self._turns.submit(work, live.cancel)
+        future.add_done_callback(partial(_log_stop, completion_id, live.cancel))
+        future.add_done_callback(live.finish)
+        try:
+            await live.wait_first()
+        except Stopped:
+            raise _stopping() from None
         return live
 
-    async def answer(self, body: Mapping[str, Any], *, completion_id: str, created: int) -> Answer:
+    async def answer(
+        self,
+        body: Mapping[str, Any],
+        *,
+        completion_id: str,
+        created: int,
+        client_left: Callable[[], bool] | None = None,
+    ) -> Answer:
         """The model's answer to a validated chat completion request ``body``; raises
         ``chatcompat.request_rules.RuleViolation`` when the prompt and the completion limit do
-        not fit in the context (see ``check_context_length``)."""
+        not fit in the context (see ``check_context_length``), ConnectionResetError when
+        ``client_left()`` says the client has gone first (asked every ``GONE_POLL`` seconds),
+        an ApiError 503 when the server stops first. A cancelled caller stops it too."""
         cancel = threading.Event()
-        loop = asyncio.get_running_loop()
+        future = self._turns.submit(self._generate(body, completion_id, created), cancel)
+        future.add_done_callback(partial(_log_stop, completion_id, cancel))
+        waiting = asyncio.wrap_future(future)
         try:
-            return await loop.run_in_executor(
-                self._executor, self._generate, body, completion_id, created, cancel
-            )
-        except asyncio.CancelledError:
-            cancel.set()
-            raise
+            while True:
+                done, _ = await asyncio.wait({waiting}, timeout=GONE_POLL)
+                if done:
+                    return waiting.result()
+                if client_left is not None and client_left():
+                    raise ConnectionResetError("the client left before its answer was made")
+        except Stopped:
+            raise _stopping() from None
+        finally:
+            if not waiting.done():  # left or cancelled: stop generating
+                cancel.set()
+                waiting.cancel()
 
     def _generate(
         self,
         body: Mapping[str, Any],
         completion_id: str,
         created: int,
-        cancel: threading.Event,
         on_token: Callable[[Token], None] | None = None,
-    ) -> Answer:
-        """The whole answer to ``body``; with ``on_token`` (one choice, no forced tool call),
-        each of its tokens is also given to it as the model makes it."""
+    ) -> Generator[None, None, Answer]:
+        """The whole answer to ``body``, made one token per ``next`` (a job of the round); with
+        ``on_token`` (one choice, no forced tool call), each of its tokens is also given to it
+        as the model makes it."""
         from reference_model import generate, generation_request
 
         model, tokenizer = self._load()
@@ -310,12 +349,23 @@ class ModelWorker:
         steps: dict[int, list[Step]] = {i: [] for i in range(request.n)}
         logprobs = bool(body.get("logprobs"))
         for step in generation:
-            if cancel.is_set() or self._closing.is_set():
-                raise _Cancelled
             steps[step.index].append(step)
             token = None if on_token is None else _token(step, tokenizer, logprobs)
             if token is not None and on_token is not None:
                 on_token(token)
+            yield  # the end of this request's turn
         choices = tuple(_choice(index, s, tokenizer, logprobs) for index, s in steps.items())
         usage = Usage(generation.prompt_tokens, generation.completion_tokens)
         return replace(_head(body, completion_id, created), choices=choices, usage=usage)
+
+
+def _stopping() -> ApiError:
+    """The answer to a request whose generation the server's stop ended."""
+    return ApiError(503, "The server is stopping; send the request again.")
+
+
+def _log_stop(completion_id: str, cancel: threading.Event, future: Future[Any]) -> None:
+    """Say (at debug level) why the generation of ``future`` stopped early, if it did."""
+    if not future.cancelled() and isinstance(future.exception(), Stopped):
+        why = "its client left" if cancel.is_set() else "the server is stopping"
+        log.debug("generation %s stopped: %s", completion_id, why)
