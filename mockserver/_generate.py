@@ -265,8 +265,7 @@ class ModelWorker:
 
     def close(self, timeout: float = CLOSE_WAIT) -> None:
         """Stop every generation at its next token and wait up to ``timeout`` seconds for the
-        worker thread (a model build in progress runs on; the daemon thread never holds up
-        the process's exit)."""
+        worker thread (a model build in progress runs on to its end: the thread ends then)."""
         if not self._turns.close(timeout):
             log.debug("the model thread is still building the model; it ends after that")
 

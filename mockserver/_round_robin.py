@@ -4,8 +4,11 @@ each, round-robin, so that a long job delays a short one by one piece per turn, 
 whole length.
 
 Policy: a job joins at the end of the round when it is submitted; a job whose ``cancel`` event
-is set is closed at its next turn (its future fails with :class:`Stopped`); :meth:`RoundRobin.close`
-stops every job at its next turn the same way.
+is set is closed at its next turn (its future fails with :class:`Stopped`);
+:meth:`RoundRobin.close`, or the end of the main thread, stops every job at its next turn the
+same way and ends the thread. The thread is not a daemon: a piece still running when the
+interpreter exits (a torch call) would abort it ("terminate called without an active
+exception"), so the exit waits for that piece instead.
 """
 
 from __future__ import annotations
@@ -35,9 +38,13 @@ class _Job:
     future: Future[Any]
 
 
+IDLE_CHECK = 0.5  # seconds between looks at the main thread while no job runs
+
+
 class RoundRobin:
-    """Jobs on one daemon thread (``name``), a piece each in turn; the thread starts with the
-    first job. :meth:`submit` may be called from any thread."""
+    """Jobs on one thread (``name``), a piece each in turn; the thread starts with the first
+    job and ends with :meth:`close` or the main thread. :meth:`submit` may be called from any
+    thread."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -55,7 +62,7 @@ class RoundRobin:
         self._inbox.put(_Job(work, cancel or threading.Event(), future))
         with self._start_lock:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._thread = threading.Thread(target=self._run, name=self.name)
                 self._thread.start()
         if self._closing.is_set():
             self._stop_queued()  # the thread may have ended before the job came
@@ -64,7 +71,7 @@ class RoundRobin:
     def close(self, timeout: float) -> bool:
         """Stop every job at its next turn and wait up to ``timeout`` seconds for the thread
         to end; whether it ended (it has not while one piece still runs, such as a model
-        build: it ends after that piece, and being a daemon thread it never holds up exit)."""
+        build: it ends after that piece)."""
         self._closing.set()
         self._inbox.put(None)
         thread = self._thread
@@ -75,7 +82,8 @@ class RoundRobin:
 
     def _run(self) -> None:
         active: deque[_Job] = deque()
-        while not self._closing.is_set():
+        main = threading.main_thread()
+        while not self._closing.is_set() and main.is_alive():
             if not active or not self._inbox.empty():
                 self._take(active, wait=not active)
             if active:
@@ -87,7 +95,7 @@ class RoundRobin:
     def _take(self, active: deque[_Job], *, wait: bool) -> None:
         """Move the jobs submitted into the round (waiting for one when ``wait``)."""
         with contextlib.suppress(queue.Empty):
-            job = self._inbox.get(block=wait)
+            job = self._inbox.get(timeout=IDLE_CHECK) if wait else self._inbox.get_nowait()
             while True:
                 if job is not None and job.future.set_running_or_notify_cancel():
                     active.append(job)
