@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
+from weakref import WeakKeyDictionary
 
 from chatcompat.request_rules import check_context_length, forced_tools
 from mockserver._answer import Answer, Choice, Token, Usage
@@ -134,39 +135,64 @@ def _head(body: Mapping[str, Any], completion_id: str, created: int) -> Answer:
     )
 
 
+class LoopWakes:
+    """The wake-ups of one event loop for the live answers one worker thread makes: at most
+    one per WAKE_INTERVAL for tokens, whichever answers they are for, since each wake-up is a
+    switch of the interpreter lock between the threads (and answers taking turns put tokens
+    in turn); an answer's end wakes the loop at once. A wake-up wakes every answer with items
+    waiting."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._waiting: set[LiveAnswer] = set()  # answers with items the loop has not been told
+        self._due = False  # a wake-up is on its way to the loop
+        self._next = 0.0  # monotonic time before which a token does not wake the loop
+
+    def ask(self, live: LiveAnswer, *, urgent: bool) -> None:
+        """``live`` has items for the loop (from the worker thread): wake the loop now when
+        ``urgent`` or when it was woken WAKE_INTERVAL ago or more, else with the next item."""
+        now = time.monotonic()
+        with self._lock:
+            self._waiting.add(live)
+            wake = not self._due and (urgent or now >= self._next)
+            if wake:
+                self._due, self._next = True, now + WAKE_INTERVAL
+        if wake:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the server stopped
+                self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        with self._lock:
+            waiting, self._waiting, self._due = self._waiting, set(), False
+        for live in waiting:
+            live.ready.set()
+
+
 class LiveAnswer:
     """A one-choice answer while the model makes it: the worker thread :meth:`put` s its
     tokens, :meth:`tokens` yields them on the event loop as they come, then :attr:`answer` is
-    the whole answer (what :meth:`ModelWorker.answer` returns). The loop is woken once per
-    batch of items, not per token: a loop running late takes several at a time."""
+    the whole answer (what :meth:`ModelWorker.answer` returns). The loop is woken through
+    ``wakes`` (:class:`LoopWakes`), not per token: a loop running late takes several at a
+    time."""
 
-    def __init__(self, head: Answer, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, head: Answer, wakes: LoopWakes) -> None:
         self.head = head  # id, created, model and what was asked for; no choices yet
         self.answer: Answer | None = None
         self.cancel = threading.Event()  # set: the generation stops
-        self._loop = loop
+        self.ready = asyncio.Event()  # set by a wake-up: items may be waiting
+        self._wakes = wakes
         self._lock = threading.Lock()
-        self._items: list[
-            tuple[str, Any]
-        ] = []  # ("token", Token) ... ("end", Answer) | ("error", exc)
-        self._wake_due = False  # a wake-up is on its way to the loop for the items put
-        self._next_wake = 0.0  # monotonic time before which a token does not wake the loop
-        self._ready = asyncio.Event()
+        # ("token", Token) ... ("end", Answer) | ("error", exc)
+        self._items: list[tuple[str, Any]] = []
         self._first: list[tuple[str, Any]] = []
 
     def put(self, kind: str, item: Any) -> None:
-        """Hand one item to the loop (from the worker thread): a token waits for the next item
-        when the loop was woken less than WAKE_INTERVAL ago (each wake-up is a switch of the
-        interpreter lock between the threads)."""
-        now = time.monotonic()
+        """Hand one item to the loop (from the worker thread); a token may wait for the next
+        item's wake-up (see :class:`LoopWakes`)."""
         with self._lock:
             self._items.append((kind, item))
-            wake = not self._wake_due and (kind != "token" or now >= self._next_wake)
-            if wake:
-                self._wake_due, self._next_wake = True, now + WAKE_INTERVAL
-        if wake:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: the server stopped
-                self._loop.call_soon_threadsafe(self._ready.set)
+        self._wakes.ask(self, urgent=kind != "token")
 
     def finish(self, future: Future[Answer]) -> None:
         """Hand the end of the generation to the loop: its answer, or what it raised (from
@@ -182,10 +208,10 @@ class LiveAnswer:
         while True:
             with self._lock:
                 if self._items:
-                    items, self._items, self._wake_due = self._items, [], False
+                    items, self._items = self._items, []
                     return items
-            await self._ready.wait()
-            self._ready.clear()
+            await self.ready.wait()
+            self.ready.clear()
 
     async def wait_first(self) -> None:
         """Wait for the first token (or the end); raise the request's error instead."""
@@ -236,6 +262,8 @@ class ModelWorker:
         self.sampling = sampling  # the reference sampler's dialect: vllm | hf | llamacpp
         self.context_length = context_length
         self._turns = RoundRobin("chatcompat-model")
+        # the wake-ups of each event loop that awaits live answers
+        self._wakes: WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWakes] = WeakKeyDictionary()
         self._model: Transformer | None = None
         self._tokenizer: Tokenizer | None = None
 
@@ -284,7 +312,9 @@ class ModelWorker:
         """The answer to stream request ``body`` (see :meth:`streams_live`) while the model
         makes it; returns once the first token is out, raising what a bad request raises
         (an ApiError 503 when the server stops first)."""
-        live = LiveAnswer(_head(body, completion_id, created), asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        wakes = self._wakes.get(loop) or self._wakes.setdefault(loop, LoopWakes(loop))
+        live = LiveAnswer(_head(body, completion_id, created), wakes)
         work = self._generate(body, completion_id, created, lambda t: live.put("token", t))
         future = self._turns.submit(work, live.cancel)
         future.add_done_callback(partial(_log_stop, completion_id, live.cancel))

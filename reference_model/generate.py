@@ -168,19 +168,22 @@ class Generation:
         self.prompt_tokens = len(self.prompt_ids)
         self.completion_tokens = 0
         self._steps = (s for i in range(request.n) for s in self._choice(i))
-        self._caches: list[KVCache | None] = [None] * len(model.blocks)  # this one's, per layer
+        self._attentions = [block.attention for block in model.blocks]
+        self._caches: list[KVCache | None] = [None] * len(self._attentions)  # its own, per layer
 
     def __iter__(self) -> Iterator[Step]:
         return self
 
     def __next__(self) -> Step:
-        blocks = self.model.blocks
-        for block, cache in zip(blocks, self._caches, strict=True):
-            block.attention.kv_cache = cache
+        attentions, caches = self._attentions, self._caches
+        if attentions[0].kv_cache is not caches[0]:  # another generation stepped in between
+            for attention, cache in zip(attentions, caches, strict=True):
+                attention.kv_cache = cache
         try:
             return next(self._steps)
-        finally:  # a choice's prefill sets up new caches: keep those
-            self._caches = [block.attention.kv_cache for block in blocks]
+        finally:
+            if attentions[0].kv_cache is not caches[0]:  # a choice's prefill made new ones
+                self._caches = [attention.kv_cache for attention in attentions]
 
     def _rule(self) -> Rule:
         """The rule of each choice: forced calls, JSON output, else plain text."""
