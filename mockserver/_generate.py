@@ -19,7 +19,6 @@ from concurrent.futures import Future
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
-from weakref import WeakKeyDictionary
 
 from chatcompat.request_rules import check_context_length, forced_tools
 from mockserver._answer import Answer, Choice, Token, Usage
@@ -143,7 +142,7 @@ class LoopWakes:
     waiting."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self.loop = loop
         self._lock = threading.Lock()
         self._waiting: set[LiveAnswer] = set()  # answers with items the loop has not been told
         self._due = False  # a wake-up is on its way to the loop
@@ -160,7 +159,7 @@ class LoopWakes:
                 self._due, self._next = True, now + WAKE_INTERVAL
         if wake:
             with contextlib.suppress(RuntimeError):  # the loop is closed: the server stopped
-                self._loop.call_soon_threadsafe(self._wake)
+                self.loop.call_soon_threadsafe(self._wake)
 
     def _wake(self) -> None:
         with self._lock:
@@ -262,8 +261,7 @@ class ModelWorker:
         self.sampling = sampling  # the reference sampler's dialect: vllm | hf | llamacpp
         self.context_length = context_length
         self._turns = RoundRobin("chatcompat-model")
-        # the wake-ups of each event loop that awaits live answers
-        self._wakes: WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWakes] = WeakKeyDictionary()
+        self._wakes: LoopWakes | None = None  # of the loop that awaits the live answers
         self._model: Transformer | None = None
         self._tokenizer: Tokenizer | None = None
 
@@ -313,8 +311,9 @@ class ModelWorker:
         makes it; returns once the first token is out, raising what a bad request raises
         (an ApiError 503 when the server stops first)."""
         loop = asyncio.get_running_loop()
-        wakes = self._wakes.get(loop) or self._wakes.setdefault(loop, LoopWakes(loop))
-        live = LiveAnswer(_head(body, completion_id, created), wakes)
+        if self._wakes is None or self._wakes.loop is not loop:
+            self._wakes = LoopWakes(loop)
+        live = LiveAnswer(_head(body, completion_id, created), self._wakes)
         work = self._generate(body, completion_id, created, lambda t: live.put("token", t))
         future = self._turns.submit(work, live.cancel)
         future.add_done_callback(partial(_log_stop, completion_id, live.cancel))
