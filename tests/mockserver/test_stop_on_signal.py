@@ -126,3 +126,42 @@ def test_sigterm_stops_while_a_template_build_holds_the_loop(tmp_path):
         time.sleep(0.5)
         status = terminated(process, port, tmp_path / "mock.log")
     assert status in (0, 128 + signal.SIGTERM)  # stopped, or ended by the watchdog
+
+
+BLOCKING_SERVER = """
+import sys, time
+from aiohttp import web
+from mockserver._server import run_until_signalled
+
+async def blocks(request):
+    time.sleep(600)  # holds the event loop
+    return web.Response()
+
+app = web.Application()
+app.router.add_get("/", blocks)
+run_until_signalled(app, "127.0.0.1", int(sys.argv[1]), lambda port: f"listening on {port}")
+"""
+
+
+def test_the_watchdog_ends_a_process_whose_loop_stays_blocked(tmp_path):
+    port = free_port()
+    with open(tmp_path / "server.log", "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", BLOCKING_SERVER, str(port)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+    try:
+        assert process.stdout.readline().startswith("listening on")
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.5)  # the loop is blocked
+            status = terminated(process, port, tmp_path / "server.log")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+        process.stdout.close()
+    assert status == 128 + signal.SIGTERM
+    assert "not stopped 5 s after the signal: exiting now" in (tmp_path / "server.log").read_text()
