@@ -12,7 +12,10 @@ Which rule is shared and which is a source's own:
   parameters and the context length are shared (one function each below);
 - ``tool_choice`` ``"auto"`` (the default when tools are given) is *not* a shared rule: each
   source makes its own choice (the template answer calls the first function tool, the
-  reference model writes text).
+  reference model writes text);
+- what an answer may build from the request's schemas is bounded the same way in every source
+  (:class:`BuildBudget`): a 247-byte request whose schema asks for ``minItems: 1000000`` is a
+  400, not a minute of work.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Any, TypedDict, cast
 
 __all__ = [
     "INTEGER_PARAMS",
+    "MAX_BUILT_BYTES",
+    "BuildBudget",
     "RuleViolation",
     "SamplingFields",
     "check_context_length",
@@ -35,6 +40,11 @@ __all__ = [
 
 # Integer parameters: JSON Schema counts 2.0 as an integer, Python's range() does not.
 INTEGER_PARAMS = ("n", "max_tokens", "max_completion_tokens", "top_logprobs", "seed", "top_k")
+# The JSON text an answer may build from the request's schemas, all choices together: a
+# template's stream of 16 KiB of tool arguments is about 1.4 MB of events, made in about 70 ms
+# on the event loop (with 20 top logprobs per token, about 1 s: as long as n=128 choices of
+# the seed text with them, which OpenAI's own limits allow).
+MAX_BUILT_BYTES = 16 * 1024
 # The float fields of reference_model.SamplingParams, named as in the request.
 _FLOAT_PARAMS = ("temperature", "top_p", "min_p", "repetition_penalty", "frequency_penalty",
                  "presence_penalty")  # fmt: skip
@@ -49,6 +59,37 @@ class RuleViolation(ValueError):
         self.message = message
         self.param = param
         self.code = code
+
+
+class BuildBudget:
+    """The bytes of JSON an answer source may still build from a request's schemas (the
+    template's schema instances, generate mode's forced text), counted while it builds: past
+    ``limit`` (bytes; :data:`MAX_BUILT_BYTES`), :meth:`spend` raises the 400 that says so,
+    before the rest is built."""
+
+    def __init__(self, limit: int = MAX_BUILT_BYTES, param: str | None = None) -> None:
+        self.limit = limit
+        self.left = limit
+        self.param = param  # the request field being built, named by the error
+
+    def at(self, param: str) -> BuildBudget:
+        """This budget, counting for ``param`` from now on."""
+        self.param = param
+        return self
+
+    def spend(self, size: int) -> None:
+        """Count ``size`` more bytes; a :class:`RuleViolation` (``answer_too_large``) once more
+        than ``limit`` are counted."""
+        self.left -= size
+        if self.left < 0:
+            where = f"'{self.param}'" if self.param else "the request's schemas"
+            raise RuleViolation(
+                f"The answer to this request is too large for the mock: the JSON it builds "
+                f"from {where} passes {self.limit} bytes. Ask for fewer or smaller items "
+                "(minItems, minLength, required properties, n).",
+                param=self.param,
+                code="answer_too_large",
+            )
 
 
 def integral(request: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from conformance._outcome import (
     outcome_of,
 )
 from conformance._profiles import PROFILES, Profile, endpoint_claiming, load_profile
+from conformance._redirects import Redirect
 from conformance._registry import CAPABILITIES, CHECKS, GROUPS, Check, Severity, check
 from conformance._report import (
     REPORT_VERSION,
@@ -40,6 +41,7 @@ __all__ = [
     "Exchange",
     "Outcome",
     "Profile",
+    "Redirect",
     "Result",
     "RunResult",
     "Severity",

@@ -11,6 +11,9 @@ from typing import Any
 
 import aiohttp
 
+from conformance._redirects import Redirect, note, redirects_of
+from conformance._shown import printable, redact, redact_bytes, shown
+
 __all__ = ["Endpoint", "Exchange", "send"]
 
 _EXCERPT = 600
@@ -41,12 +44,8 @@ class Endpoint:
 
 
 def _excerpt(data: bytes | str, limit: int = _EXCERPT) -> str:
-    """``data`` as text, its middle elided past ``limit`` chars (the end of a stream matters)."""
-    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-    if len(text) <= limit:
-        return text
-    half = limit // 2
-    return f"{text[:half]} [... {len(text) - 2 * half} of {len(text)} chars ...] {text[-half:]}"
+    """``data`` as text, control characters escaped, its middle elided past ``limit`` chars."""
+    return shown(data, limit=limit)
 
 
 @dataclass
@@ -63,6 +62,7 @@ class Exchange:
     error: str | None = None  # transport trouble: refused, reset, stalled, too large
     elapsed: float = 0.0  # seconds from sending to the answer's end (or to the trouble)
     timed_out: bool = False  # the endpoint's timeout passed before the answer was whole
+    redirects: tuple[Redirect, ...] = ()  # followed before the answer, in order
 
     @property
     def content_type(self) -> str:
@@ -78,58 +78,74 @@ class Exchange:
         """The body as JSON (raises ValueError when it is not)."""
         return json.loads(self.body)
 
-    def redacted(self, secret: str) -> Exchange:
+    def redacted(self, secret: str | None, *, fragments: bool = True) -> Exchange:
         """A copy with ``secret`` replaced by ``<redacted>`` in the URL, the bodies, the headers
-        and the transport error (the exchange itself, shared between checks, is left alone)."""
-        hidden, mark = secret.encode(), b"<redacted>"
+        and the transport error, in every form :func:`~conformance._shown.redact` knows (runs of
+        8 or more of its chars too, unless not ``fragments``); the exchange itself, shared
+        between checks, is left alone."""
+        if not secret:
+            return self
 
         def hide(text: str) -> str:
-            return text.replace(secret, "<redacted>")
+            return redact(text, secret, fragments=fragments)
+
+        def hide_bytes(data: bytes) -> bytes:
+            return redact_bytes(data, secret, fragments=fragments)
 
         return dataclasses.replace(
             self,
             url=hide(self.url),
-            sent=None if self.sent is None else self.sent.replace(hidden, mark),
+            sent=None if self.sent is None else hide_bytes(self.sent),
             sent_headers={k: hide(v) for k, v in self.sent_headers.items()},
             headers={k: hide(v) for k, v in self.headers.items()},
-            body=self.body.replace(hidden, mark),
+            body=hide_bytes(self.body),
             error=None if self.error is None else hide(self.error),
+            redirects=tuple(r.redacted(secret) for r in self.redirects),
         )
 
     def excerpt(self) -> dict[str, Any]:
         """The exchange as the JSON report gives it: ``{"request": {"method", "url", "body"},
-        "response": {"status", "content_type", "request_id", "body", "error"}}``; bodies are
-        text excerpts (request up to 300 chars, answer up to 600, the middle elided), None when
-        there was none; ``status`` is None when no answer came."""
+        "response": {"status", "content_type", "request_id", "body", "error", "redirects"}}``;
+        bodies are text excerpts (request up to 300 chars, answer up to 600, the middle elided),
+        None when there was none; ``status`` is None when no answer came; ``redirects`` lists
+        the redirects followed (:meth:`Redirect.as_json`); control characters in any text are
+        visible escapes (:func:`~conformance._shown.printable`)."""
+
+        def text(value: str | None) -> str | None:
+            return None if value is None else printable(value)
+
         return {
             "request": {
                 "method": self.method,
-                "url": self.url,
+                "url": printable(self.url),
                 "body": None if self.sent is None else _excerpt(self.sent, 300),
             },
             "response": {
                 "status": self.status,
-                "content_type": self.headers.get("content-type"),
-                "request_id": self.request_id,
+                "content_type": text(self.headers.get("content-type")),
+                "request_id": text(self.request_id),
                 "body": _excerpt(self.body) if self.body else None,
-                "error": self.error,
+                "error": text(self.error),
+                "redirects": [r.as_json() for r in self.redirects],
             },
         }
 
     def describe(self) -> list[str]:
-        """Report lines: what was sent and what was seen, the API key left out."""
+        """Report lines: what was sent, the redirects followed and what was seen, the API key
+        left out, control characters as visible escapes."""
         sent = f"Sent: {self.method} {self.url}"
         if self.sent is not None:
             sent += f" {_excerpt(self.sent, 300)}"
+        lines = [sent] + [f"Redirected: {r.describe()}" for r in self.redirects]
         if self.status is None:
-            return [sent, f"Seen: no answer ({self.error})"]
+            return [printable(line) for line in [*lines, f"Seen: no answer ({self.error})"]]
         seen = f"Seen: {self.status} {self.headers.get('content-type', '(no content-type)')}"
         if self.request_id:
             seen += f" request-id {self.request_id}"
-        lines = [sent, seen, f"Body: {_excerpt(self.body)}" if self.body else "Body: (empty)"]
+        lines += [seen, f"Body: {_excerpt(self.body)}" if self.body else "Body: (empty)"]
         if self.error:
             lines.append(f"Transport: {self.error}")
-        return lines
+        return [printable(line) for line in lines]
 
 
 async def send(
@@ -143,7 +159,10 @@ async def send(
     headers: dict[str, str] | None = None,
 ) -> Exchange:
     """Send one request and read the whole answer, never longer than the endpoint's
-    timeouts and never more than its byte limit; transport trouble is recorded, not raised."""
+    timeouts and never more than its byte limit; transport trouble is recorded, not raised.
+    Redirects are followed (see :mod:`conformance._redirects`) and recorded. The API key is
+    redacted from what is recorded as it comes in (body, headers, error; literal, JSON-escaped
+    or percent-encoded), before any check reads it, so that no check's cut can split it."""
     sent = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     request_headers = {**endpoint.headers(), **(headers or {})}
     if sent is not None and raw is None:
@@ -154,6 +173,19 @@ async def send(
         sent,
         {k: v for k, v in request_headers.items() if k.lower() not in _SECRET_HEADERS},
     )
+    await _receive(session, endpoint, exchange, request_headers)
+    exchange = exchange.redacted(endpoint.api_key, fragments=False)
+    note(exchange.redirects)
+    return exchange
+
+
+async def _receive(
+    session: aiohttp.ClientSession,
+    endpoint: Endpoint,
+    exchange: Exchange,
+    headers: dict[str, str],
+) -> None:
+    """Send ``exchange``'s request with ``headers`` and record the answer, or the trouble."""
     timeout = aiohttp.ClientTimeout(
         total=endpoint.timeout,
         sock_connect=min(10.0, endpoint.timeout),
@@ -164,9 +196,10 @@ async def send(
     size = 0
     try:
         async with session.request(
-            method, exchange.url, data=sent, headers=request_headers, timeout=timeout
+            exchange.method, exchange.url, data=exchange.sent, headers=headers, timeout=timeout
         ) as response:
             exchange.status = response.status
+            exchange.redirects = redirects_of(response)
             exchange.headers = {k.lower(): v for k, v in response.headers.items()}
             async for part in response.content.iter_any():
                 body_parts.append(part)
@@ -188,4 +221,3 @@ async def send(
         exchange.error = f"{type(exc).__name__}: {exc}"
     exchange.body = b"".join(body_parts)
     exchange.elapsed = time.monotonic() - started
-    return exchange

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from conformance._shown import printable, redact
+
 if TYPE_CHECKING:
     from conformance._http import Exchange
     from conformance._registry import Severity
@@ -103,12 +105,13 @@ class Outcome:
 
     def lines(self) -> list[str]:
         """The details as the console prints them: the message, ``Expected:``, ``Received:``,
-        the exchange (``Sent:``, ``Seen:``, ``Body:``) and, for a crash, ``At:`` its place."""
+        the exchange (``Sent:``, ``Seen:``, ``Body:``) and, for a crash, ``At:`` its place;
+        control characters as visible escapes (:func:`~conformance._shown.printable`)."""
         if self.status is Status.PASSED:
             return []
         lines = _lines(self.message, self.expected, self.received, self.exchange)
         if self.crash is not None:
-            lines.append(f"At: {self.crash.where}")
+            lines.append(printable(f"At: {self.crash.where}"))
         return lines
 
     @property
@@ -118,19 +121,20 @@ class Outcome:
 
     def redacted(self, secret: str | None) -> Outcome:
         """This outcome with ``secret`` (the API key) replaced by ``<redacted>`` in every field,
-        the exchange's request and answer included."""
+        the exchange's request and answer included, in every form
+        :func:`~conformance._shown.redact` knows (escaped, encoded, runs of 8 or more chars)."""
         if not secret:
             return self
 
         def hide(text: str | None) -> str | None:
-            return None if text is None else text.replace(secret, "<redacted>")
+            return None if text is None else redact(text, secret)
 
         crash = self.crash
         if crash is not None:
-            crash = Crash(crash.type, crash.message.replace(secret, "<redacted>"), crash.where)
+            crash = Crash(crash.type, redact(crash.message, secret), redact(crash.where, secret))
         return dataclasses.replace(
             self,
-            message=self.message.replace(secret, "<redacted>"),
+            message=redact(self.message, secret),
             expected=hide(self.expected),
             received=hide(self.received),
             exchange=None if self.exchange is None else self.exchange.redacted(secret),
@@ -141,11 +145,11 @@ class Outcome:
 def _lines(
     message: str, expected: str | None, received: str | None, exchange: Exchange | None
 ) -> list[str]:
-    lines = [message]
+    lines = [printable(message)]
     if expected is not None:
-        lines.append(f"Expected: {expected}")
+        lines.append(printable(f"Expected: {expected}"))
     if received is not None:
-        lines.append(f"Received: {received}")
+        lines.append(printable(f"Received: {received}"))
     if exchange is not None:
         lines.extend(exchange.describe())
     return lines

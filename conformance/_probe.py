@@ -4,7 +4,9 @@ requests; :func:`first_listed_model` is the model a run without ``--model`` test
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,8 +14,9 @@ import aiohttp
 
 from conformance._context import WEATHER_TOOL, Budget, Context
 from conformance._http import Endpoint, Exchange, send
+from conformance._shown import shown
 
-__all__ = ["Finding", "first_listed_model", "probe"]
+__all__ = ["PROBED", "Finding", "first_listed_model", "probe"]
 
 
 @dataclass(frozen=True)
@@ -127,29 +130,49 @@ async def _context_length(ctx: Context) -> int | None:
     return None
 
 
-async def probe(endpoint: Endpoint) -> tuple[list[Finding], int | None]:
-    """What ``endpoint`` supports (one finding per capability probed) and its context length
-    when its model card says; about ten small requests."""
+PROBED = ("tools", "logprobs", "n", "json", "ext", "auth", "seed", "sampling")
+
+
+async def probe(
+    endpoint: Endpoint, *, within: float | None = None
+) -> tuple[list[Finding], int | None]:
+    """What ``endpoint`` supports (one finding per capability of :data:`PROBED`, in that
+    order) and its context length when its model card says; about ten small requests, all
+    within ``within`` seconds when given: what is not found out by then is a finding of "not
+    found" saying so, and the context length None."""
+    found: dict[str, Finding] = {}
+    context: list[int | None] = [None]
+
+    async def steps(ctx: Context) -> None:
+        async def keep(finding: Awaitable[Finding]) -> None:
+            done = await finding
+            found[done.capability] = done
+
+        singles = (_tools, _logprobs, _n, _json, _ext, _auth)
+        await asyncio.gather(*(keep(single(ctx)) for single in singles))
+        found.update((f.capability, f) for f in await _seed_and_sampling(ctx))
+        context[0] = await _context_length(ctx)
+
     async with aiohttp.ClientSession(trust_env=False) as session:
         ctx = Context(endpoint, session, budget=Budget(max_requests=20))
-        singles = await asyncio.gather(
-            _tools(ctx), _logprobs(ctx), _n(ctx), _json(ctx), _ext(ctx), _auth(ctx)
-        )
-        pair = await _seed_and_sampling(ctx)
-        context = await _context_length(ctx)
-    return [*singles, *pair], context
+        with contextlib.suppress(TimeoutError):  # the time ran out: what was found stays
+            await asyncio.wait_for(steps(ctx), within)
+    late = f"not found out: the probe's {within or 0:.0f} s ran out"
+    return [found.get(cap) or Finding(cap, False, late) for cap in PROBED], context[0]
 
 
 async def first_listed_model(endpoint: Endpoint) -> str:
     """The id of the first model ``GET {base}/models`` lists (``endpoint.model`` is not used;
     its key, timeouts and size limit are). Raises ValueError saying what was seen when no
-    answer came, the status is not 200, or the body lists no model id."""
+    answer came, or not in time, the status is not 200, or the body lists no model id."""
     async with aiohttp.ClientSession(trust_env=False) as session:
         exchange = await send(session, endpoint, "GET", "/models")
     where = f"GET {exchange.url}"
     if exchange.status is None:
         raise ValueError(f"{where} got no answer ({exchange.error})")
-    body = exchange.body.decode("utf-8", "replace")[:200] or "(empty)"
+    if exchange.timed_out:
+        raise ValueError(f"{where} answered {exchange.status} but {exchange.error}")
+    body = shown(exchange.body, endpoint.api_key)[:200] or "(empty)"  # redacted, then cut
     if exchange.status != 200:
         raise ValueError(f"{where} answered {exchange.status}: {body}")
     try:

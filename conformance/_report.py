@@ -1,6 +1,8 @@
 """Reports of a run: the console table, the JSON report (a stable shape), JUnit XML and a
 Markdown summary; each reads the typed outcome of every check (status, message, expected,
-received, exchange, crash)."""
+received, exchange, crash) and the redirects the run followed. Every text a report writes goes
+through :func:`~conformance._shown.shown`: the API key redacted, then control characters
+escaped."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from chatcompat import __version__
 from conformance._outcome import Outcome, Status
 from conformance._registry import GROUPS
 from conformance._runner import Result, RunResult
+from conformance._shown import shown
 
 __all__ = [
     "REPORT_VERSION",
@@ -21,6 +24,7 @@ __all__ = [
     "json_report",
     "junit_xml",
     "markdown_summary",
+    "redirect_warnings",
     "write_reports",
 ]
 
@@ -45,8 +49,27 @@ def _spend(run: RunResult, price_per_mtok: float | None) -> str:
     return text
 
 
+_REDIRECTS_SHOWN = 10  # distinct redirects listed in a text report; the rest are counted
+
+
+def redirect_warnings(run: RunResult) -> list[str]:
+    """Warning lines for the redirects the run followed (none when it followed none): the
+    answers judged came from where they led."""
+    if not run.redirects:
+        return []
+    lines = [
+        f"warning: the endpoint redirected requests ({len(run.redirects)} distinct); the answers "
+        "judged came from where the redirects led:"
+    ]
+    lines += [f"  {r.describe()}" for r in run.redirects[:_REDIRECTS_SHOWN]]
+    if len(run.redirects) > _REDIRECTS_SHOWN:
+        lines.append(f"  ... and {len(run.redirects) - _REDIRECTS_SHOWN} more")
+    return lines
+
+
 def console_text(run: RunResult, *, price_per_mtok: float | None = None) -> str:
-    """The table of checks by group, then the details of each one that did not pass."""
+    """The table of checks by group, the redirects followed, then the details of each check
+    that did not pass."""
     width = max([len(r.check.id) for r in run.results] + [5])
     lines = [
         f"chatcompat {__version__}: {run.endpoint.base_url}  model {run.endpoint.model}  "
@@ -64,12 +87,13 @@ def console_text(run: RunResult, *, price_per_mtok: float | None = None) -> str:
         "",
         f"{len(run.results)} checks: {_counts(run)} in {run.duration:.1f} s; "
         f"{_spend(run, price_per_mtok)}",
+        *redirect_warnings(run),
     ]
     details = [r for r in _ordered(run) if r.status is not Status.PASSED]
     for result in details:
         lines += ["", f"[{_MARK[result.status]}] {result.check.id}: {result.check.doc}"]
         lines += [f"    {line}" for line in result.outcome.text.splitlines()]
-    return "\n".join(lines)
+    return shown("\n".join(lines), run.endpoint.api_key)
 
 
 def _counts(run: RunResult) -> str:
@@ -111,31 +135,56 @@ def json_report(run: RunResult, *, price_per_mtok: float | None = None) -> dict[
     status (passed | failed | warning | skipped | error), message, expected, received,
     exchange (:meth:`Exchange.excerpt <conformance._http.Exchange.excerpt>` or None),
     error ({"type", "message", "where"} for status error, else None), duration_s, requests,
-    tokens."""
-    return {
-        "report_version": REPORT_VERSION,
-        "tool": "chatcompat",
-        "tool_version": __version__,
-        "base_url": run.endpoint.base_url,
-        "model": run.endpoint.model,
-        "schema_level": run.schema_level,
-        "capabilities": sorted(run.endpoint.capabilities),
-        "started": dt.datetime.fromtimestamp(run.started, dt.UTC).isoformat(timespec="seconds"),
-        "duration_s": round(run.duration, 3),
-        "requests": run.requests,
-        "retries": run.retries,
-        "tokens": run.tokens,
-        "cost_usd": None if price_per_mtok is None else round(run.tokens * price_per_mtok / 1e6, 6),
-        "summary": dict(run.counts),
-        "ok": run.ok,
-        "checks": [_check_entry(r) for r in _ordered(run)],
-    }
+    tokens. ``redirects``: those the run followed (``{"status", "method", "from", "to",
+    "cross_origin"}``, each once). Every string is :func:`~conformance._shown.shown`."""
+    report: dict[str, Any] = _shown_strings(
+        {
+            "report_version": REPORT_VERSION,
+            "tool": "chatcompat",
+            "tool_version": __version__,
+            "base_url": run.endpoint.base_url,
+            "model": run.endpoint.model,
+            "schema_level": run.schema_level,
+            "capabilities": sorted(run.endpoint.capabilities),
+            "started": dt.datetime.fromtimestamp(run.started, dt.UTC).isoformat(timespec="seconds"),
+            "duration_s": round(run.duration, 3),
+            "requests": run.requests,
+            "retries": run.retries,
+            "tokens": run.tokens,
+            "cost_usd": None
+            if price_per_mtok is None
+            else round(run.tokens * price_per_mtok / 1e6, 6),
+            "summary": dict(run.counts),
+            "ok": run.ok,
+            "redirects": [r.as_json() for r in run.redirects],
+            "checks": [_check_entry(r) for r in _ordered(run)],
+        },
+        run.endpoint.api_key,
+    )
+    return report
+
+
+def _shown_strings(value: Any, secret: str | None) -> Any:
+    """``value`` (JSON data) with every string :func:`~conformance._shown.shown`."""
+    if isinstance(value, str):
+        return shown(value, secret)
+    if isinstance(value, dict):
+        return {key: _shown_strings(item, secret) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shown_strings(item, secret) for item in value]
+    return value
 
 
 def junit_xml(run: RunResult) -> str:
     """JUnit XML: one testsuite, one testcase per check (classname = group); a failed check
     holds a ``<failure>``, a crashed one an ``<error>`` (type: the exception's), a skipped one
-    ``<skipped>``, a warning ``<system-out>``; the suite counts failures, errors and skips."""
+    ``<skipped>``, a warning ``<system-out>``; the suite counts failures, errors and skips, and
+    its own ``<system-out>`` holds the redirect warnings. Every text is
+    :func:`~conformance._shown.shown` (XML 1.0 allows no control character but tab and LF)."""
+
+    def text(value: str) -> str:
+        return shown(value, run.endpoint.api_key)
+
     suite = ET.Element(
         "testsuite",
         name="chatcompat",
@@ -154,16 +203,19 @@ def junit_xml(run: RunResult) -> str:
             time=f"{result.duration:.3f}",
         )
         outcome = result.outcome
-        first_line = _first_line(outcome.message)
+        first_line = text(_first_line(outcome.message))
         if outcome.status is Status.FAILED:
-            ET.SubElement(case, "failure", message=first_line).text = outcome.text
+            ET.SubElement(case, "failure", message=first_line).text = text(outcome.text)
         elif outcome.status is Status.ERROR:
-            kind = outcome.crash.type if outcome.crash is not None else "Exception"
-            ET.SubElement(case, "error", message=first_line, type=kind).text = outcome.text
+            kind = text(outcome.crash.type) if outcome.crash is not None else "Exception"
+            error = ET.SubElement(case, "error", message=first_line, type=kind)
+            error.text = text(outcome.text)
         elif outcome.status is Status.SKIPPED:
             ET.SubElement(case, "skipped", message=first_line)
         elif outcome.status is Status.WARNING:
-            ET.SubElement(case, "system-out").text = f"WARNING: {outcome.text}"
+            ET.SubElement(case, "system-out").text = text(f"WARNING: {outcome.text}")
+    if run.redirects:
+        ET.SubElement(suite, "system-out").text = text("\n".join(redirect_warnings(run)))
     ET.indent(suite)
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
@@ -193,14 +245,16 @@ def markdown_summary(run: RunResult) -> str:
         "",
         f"{_counts(run)} in {run.duration:.1f} s ({_spend(run, None)})",
     ]
-    shown = [r for r in _ordered(run) if r.status in _SHOWN]
-    if shown:
+    if run.redirects:
+        lines += ["", *(f"> {line.strip()}" for line in redirect_warnings(run))]
+    listed = [r for r in _ordered(run) if r.status in _SHOWN]
+    if listed:
         lines += ["", "| check | group | status | what was seen |", "|---|---|---|---|"]
-        for r in shown:
+        for r in listed:
             lines.append(
                 f"| `{r.check.id}` | {r.check.group} | {r.status.value} | {_seen(r.outcome)} |"
             )
-    return "\n".join(lines) + "\n"
+    return shown("\n".join(lines), run.endpoint.api_key) + "\n"
 
 
 def write_reports(

@@ -15,6 +15,7 @@ from conformance import _checks  # noqa: F401  (registers the checks)
 from conformance._context import CHECK_SPEND, Budget, Context, Spend
 from conformance._http import Endpoint
 from conformance._outcome import Outcome, Status, outcome_of
+from conformance._redirects import Redirect, distinct, watching
 from conformance._registry import CHECKS, Check
 
 __all__ = ["Progress", "Result", "RunResult", "run", "run_checks"]
@@ -52,6 +53,7 @@ class RunResult:
     tokens: int = 0  # as reported by the endpoint's usage
     retries: int = 0  # 429s waited out
     counts: dict[str, int] = field(default_factory=dict)  # status value -> checks, all five
+    redirects: list[Redirect] = field(default_factory=list)  # followed in the run, each once
 
     def __post_init__(self) -> None:
         self.counts = {status.value: 0 for status in Status}
@@ -64,14 +66,20 @@ class RunResult:
         return self.counts[Status.FAILED] == 0 and self.counts[Status.ERROR] == 0
 
 
+def _unclaimed(check: Check, endpoint: Endpoint) -> Result | None:
+    """The skip of ``check`` when ``endpoint`` does not claim its capability, else None (decided
+    before any check is scheduled, so that neither the deadline nor the budget can touch it)."""
+    if check.capability in endpoint.capabilities:
+        return None
+    reason = (
+        f"the endpoint does not claim capability {check.capability!r} "
+        f"(--capability {check.capability} or a profile that has it)"
+    )
+    return Result(check, Outcome(Status.SKIPPED, reason), 0.0)
+
+
 async def _run_one(ctx: Context, check: Check, check_timeout: float) -> Result:
     started = time.monotonic()
-    if check.capability not in ctx.endpoint.capabilities:
-        reason = (
-            f"the endpoint does not claim capability {check.capability!r} "
-            f"(--capability {check.capability} or a profile that has it)"
-        )
-        return Result(check, Outcome(Status.SKIPPED, reason), 0.0)
     spend = Spend()
     CHECK_SPEND.set(spend)  # this task's context: what the check sends is counted for it
     try:
@@ -88,6 +96,35 @@ async def _run_one(ctx: Context, check: Check, check_timeout: float) -> Result:
 Progress = Callable[[Result, int, int], None]  # (result, finished, total)
 
 
+async def _scheduled(
+    ctx: Context,
+    checks: list[Check],
+    *,
+    limit: float,
+    concurrency: int,
+    wait: float | None,
+    finished: Callable[[Result], None],
+) -> dict[str, asyncio.Task[Result]]:
+    """Run ``checks`` at most ``concurrency`` at a time, each within ``limit`` seconds, for at
+    most ``wait`` seconds in all (those still running or waiting then are cancelled); their
+    tasks by check id. ``finished`` is told of each result as it comes."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def gated(check: Check) -> Result:
+        async with gate:
+            result = await _run_one(ctx, check, limit)
+        finished(result)
+        return result
+
+    tasks = {check.id: asyncio.ensure_future(gated(check)) for check in checks}
+    if tasks:
+        _, pending = await asyncio.wait(tasks.values(), timeout=wait)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    return tasks
+
+
 async def run_checks(
     endpoint: Endpoint,
     checks: Iterable[Check],
@@ -96,42 +133,42 @@ async def run_checks(
     concurrency: int = 4,
     check_timeout: float | None = None,
     deadline: float | None = None,
+    started: float | None = None,
     budget: Budget | None = None,
     progress: Progress | None = None,
 ) -> RunResult:
     """Run ``checks`` against ``endpoint``, at most ``concurrency`` at a time, each within
-    ``check_timeout`` and all within ``deadline`` seconds (checks still running then fail)."""
+    ``check_timeout`` and all within ``deadline`` seconds of ``started`` (a ``time.monotonic()``
+    instant, default now: what ran before, a probe, counts); checks still running then fail.
+    A check whose capability the endpoint does not claim is skipped before any is scheduled."""
     checks = list(checks)
-    limit = check_timeout or endpoint.timeout * 3
-    started_wall, started = time.time(), time.monotonic()
-    gate = asyncio.Semaphore(concurrency)
-    connector = aiohttp.TCPConnector(limit=concurrency * 2, force_close=False)
+    started_wall, started = time.time(), time.monotonic() if started is None else started
+    skips = {check.id: _unclaimed(check, endpoint) for check in checks}
     done: list[Result] = []
-    async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
-        ctx = Context(endpoint, session, schema_level, budget or Budget())
 
-        async def gated(check: Check) -> Result:
-            async with gate:
-                result = await _run_one(ctx, check, limit)
-            done.append(result)
-            if progress is not None:
-                progress(result, len(done), len(checks))
-            return result
+    def finished(result: Result) -> None:
+        done.append(result)
+        if progress is not None:
+            progress(result, len(done), len(checks))
 
-        tasks = {check.id: asyncio.ensure_future(gated(check)) for check in checks}
-        _, pending = await asyncio.wait(tasks.values(), timeout=deadline)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-    results = []
-    for check in checks:
-        task = tasks[check.id]
-        if task.cancelled() or not task.done():
-            message = f"the run's deadline of {deadline:.0f} s passed before the check finished"
-            outcome = Outcome(Status.FAILED, message)
-            results.append(Result(check, outcome, time.monotonic() - started))
-        else:
-            results.append(task.result())
+    for skip in skips.values():
+        if skip is not None:
+            finished(skip)
+    wait = None if deadline is None else max(0.0, started + deadline - time.monotonic())
+    connector = aiohttp.TCPConnector(limit=concurrency * 2, force_close=False)
+    with watching() as seen:
+        async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
+            ctx = Context(endpoint, session, schema_level, budget or Budget())
+            scheduled = [check for check in checks if skips[check.id] is None]
+            tasks = await _scheduled(
+                ctx,
+                scheduled,
+                limit=check_timeout or endpoint.timeout * 3,
+                concurrency=concurrency,
+                wait=wait,
+                finished=finished,
+            )
+    results = [_result_of(c, skips[c.id], tasks.get(c.id), deadline, started) for c in checks]
     return RunResult(
         endpoint,
         results,
@@ -141,7 +178,24 @@ async def run_checks(
         schema_level,
         tokens=ctx.budget.tokens,
         retries=ctx.budget.retries,
+        redirects=distinct(seen),
     )
+
+
+def _result_of(
+    check: Check,
+    skip: Result | None,
+    task: asyncio.Task[Result] | None,
+    deadline: float | None,
+    started: float,
+) -> Result:
+    """How ``check`` ended: its ``skip``, its task's result, or failed by the run's deadline."""
+    if skip is not None:
+        return skip
+    if task is not None and task.done() and not task.cancelled():
+        return task.result()
+    message = f"the run's deadline of {deadline or 0:.0f} s passed before the check finished"
+    return Result(check, Outcome(Status.FAILED, message), time.monotonic() - started)
 
 
 def run(
@@ -150,11 +204,15 @@ def run(
     *,
     schema_level: schemas.Level = "compatible",
     concurrency: int = 4,
+    check_timeout: float | None = None,
     deadline: float | None = None,
+    started: float | None = None,
     budget: Budget | None = None,
     progress: Progress | None = None,
 ) -> RunResult:
-    """Run the checks named by ``ids`` (default: all) against ``endpoint`` and wait."""
+    """Run the checks named by ``ids`` (default: all) against ``endpoint`` and wait; the
+    keywords are :func:`run_checks`' (``check_timeout`` defaults to 3 request timeouts,
+    ``deadline`` counts from ``started``)."""
     unknown = sorted(set(ids or ()) - set(CHECKS))
     if unknown:
         raise ValueError(f"unknown check id(s) {unknown}; see chatcompat check --list")
@@ -165,7 +223,9 @@ def run(
             selected,
             schema_level=schema_level,
             concurrency=concurrency,
+            check_timeout=check_timeout,
             deadline=deadline,
+            started=started,
             budget=budget,
             progress=progress,
         )

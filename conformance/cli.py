@@ -9,6 +9,7 @@ import dataclasses
 import os
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,17 @@ from conformance._context import Budget
 from conformance._http import Endpoint
 from conformance._probe import first_listed_model, probe
 from conformance._profiles import PROFILES, Profile, endpoint_claiming, load_profile
+from conformance._redirects import distinct, watching
 from conformance._registry import CAPABILITIES, CHECKS
 from conformance._report import console_text, write_reports
 from conformance._runner import Result, RunResult, run
+from conformance._shown import shown
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "add_arguments", "run_command"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_EMBEDDED_MODEL = "meta-llama/llama-3.3-70b-instruct"
+PROBE_SHARE = 1 / 3  # of --deadline: the most a --probe may take, so the checks keep the rest
 
 
 _SAMPLINGS = ("vllm", "hf", "llamacpp")
@@ -95,7 +99,8 @@ _OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
         ("--probe",),
         {
             "action": "store_true",
-            "help": "find out the capabilities with a few requests, print them, and use them",
+            "help": "find out the capabilities with a few requests, print them, and use them "
+            "(within a third of --deadline)",
         },
     ),
     (
@@ -162,7 +167,8 @@ _OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
             "type": float,
             "default": 900.0,
             "metavar": "S",
-            "help": "seconds for the whole run; checks still running then fail (900)",
+            "help": "seconds for the whole run, --probe and the model listing included; checks "
+            "still running then fail (900)",
         },
     ),
     (
@@ -263,16 +269,35 @@ def _profile(args: argparse.Namespace) -> Profile:
     return profile.with_changes(add=add, remove=tuple(args.without))
 
 
-def _probed(endpoint: Endpoint, args: argparse.Namespace) -> Endpoint:
+def _left(args: argparse.Namespace, started: float) -> float:
+    """Seconds left of --deadline for a run that started at ``started`` (time.monotonic())."""
+    deadline: float = args.deadline
+    return max(0.0, started + deadline - time.monotonic())
+
+
+def _say(text: str, args: argparse.Namespace) -> None:
+    """Print ``text`` as every output is shown: the key redacted, control characters escaped."""
+    print(shown(text, args.api_key))
+
+
+def _probed(endpoint: Endpoint, args: argparse.Namespace, started: float) -> Endpoint:
     """``endpoint`` with the capabilities a probe found (then --capability / --without),
-    after printing what it found."""
-    findings, context = asyncio.run(probe(endpoint))
-    print("probe:")
-    for finding in findings:
-        print(
-            f"  {finding.capability:<9} {'yes' if finding.found else 'no ':<4} {finding.evidence}"
+    after printing what it found; the probe takes at most a third of --deadline (and never
+    more than is left of it)."""
+    within = min(_left(args, started), args.deadline * PROBE_SHARE)
+    with watching() as seen:
+        findings, context = asyncio.run(probe(endpoint, within=within))
+    lines = ["probe:"] + [
+        f"  {f.capability:<9} {'yes' if f.found else 'no ':<4} {f.evidence}" for f in findings
+    ]
+    lines.append(f"  context  {context if context else 'unknown (not in the model card)'}")
+    if any(f.evidence.startswith("not found out") for f in findings):
+        lines.append(
+            f"  the probe stopped after {within:.1f} s (a third of --deadline {args.deadline:g} "
+            "s at most): what it did not find out counts as not supported"
         )
-    print(f"  context  {context if context else 'unknown (not in the model card)'}\n")
+    lines += [f"  warning: redirected: {r.describe()}" for r in distinct(seen)]
+    _say("\n".join(lines) + "\n", args)
     found = {f.capability for f in findings if f.found}
     capabilities = (endpoint.capabilities | found | set(args.capability)) - set(args.without)
     return dataclasses.replace(
@@ -302,22 +327,21 @@ def _argument_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _listed_model(base_url: str, args: argparse.Namespace) -> str:
+def _listed_model(base_url: str, args: argparse.Namespace, started: float) -> str:
     """The first model GET {base}/models lists, printed as the model of the run (within 30 s
-    at most, with the key); raises _CannotStart saying what was seen."""
-    lister = endpoint_claiming(
-        Profile.core(), base_url, "", args.api_key, timeout=min(args.timeout, 30.0)
-    )
+    at most, and what is left of --deadline, with the key); raises _CannotStart saying what
+    was seen."""
+    timeout = max(0.1, min(args.timeout, 30.0, _left(args, started)))
+    lister = endpoint_claiming(Profile.core(), base_url, "", args.api_key, timeout=timeout)
     try:
         model = asyncio.run(first_listed_model(lister))
     except ValueError as exc:
-        seen = str(exc).replace(args.api_key, "<redacted>") if args.api_key else str(exc)
-        raise _CannotStart(f"no --model given, and {seen}; pass --model ID") from None
-    print(f"model: {model} (the first listed by GET /models)")
+        raise _CannotStart(f"no --model given, and {exc}; pass --model ID") from None
+    _say(f"model: {model} (the first listed by GET /models)", args)
     return model
 
 
-def _endpoint(args: argparse.Namespace, stack: contextlib.ExitStack) -> Endpoint:
+def _endpoint(args: argparse.Namespace, stack: contextlib.ExitStack, started: float) -> Endpoint:
     """The endpoint under test: --base-url (else the embedded mock, started on ``stack``), the
     model (--model, else the first listed), the claimed profile; raises _CannotStart."""
     try:
@@ -328,13 +352,13 @@ def _endpoint(args: argparse.Namespace, stack: contextlib.ExitStack) -> Endpoint
     if base_url is None:
         model = model or DEFAULT_EMBEDDED_MODEL
         base_url = stack.enter_context(_embedded_mock(args.api_key, model))
-    problem = _reachable(base_url)
+    problem = _reachable(base_url, timeout=min(5.0, max(1.0, _left(args, started))))
     if problem:
         raise _CannotStart(problem)
     return endpoint_claiming(
         profile,
         base_url,
-        model or _listed_model(base_url, args),
+        model or _listed_model(base_url, args, started),
         args.api_key,
         timeout=args.timeout,
         context_length=args.context_length,
@@ -344,16 +368,18 @@ def _endpoint(args: argparse.Namespace, stack: contextlib.ExitStack) -> Endpoint
     )
 
 
-def _run(endpoint: Endpoint, args: argparse.Namespace) -> RunResult:
-    """The run the arguments ask for (after the probe, with --probe)."""
+def _run(endpoint: Endpoint, args: argparse.Namespace, started: float) -> RunResult:
+    """The run the arguments ask for (after the probe, with --probe), within --deadline of
+    ``started``."""
     if args.probe:
-        endpoint = _probed(endpoint, args)
+        endpoint = _probed(endpoint, args, started)
     return run(
         endpoint,
         args.checks,
         schema_level=args.schema_level,
         concurrency=args.concurrency,
         deadline=args.deadline,
+        started=started,
         budget=Budget(
             max_requests=args.max_requests,
             max_tokens=args.max_tokens,
@@ -369,14 +395,15 @@ def run_command(args: argparse.Namespace) -> int:
     if args.list:
         print(_list_checks())
         return EXIT_OK
+    started = time.monotonic()  # --deadline counts from here
     try:
         problem = _argument_problem(args)
         if problem:
             raise _CannotStart(problem)
         with contextlib.ExitStack() as stack:
-            result = _run(_endpoint(args, stack), args)
+            result = _run(_endpoint(args, stack, started), args, started)
     except _CannotStart as exc:
-        print(f"chatcompat check: {exc}", file=sys.stderr)
+        print(shown(f"chatcompat check: {exc}", args.api_key), file=sys.stderr)
         return EXIT_USAGE
     print(console_text(result, price_per_mtok=args.price_per_mtok))
     write_reports(

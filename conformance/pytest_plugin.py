@@ -104,6 +104,7 @@ class CheckItem(pytest.Item):
         from conformance._context import Budget
         from conformance._outcome import Status
         from conformance._runner import run
+        from conformance._shown import shown
 
         if self.check.capability not in self.endpoint.capabilities:
             pytest.skip(
@@ -114,25 +115,27 @@ class CheckItem(pytest.Item):
         budget = Budget(max_examples=max_examples)
         self.result = run(self.endpoint, [self.check.id], budget=budget).results[0]
         if self.result.status is Status.ERROR:
-            pytest.fail(f"{self._title()}: {self.result.outcome.text}", pytrace=False)
+            text = shown(f"{self._title()}: {self.result.outcome.text}", self.endpoint.api_key)
+            pytest.fail(text, pytrace=False)
 
     def runtest(self) -> None:
         """Fail, skip or warn as the check's outcome says (failed: its CheckFailed)."""
         from conformance._outcome import CheckFailed, Status
+        from conformance._shown import shown
 
-        assert self.result is not None  # setup ran the check
+        assert self.result is not None  # setup ran the check (its outcome redacted)
         outcome = self.result.outcome
         if outcome.status is Status.FAILED:
-            raise CheckFailed(
+            raise CheckFailed(  # its text: control characters escaped (conformance._shown)
                 outcome.message,
                 expected=outcome.expected,
                 received=outcome.received,
                 exchange=outcome.exchange,
             )
         if outcome.status is Status.SKIPPED:
-            pytest.skip(outcome.message)
+            pytest.skip(shown(outcome.message, self.endpoint.api_key))
         if outcome.status is Status.WARNING:
-            pytest.skip(f"warning: {outcome.text}")
+            pytest.skip(shown(f"warning: {outcome.text}", self.endpoint.api_key))
 
     def _title(self) -> str:
         return f"{self.check.id} ({self.check.group}, {self.check.severity})"
@@ -146,7 +149,9 @@ class CheckItem(pytest.Item):
         from conformance._outcome import CheckFailed
 
         if isinstance(excinfo.value, CheckFailed):
-            return f"{self._title()}: {excinfo.value}"
+            from conformance._shown import shown
+
+            return shown(f"{self._title()}: {excinfo.value}", self.endpoint.api_key)
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:

@@ -14,7 +14,7 @@ from mockserver._cassettes import (
     load_directory,
     save_cassette,
 )
-from mockserver._config import DEFAULT_MODEL, MockConfig
+from mockserver._config import DEFAULT_MODEL, ConnectionLimits, MockConfig
 from mockserver._defects import DEFECTS, Defect
 from mockserver._faults import FAULT_HEADER, FAULT_KEY_HEADER, Fault, parse_fault
 from mockserver._flavours import FLAVOURS, Flavour
@@ -34,6 +34,7 @@ __all__ = [
     "Cassette",
     "CassetteError",
     "CassetteStore",
+    "ConnectionLimits",
     "Defect",
     "Delay",
     "Fault",

@@ -6,12 +6,14 @@ in AppKeys."""
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from mockserver._body import read_body
 from mockserver._cassettes import CassetteStore, ScriptedCassettes
 from mockserver._config import MockConfig
 from mockserver._delivery import send_cassette
@@ -68,7 +70,7 @@ def endpoint(
             if api or (api is None and request.path.startswith(api_prefix)):
                 if state.config.api_key is not None:
                     _authorise(state, request)
-                call.raw = await request.read()
+                call.raw = await read_body(request)
                 found = find_cassette(state, call) if replaying else None
                 if found is not None:
                     response = await send_cassette(state, call, *found)
@@ -91,6 +93,8 @@ def _render_error(state: MockState, call: Call, error: ApiError) -> web.Response
         return web.Response(body=event + DONE, content_type="text/event-stream")
     response = _json(body, status)
     response.headers.update(error.headers)
+    if error.headers.get("Connection") == "close":
+        response.force_close()  # aiohttp keeps the connection open unless told this way
     return response
 
 
@@ -107,7 +111,13 @@ def _authorise(state: MockState, request: web.Request) -> None:
             code="invalid_api_key",
         )
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or token.strip() != state.config.api_key:
+    expected = state.config.api_key or ""
+    # constant time: hmac.compare_digest on bytes (str would reject non-ASCII keys);
+    # surrogatepass encodes any str, also the surrogates of undecodable header bytes
+    same = hmac.compare_digest(
+        token.strip().encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+    if scheme.lower() != "bearer" or not same:
         raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
 
 

@@ -24,6 +24,8 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from mockserver._body import parse_json
+from mockserver._errors import ApiError
 from mockserver._lru import LRU
 
 __all__ = [
@@ -68,6 +70,9 @@ UNSTORED_HEADERS = frozenset(
         "accept-encoding",
     }
 )
+# Stored as [REDACTED] by `chatcompat record`: the credentials OpenAI, Azure OpenAI (api-key,
+# Ocp-Apim-Subscription-Key of API Management), Anthropic, Google and AWS clients send, cookies,
+# and the OpenAI organization / project ids (not credentials, but they name the account).
 SECRET_HEADERS = frozenset(
     {
         "authorization",
@@ -75,8 +80,13 @@ SECRET_HEADERS = frozenset(
         "api-key",
         "x-api-key",
         "x-goog-api-key",
+        "ocp-apim-subscription-key",
+        "x-functions-key",
+        "x-amz-security-token",
         "cookie",
         "set-cookie",
+        "openai-organization",
+        "openai-project",
     }
 )
 REDACTED = "[REDACTED]"
@@ -251,12 +261,13 @@ def save_cassette(cassette: Cassette, directory: str | Path, name: str) -> Path:
 
 
 def parse_request_body(raw: bytes) -> Any:
-    """A request body as cassettes store it: the JSON value, else the text, None when empty."""
+    """A request body as cassettes store it: the JSON value, else (not JSON, or past the bounds
+    of ``_body.parse_json``) the text, None when empty."""
     if not raw:
         return None
     try:
-        return json.loads(raw)
-    except ValueError:
+        return parse_json(raw)
+    except ApiError:
         return raw.decode("utf-8", errors="replace")
 
 
@@ -276,6 +287,19 @@ def request_key(method: str, path: str, body: Any, *, loose: bool = False) -> st
     return f"{method.upper()} {path} {canonical}"
 
 
+MemoKey = tuple[str, str, bytes]  # method, path, raw body
+MemoEntry = tuple[str | None, str | None, Any]  # exact key, loose key, parsed body
+MEMO_BYTES = 32 * 1024 * 1024  # what one store's memo of matching keys may hold
+
+
+def _memo_bytes(key: MemoKey, entry: MemoEntry) -> int:
+    """About the bytes one memo entry holds: the raw body, its two keys (each about as long)
+    and the parsed body (counted as the raw body again; Python objects take more, which the
+    bound's slack covers)."""
+    raw, (exact, loose, _) = key[2], entry
+    return 2 * len(raw) + len(exact or "") + len(loose or "")
+
+
 class CassetteStore:
     """Cassettes indexed by their matching keys; each key replays its cassettes in recorded
     order, and the last one again once all have been used."""
@@ -284,8 +308,9 @@ class CassetteStore:
         self.exact: dict[str, list[Cassette]] = {}
         self.loose: dict[str, list[Cassette]] = {}
         self._used: dict[str, int] = {}
-        # (method, path, raw body) -> (its exact key, its loose key, the parsed body)
-        self._seen: LRU[tuple[str, str, bytes], tuple[str | None, str | None, Any]] = LRU()
+        # (method, path, raw body) -> (its exact key, its loose key, the parsed body), bounded
+        # by the bytes they hold (MEMO_BYTES), not only by their number
+        self._seen: LRU[MemoKey, MemoEntry] = LRU(max_weight=MEMO_BYTES, weigh=_memo_bytes)
         for c in cassettes:
             if c.match == "exact":
                 self.exact.setdefault(request_key(c.method, c.path, c.body), []).append(c)
@@ -310,7 +335,9 @@ class CassetteStore:
 
     def match(self, method: str, path: str, raw: bytes) -> tuple[Cassette, Any] | None:
         """:meth:`find` for a raw request body, and the parsed body; a body seen before is
-        not parsed again (its keys are remembered)."""
+        not parsed again (its keys are remembered, :data:`MEMO_BYTES` of them at most)."""
+        if not self.exact and not self.loose:
+            return None  # no cassette to match: nothing to parse or remember
         memo_key = (method, path, raw)
         keys = self._seen.get(memo_key)
         if keys is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import InitVar, dataclass
 from functools import cached_property
@@ -11,9 +12,55 @@ if TYPE_CHECKING:
     from mockserver._faults import Fault
     from mockserver._timing import Timing
 
-__all__ = ["DEFAULT_MODEL", "MockConfig"]
+__all__ = [
+    "ACCEPT_BURST",
+    "DEFAULT_MODEL",
+    "FD_RESERVE",
+    "LISTEN_QUEUE",
+    "ConnectionLimits",
+    "MockConfig",
+]
 
 DEFAULT_MODEL = "meta-llama/llama-3.3-70b-instruct"
+LISTEN_QUEUE = 1024  # connections the kernel queues for accept (net.core.somaxconn caps it)
+ACCEPT_BURST = 32  # connections asyncio accepts in one turn of the loop
+# File descriptors kept free of connections: the connections accepted in the last two turns
+# of the loop and those shed past the cap (a shed one frees its descriptor a turn later), plus
+# 64 for logs, cassettes, threads and the model's files.
+FD_RESERVE = 3 * ACCEPT_BURST + 64
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """How long the server waits for a client, and how many connections it keeps open
+    (:mod:`mockserver._protocol` applies them). Seconds; every timeout must be > 0."""
+
+    header_timeout: float = 10.0  # a request's first byte to the end of its headers; then 408
+    body_timeout: float = 60.0  # the end of the headers to the end of the body; then 408
+    idle_timeout: float = 30.0  # an idle keep-alive connection is closed after this
+    max_connections: int | None = None  # None: the open-file limit minus FD_RESERVE
+
+    def __post_init__(self) -> None:
+        for name in ("header_timeout", "body_timeout", "idle_timeout"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0 seconds, got {value!r}")
+        if self.max_connections is not None and self.max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1, got {self.max_connections!r}")
+
+    def connection_cap(self) -> int:
+        """``max_connections``, else the soft RLIMIT_NOFILE minus FD_RESERVE (at least half
+        the limit); no cap (sys.maxsize) where the limit is unknown or infinite."""
+        if self.max_connections is not None:
+            return self.max_connections
+        try:
+            import resource
+        except ImportError:  # not on Unix
+            return sys.maxsize
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY or soft <= 0:
+            return sys.maxsize
+        return max(soft - FD_RESERVE, soft // 2)
 
 
 @dataclass(frozen=True)
@@ -39,6 +86,7 @@ class MockConfig:
     match: str = "exact"  # exact: body minus volatile keys; loose: model + messages + stream
     speed: float = 0.0  # replay timing: 0 = at once, 1 = as recorded, 2 = twice as fast
     sampling: str | None = None  # generate: vllm | hf | llamacpp; None = the flavour's own
+    limits: ConnectionLimits = ConnectionLimits()  # timeouts and the connection cap
     dialect: InitVar[str | None] = None  # the old name of flavour (a DeprecationWarning)
 
     def __post_init__(self, dialect: str | None) -> None:

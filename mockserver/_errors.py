@@ -75,13 +75,17 @@ def error_body(error: ApiError) -> dict[str, Any]:
 
 
 def error_response(error: ApiError) -> web.Response:
-    """A JSON response carrying ``error`` in the envelope."""
-    return web.Response(
+    """A JSON response carrying ``error`` in the envelope (closing the connection after it
+    when the error's headers say ``Connection: close``)."""
+    response = web.Response(
         status=error.status,
         body=json.dumps(error_body(error)).encode(),
         content_type="application/json",
         headers=error.headers,
     )
+    if error.headers.get("Connection") == "close":
+        response.force_close()  # aiohttp keeps the connection open unless told this way
+    return response
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -109,8 +113,9 @@ def client_left(request: web.Request) -> bool:
 def error_answer(request: web.Request, exc: Exception, render: ErrorHook) -> web.StreamResponse:
     """The answer to ``exc``, raised while handling ``request``: an ApiError, a broken request
     rule (400) or one of aiohttp's HTTP errors in the envelope through ``render``; a client
-    that left, a 499 that is never sent; anything else logged with its traceback and answered
-    as a 500. Redirects (an HTTPException under 400) are raised again."""
+    that left (the reset or closed connection it leaves behind), a 499 that is never sent;
+    anything else logged with its traceback and answered as a 500. Redirects (an HTTPException
+    under 400) are raised again."""
     if isinstance(exc, ApiError):
         return render(request, exc)
     if isinstance(exc, RuleViolation):  # a request rule an answer source applies
@@ -119,7 +124,8 @@ def error_answer(request: web.Request, exc: Exception, render: ErrorHook) -> web
         if exc.status < 400:
             raise exc
         return render(request, _from_http_exception(exc))
-    if isinstance(exc, ConnectionResetError) and client_left(request):
+    # aiohttp raises RuntimeError("Connection closed.") reading the body of a gone client
+    if isinstance(exc, (ConnectionResetError, RuntimeError)) and client_left(request):
         log.debug("the client left during %s %s", request.method, request.path)
         return web.Response(status=CLIENT_CLOSED_REQUEST)  # never sent: access log only
     log.error("unhandled error in %s %s", request.method, request.path, exc_info=exc)

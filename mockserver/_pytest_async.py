@@ -21,7 +21,8 @@ async def chat_mock_async(
 ) -> AsyncIterator[ChatMock]:
     """A mock of the test's own, served by the test's event loop (aiohttp, a free port)."""
     host, _ = chat_mock_listen_address
-    runner, port = await start_site(create_app(chat_mock_config), host, 0)
+    app = create_app(chat_mock_config)
+    runner, port = await start_site(app, host, 0, limits=chat_mock_config.limits)
     try:
         yield ChatMock(runner.app, host, port)
     finally:

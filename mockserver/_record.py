@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
+from mockserver._body import read_body
 from mockserver._cassettes import (
     REDACTED,
     SECRET_HEADERS,
@@ -27,6 +27,16 @@ from mockserver._cassettes import (
     save_cassette,
 )
 from mockserver._errors import ApiError, error_response
+from mockserver._redaction import (
+    MIN_HEADER_SECRET,
+    query_secrets,
+    redact,
+    redact_json,
+    redact_text,
+    redact_url,
+    redact_writes,
+    request_secrets,
+)
 from mockserver._server import run_until_signalled
 
 __all__ = [
@@ -39,7 +49,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("mockserver.record")
-MIN_HEADER_SECRET = 8  # shorter key values are redacted in headers only, not searched in bodies
 
 
 @dataclass(frozen=True)
@@ -59,85 +68,6 @@ class RecordConfig:
 
 RECORD = web.AppKey("record", RecordConfig)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
-
-
-def _spans(data: bytes, secrets: Sequence[bytes]) -> list[tuple[int, int]]:
-    """Non-overlapping (start, end) of secrets in ``data``, left to right, longest first."""
-    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
-    spans: list[tuple[int, int]] = []
-    position = 0
-    while ordered:
-        hits = [(data.find(s, position), -len(s)) for s in ordered]
-        found = [(start, -negative) for start, negative in hits if start >= 0]
-        if not found:
-            break
-        start, length = min(found, key=lambda hit: (hit[0], -hit[1]))
-        spans.append((start, start + length))
-        position = start + length
-    return spans
-
-
-def _variants(secrets: Iterable[str]) -> list[bytes]:
-    """Each secret as sent and as it reads inside a JSON string."""
-    out: list[bytes] = []
-    for secret in secrets:
-        if secret:
-            out += [secret.encode("utf-8"), json.dumps(secret)[1:-1].encode("utf-8")]
-    return out
-
-
-def redact(data: bytes, secrets: Sequence[str]) -> bytes:
-    """``data`` with every secret replaced by ``[REDACTED]``."""
-    return redact_writes([Write(0.0, data)], secrets)[0].data if data else data
-
-
-def redact_writes(writes: Sequence[Write], secrets: Sequence[str]) -> tuple[Write, ...]:
-    """Redact the joined bytes of ``writes``, then cut them again at the recorded boundaries;
-    a secret split across writes goes whole, as ``[REDACTED]``, into the write it began in."""
-    joined = b"".join(w.data for w in writes)
-    spans = _spans(joined, _variants(secrets))
-    if not spans:
-        return tuple(writes)
-    mark = REDACTED.encode()
-    out, cursor = b"", 0
-    for start, end in spans:
-        out += joined[cursor:start] + mark
-        cursor = end
-    out += joined[cursor:]
-
-    def moved(offset: int) -> int:
-        shift = 0
-        for start, end in spans:
-            if end <= offset:
-                shift += len(mark) - (end - start)
-            elif start < offset:
-                return start + shift + len(mark)
-            else:
-                break
-        return offset + shift
-
-    cuts, offset = [], 0
-    for w in writes:
-        offset += len(w.data)
-        cuts.append(moved(offset))
-    cuts[-1] = len(out)
-    result, previous = [], 0
-    for w, cut in zip(writes, cuts, strict=True):
-        result.append(Write(w.delay, out[previous:cut]))
-        previous = cut
-    return tuple(result)
-
-
-def _request_secrets(headers: Mapping[str, str]) -> list[str]:
-    """Key values the client sent (long enough to be searched for in bodies)."""
-    found = []
-    for name, value in headers.items():
-        if name.lower() in ("authorization", "proxy-authorization"):
-            value = value.partition(" ")[2] or value
-        keyed = name.lower() in SECRET_HEADERS - {"cookie", "set-cookie"}
-        if keyed and len(value.strip()) >= MIN_HEADER_SECRET:
-            found.append(value.strip())
-    return found
 
 
 def _stored_headers(headers: Iterable[tuple[str, str]], secrets: Sequence[str]) -> dict[str, str]:
@@ -197,12 +127,16 @@ async def _relay(
 async def proxy(request: web.Request) -> web.StreamResponse:
     """Forward one request upstream, stream the answer back, and store it as a cassette."""
     config = request.app[RECORD]
-    raw = await request.read()
+    try:
+        raw = await read_body(request)
+    except ApiError as unreadable:  # a body that is not what its Content-Encoding says
+        return error_response(unreadable)
     path, url = _upstream_url(config, request)
     forward = CIMultiDict(
         (k, v) for k, v in request.headers.items() if k.lower() not in UNSTORED_HEADERS
     )
     forward["Accept-Encoding"] = "identity"
+    secrets = [*config.secrets, *request_secrets(request.headers, request.query_string)]
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
@@ -210,13 +144,13 @@ async def proxy(request: web.Request) -> web.StreamResponse:
             request.method, url, data=raw or None, headers=forward, allow_redirects=False
         )
     except (aiohttp.ClientError, TimeoutError) as exc:
-        log.warning("upstream %s failed: %s", url, exc)
-        error = ApiError(502, f"The upstream {config.upstream} could not be reached: {exc}.")
+        reason = redact_text(str(exc), [*secrets, *query_secrets(request.query_string)])
+        log.warning("upstream %s failed: %s", redact_url(url), reason)
+        error = ApiError(502, f"The upstream {config.upstream} could not be reached: {reason}.")
         return error_response(error)
     async with upstream:
         wait = loop.time() - started
         response, writes, last = await _relay(request, upstream)
-    secrets = [*config.secrets, *_request_secrets(request.headers)]
     stream = upstream.headers.get("Content-Type", "").startswith("text/event-stream")
     if stream:
         stored = redact_writes(writes, secrets)
@@ -226,7 +160,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     cassette = Cassette(
         method=request.method,
         path=path,
-        body=parse_request_body(redact(raw, secrets)),
+        body=redact_json(parse_request_body(redact(raw, secrets)), secrets),
         status=upstream.status,
         headers=_stored_headers(upstream.headers.items(), secrets),
         writes=stored,

@@ -10,7 +10,8 @@ from types import TracebackType
 from aiohttp import web
 
 from mockserver._app import create_app
-from mockserver._config import MockConfig
+from mockserver._config import ConnectionLimits, MockConfig
+from mockserver._protocol import MockRunner, listen, throttle_accept_errors
 from mockserver._signals import stop_on_signals
 
 __all__ = ["MockServer", "run_until_signalled", "serve_forever", "start_site"]
@@ -24,19 +25,21 @@ async def start_site(
     access_log: bool = False,
     shutdown_timeout: float = 1.0,
     reuse_port: bool = False,
+    limits: ConnectionLimits | None = None,
 ) -> tuple[web.AppRunner, int]:
     """Start ``app`` on ``host:port`` (0 = a free port); the runner and the bound port.
     On cleanup, requests still running get ``shutdown_timeout`` seconds, then are cancelled;
-    ``reuse_port`` sets SO_REUSEPORT so that several processes can share the port."""
+    ``reuse_port`` sets SO_REUSEPORT so that several processes can share the port.
+    Connections follow ``limits`` (default ``ConnectionLimits()``: header, body and idle
+    timeouts, a connection cap; see :mod:`mockserver._protocol`), protocol errors are answered
+    in the error envelope, and failures to accept are logged at most every 10 s."""
     options: dict[str, object] = {"shutdown_timeout": shutdown_timeout}
     if not access_log:
         options["access_log"] = None
-    runner = web.AppRunner(app, **options)  # type: ignore[arg-type]
+    throttle_accept_errors(asyncio.get_running_loop())
+    runner = MockRunner(app, limits or ConnectionLimits(), **options)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
-    await site.start()
-    bound = runner.addresses[0][1]
-    return runner, int(bound)
+    return runner, await listen(runner, host, port, reuse_port=reuse_port)
 
 
 class MockServer:
@@ -82,7 +85,7 @@ class MockServer:
         try:
             self.app = create_app(self.config)
             self._runner, self.port = self._loop.run_until_complete(
-                start_site(self.app, self.host, self.port)
+                start_site(self.app, self.host, self.port, limits=self.config.limits)
             )
         except BaseException as exc:
             self._error = exc
@@ -123,17 +126,22 @@ class MockServer:
 
 
 def run_until_signalled(
-    app: web.Application, host: str, port: int, banner: Callable[[int], str]
+    app: web.Application,
+    host: str,
+    port: int,
+    banner: Callable[[int], str],
+    limits: ConnectionLimits | None = None,
 ) -> None:
     """Serve ``app`` in the foreground, logging each request, until SIGINT or SIGTERM; prints
-    ``banner(bound_port)`` once listening. Stops within a few seconds of the signal, also when
-    a request blocks the loop (see ``_signals.stop_on_signals``)."""
+    ``banner(bound_port)`` once listening. Connections follow ``limits`` (see start_site). Stops
+    within a few seconds of the signal, also when a request blocks the loop (see
+    ``_signals.stop_on_signals``)."""
 
     async def main() -> None:
         stop = asyncio.Event()
         restore = stop_on_signals(stop)
         try:
-            runner, bound = await start_site(app, host, port, access_log=True)
+            runner, bound = await start_site(app, host, port, access_log=True, limits=limits)
             print(banner(bound), flush=True)
             try:
                 await stop.wait()
@@ -152,4 +160,5 @@ def serve_forever(config: MockConfig, host: str = "127.0.0.1", port: int = 8000)
         host,
         port,
         lambda bound: f"chatcompat mock listening on http://{host}:{bound}{config.prefix}",
+        config.limits,
     )

@@ -22,6 +22,7 @@ from importlib import resources
 from typing import Any
 
 from chatcompat.request_rules import (
+    BuildBudget,
     check_context_length,
     completion_limit,
     forced_tools,
@@ -44,41 +45,55 @@ def seed_texts() -> tuple[str, ...]:
     )
 
 
-def example_for(schema: Any, depth: int = 0) -> Any:
+def example_for(schema: Any, budget: BuildBudget | None = None, depth: int = 0) -> Any:
     """A small instance of JSON Schema ``schema`` (const, enum, type, required properties,
-    minItems, minimum), enough for the common tool-parameter and response-format schemas."""
+    minItems, minLength, minimum), enough for the common tool-parameter and response-format
+    schemas. Its JSON size is counted in ``budget`` as it is built (None: a fresh
+    :class:`BuildBudget`, ``MAX_BUILT_BYTES``), which raises ``RuleViolation`` (400) past it."""
+    budget = BuildBudget() if budget is None else budget
     if not isinstance(schema, dict) or depth > 8:
+        budget.spend(2)
         return {}
     if "const" in schema:
-        return schema["const"]
+        return _spent(budget, schema["const"])
     if schema.get("enum"):
-        return schema["enum"][0]
+        return _spent(budget, schema["enum"][0])
     for key in ("anyOf", "oneOf", "allOf"):
         if schema.get(key):
-            return example_for(schema[key][0], depth + 1)
+            return example_for(schema[key][0], budget, depth + 1)
     kind = schema.get("type", "object" if "properties" in schema else "string")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "object":
         properties = schema.get("properties") or {}
-        return {
-            k: example_for(properties.get(k, {}), depth + 1)
-            for k in schema.get("required", list(properties))
-        }
+        instance = {}
+        for key in schema.get("required", list(properties)):
+            budget.spend(len(key) + 4)  # "key": and a comma
+            instance[key] = example_for(properties.get(key, {}), budget, depth + 1)
+        budget.spend(2)
+        return instance
     if kind == "array":
+        budget.spend(2)
+        items = schema.get("items", {})
         return [
-            example_for(schema.get("items", {}), depth + 1)
-            for _ in range(schema.get("minItems", 1))
+            example_for(items, budget, depth + 1) for _ in range(int(schema.get("minItems", 1)))
         ]
     if kind in ("integer", "number"):
         low = schema.get("minimum", schema.get("exclusiveMinimum", -1) + 1)
-        return int(low) if kind == "integer" else float(low)
+        return _spent(budget, int(low) if kind == "integer" else float(low))
     if kind == "boolean":
-        return True
+        return _spent(budget, True)
     if kind == "null":
-        return None
-    text = "Paris"
-    return text.ljust(schema.get("minLength", 0), "!")[: schema.get("maxLength", 64)]
+        return _spent(budget, None)
+    length = min(max(int(schema.get("minLength", 0)), 5), int(schema.get("maxLength", 64)))
+    budget.spend(length + 2)  # before the string is made
+    return "Paris".ljust(length, "!")[:length]
+
+
+def _spent(budget: BuildBudget, value: Any) -> Any:
+    """``value``, its JSON size counted in ``budget``."""
+    budget.spend(len(value) + 2 if isinstance(value, str) else len(json.dumps(value)))
+    return value
 
 
 def _called_tools(request: dict[str, Any]) -> tuple[Mapping[str, Any], ...]:
@@ -91,12 +106,12 @@ def _called_tools(request: dict[str, Any]) -> tuple[Mapping[str, Any], ...]:
     return function_tools(tools)[:1]
 
 
-def _text_for(request: dict[str, Any], index: int) -> str:
+def _text_for(request: dict[str, Any], index: int, budget: BuildBudget) -> str:
     text = seed_texts()[index % len(seed_texts())]
     response_format = request.get("response_format") or {}
     if response_format.get("type") == "json_schema":
         schema = (response_format.get("json_schema") or {}).get("schema") or {}
-        return json.dumps(example_for(schema))
+        return json.dumps(example_for(schema, budget.at("response_format.json_schema.schema")))
     if response_format.get("type") == "json_object":
         return json.dumps({"answer": text})
     return text
@@ -136,9 +151,11 @@ def _logprob_entries(piece: str, position: int, top: int) -> tuple[dict[str, Any
     return ({**entry(piece, logprob), "top_logprobs": alternatives[:top]},)
 
 
-def _tool_tokens(tool: Mapping[str, Any], index: int, call: int = 0) -> tuple[Token, ...]:
+def _tool_tokens(
+    tool: Mapping[str, Any], index: int, call: int, budget: BuildBudget
+) -> tuple[Token, ...]:
     function = tool["function"]
-    arguments = json.dumps(example_for(function.get("parameters") or {}))
+    arguments = json.dumps(example_for(function.get("parameters") or {}, budget.at("tools")))
     head = {
         "index": call,
         "id": f"call_chatcompat{index}" + (f"_{call}" if call else ""),
@@ -149,18 +166,19 @@ def _tool_tokens(tool: Mapping[str, Any], index: int, call: int = 0) -> tuple[To
     return (Token(tool_calls=(head,)), *(Token(tool_calls=(t,)) for t in tail))
 
 
-def _choice(request: dict[str, Any], index: int) -> tuple[Choice, int]:
-    """Choice ``index`` and the completion tokens it spent."""
+def _choice(request: dict[str, Any], index: int, budget: BuildBudget) -> tuple[Choice, int]:
+    """Choice ``index`` and the completion tokens it spent; what it builds from the request's
+    schemas is counted in ``budget``."""
     tools = _called_tools(request)
     limit = completion_limit(request)
     if tools:
         tokens = tuple(
-            t for call, tool in enumerate(tools) for t in _tool_tokens(tool, index, call)
+            t for call, tool in enumerate(tools) for t in _tool_tokens(tool, index, call, budget)
         )
         if limit is not None and limit < len(tokens) + 1:  # a cut call is no call
             return Choice(index, (), "length"), limit
         return Choice(index, tokens, "tool_calls"), len(tokens) + 1
-    text = _text_for(request, index)
+    text = _text_for(request, index, budget)
     parts = pieces(text)
     finish = "stop"
     if limit is not None and limit < len(parts) + 1:  # + 1: the end-of-turn token
@@ -183,13 +201,15 @@ def template_answer(
 ) -> Answer:
     """The template answer to a validated ``request``; raises
     ``chatcompat.request_rules.RuleViolation`` when its prompt (counted approximately) and
-    completion limit do not fit in ``context_length`` tokens (None: no limit)."""
+    completion limit do not fit in ``context_length`` tokens (None: no limit), or when the
+    JSON its choices build from the request's schemas passes ``MAX_BUILT_BYTES`` (16 KiB: the
+    building stops there)."""
     prompt = count_prompt_tokens(request["messages"])
     if context_length is not None:
         check_context_length(prompt, completion_limit(request), context_length)
-    choices, spent = [], 0
+    choices, spent, budget = [], 0, BuildBudget()
     for index in range(request.get("n") or 1):
-        choice, used = _choice(request, index)
+        choice, used = _choice(request, index, budget)
         choices.append(choice)
         spent += used
     return Answer(

@@ -9,17 +9,18 @@ offending parameter in ``param`` and a message that names it. The rules that sha
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator, ValidationError
-from jsonschema.exceptions import SchemaError, best_match
+from jsonschema import ValidationError
+from jsonschema.exceptions import best_match
 
 from chatcompat import schemas
+from mockserver._body import json_path, parse_json
 from mockserver._config import MockConfig
 from mockserver._errors import ApiError
+from mockserver._schema_limits import schema_problem
 
 __all__ = ["VOCAB_SIZE", "compiled_validator", "parse_body", "validate_request"]
 
@@ -28,31 +29,17 @@ INT64 = (-(2**63), 2**63 - 1)
 _MAX_MESSAGE = 300
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def parse_body(raw: bytes) -> dict[str, Any]:
-    """The JSON object in ``raw``, or a 400 saying why it is not one."""
-    try:
-        body = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise ApiError(
-            400,
-            "We could not parse the JSON body of your request. (HINT: This likely means you "
-            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
-            f"but what was sent was not valid JSON: {type(exc).__name__}.)",
-        ) from None
+    """The JSON object in ``raw`` (parsed within ``_body.parse_json``'s bounds), or a 400
+    saying why it is not one."""
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise ApiError(400, f"The request body must be a JSON object, got {type(body).__name__}.")
     return body
 
 
 def _param(error: ValidationError) -> str | None:
-    path = ""
-    for part in error.absolute_path:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or None
+    return json_path(tuple(error.absolute_path)) or None
 
 
 @functools.cache
@@ -158,7 +145,7 @@ def _response_format_errors(body: dict[str, Any]) -> Iterable[ApiError]:
             "Invalid 'response_format.json_schema': a 'schema' object is required.",
             param="response_format.json_schema.schema",
         )
-    elif (problem := _schema_problem(spec["schema"])) is not None:
+    elif (problem := schema_problem(spec["schema"])) is not None:
         yield ApiError(
             400,
             f"Invalid schema for response_format 'json_schema': {problem}",
@@ -167,13 +154,17 @@ def _response_format_errors(body: dict[str, Any]) -> Iterable[ApiError]:
         )
 
 
-def _schema_problem(schema: dict[str, Any]) -> str | None:
-    """Why ``schema`` is not a JSON Schema (draft 2020-12), or None."""
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        return str(exc.message)[:_MAX_MESSAGE]
-    return None
+def _tool_schema_errors(body: dict[str, Any]) -> Iterable[ApiError]:
+    for index, tool in enumerate(body.get("tools") or []):
+        function = (tool.get("function") if tool.get("type") == "function" else None) or {}
+        parameters = function.get("parameters")
+        if parameters is not None and (problem := schema_problem(parameters)) is not None:
+            yield ApiError(
+                400,
+                f"Invalid schema for function {function.get('name')!r}: {problem}",
+                param=f"tools[{index}].function.parameters",
+                code="invalid_function_parameters",
+            )
 
 
 def _tool_choice_errors(body: dict[str, Any]) -> Iterable[ApiError]:
@@ -207,6 +198,7 @@ _RULES: tuple[Callable[[dict[str, Any]], Iterable[ApiError]], ...] = (
     _logit_bias_errors,
     _repetition_penalty_errors,
     _response_format_errors,
+    _tool_schema_errors,
     _tool_choice_errors,
 )
 

@@ -58,7 +58,9 @@ async def _worker(config: MockConfig, host: str, port: int, ready: Any) -> None:
     stop = asyncio.Event()
     restore = stop_on_signals(stop)  # within a few seconds, also when the loop is blocked
     try:
-        runner, _ = await start_site(app, host, port, access_log=True, reuse_port=True)
+        runner, _ = await start_site(
+            app, host, port, access_log=True, reuse_port=True, limits=config.limits
+        )
         ready.put(os.getpid())
         parent = os.getppid()
         try:

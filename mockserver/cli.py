@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from chatcompat.cli import DeprecatedSpelling
 from mockserver._cassettes import CassetteError, CassetteStore
-from mockserver._config import MockConfig
+from mockserver._config import FD_RESERVE, ConnectionLimits, MockConfig
 from mockserver._defects import DEFECTS
 from mockserver._faults import parse_fault
 from mockserver._flavours import FLAVOURS
@@ -20,7 +22,9 @@ from mockserver._server import serve_forever
 from mockserver._timing import parse_delay
 from mockserver._workers import LOG_FORMAT, serve_workers
 
-__all__ = ["add_arguments", "add_record_arguments", "run", "run_record"]
+__all__ = ["API_KEY_VARIABLE", "add_arguments", "add_record_arguments", "run", "run_record"]
+
+API_KEY_VARIABLE = "CHATCOMPAT_MOCK_API_KEY"  # the key the mock wants when --api-key is absent
 
 
 def _spec(parse: Callable[[str], object]) -> Callable[[str], str]:
@@ -46,7 +50,13 @@ Option = tuple[tuple[str, ...], dict[str, Any]]  # add_argument's flags and keyw
 _MOCK_OPTIONS: tuple[Option, ...] = (
     (("--host",), {"default": "127.0.0.1", "help": "address to bind (default 127.0.0.1)"}),
     (("--port",), {"type": int, "default": 8000, "help": "port to bind (0 = any free port)"}),
-    (("--api-key",), {"help": "require Authorization: Bearer API_KEY"}),
+    (
+        ("--api-key",),
+        {
+            "help": "require Authorization: Bearer API_KEY (default: $CHATCOMPAT_MOCK_API_KEY, "
+            "which keeps the key out of the process's command line)"
+        },
+    ),
     (
         ("--model",),
         {
@@ -196,6 +206,46 @@ _MOCK_OPTIONS: tuple[Option, ...] = (
             "help": "generate mode: the reference sampler's semantics (default: the flavour's)",
         },
     ),
+    # how long a client is waited for, and how many connections stay open
+    (
+        ("--header-timeout",),
+        {
+            "type": float,
+            "default": ConnectionLimits.header_timeout,
+            "metavar": "S",
+            "help": "seconds from a request's first byte to the end of its headers, then 408 "
+            "and close (default %(default)g)",
+        },
+    ),
+    (
+        ("--body-timeout",),
+        {
+            "type": float,
+            "default": ConnectionLimits.body_timeout,
+            "metavar": "S",
+            "help": "seconds from the end of the headers to the end of the body, then 408 "
+            "(default %(default)g)",
+        },
+    ),
+    (
+        ("--idle-timeout",),
+        {
+            "type": float,
+            "default": ConnectionLimits.idle_timeout,
+            "metavar": "S",
+            "help": "seconds an idle keep-alive connection stays open (default %(default)g)",
+        },
+    ),
+    (
+        ("--max-connections",),
+        {
+            "type": int,
+            "metavar": "N",
+            "help": "connections open at once (per worker); past it the oldest stalled one "
+            f"(idle, or its request still arriving) is closed (default: the open-file limit "
+            f"minus {FD_RESERVE})",
+        },
+    ),
     (("--list-defects",), {"action": "store_true", "help": "print the defect modes and exit"}),
 )
 
@@ -238,8 +288,10 @@ def _add(parser: argparse.ArgumentParser, options: tuple[Option, ...]) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``chatcompat mock``."""
+    """The options of ``chatcompat mock``; --api-key's default is read from
+    ``$CHATCOMPAT_MOCK_API_KEY`` when the parser is built (empty = no key)."""
     _add(parser, _MOCK_OPTIONS)
+    parser.set_defaults(api_key=os.environ.get(API_KEY_VARIABLE) or None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -249,8 +301,19 @@ def run(args: argparse.Namespace) -> int:
         for defect in DEFECTS.values():
             print(f"{defect.name:<{width}}  {defect.doc}")
         return 0
+    try:
+        limits = ConnectionLimits(
+            header_timeout=args.header_timeout,
+            body_timeout=args.body_timeout,
+            idle_timeout=args.idle_timeout,
+            max_connections=args.max_connections,
+        )
+    except ValueError as exc:
+        print(f"chatcompat mock: {exc}", file=sys.stderr)
+        return 2
     config = MockConfig(
         api_key=args.api_key,
+        limits=limits,
         models=tuple(args.model),
         defects=tuple(args.defect),
         prefix=args.prefix,
@@ -278,12 +341,26 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("chatcompat mock: --workers must be >= 1", file=sys.stderr)
         return 2
+    _raise_open_file_limit()
     if args.workers > 1:
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
         return serve_workers(config, args.host, args.port, args.workers)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     serve_forever(config, args.host, args.port)
     return 0
+
+
+def _raise_open_file_limit() -> None:
+    """Raise the soft limit on open files to the hard one, as Go programs do at start (the
+    connection cap follows the soft limit); where that fails, the limit stays as it was."""
+    try:
+        import resource
+    except ImportError:  # not on Unix
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def add_record_arguments(parser: argparse.ArgumentParser) -> None:

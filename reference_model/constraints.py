@@ -26,6 +26,9 @@
     ``length`` with no calls: its text is what it wrote.
   - A template that finishes (``stop`` / ``tool_calls``) is valid JSON: a number always gets its
     first digit, a string may stay empty.
+  - The forced text of a template is counted as it is built (``chatcompat.request_rules``
+    ``BuildBudget``, 16 KiB; the model's context holds 2048 tokens anyway): past it the request
+    is a 400 ``answer_too_large``, before the rest is built or tokenized.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from typing import Any, Literal, Protocol
 
 import torch
 from torch import Tensor
+
+from chatcompat.request_rules import BuildBudget
 
 from .chat_format import tool_call_frame
 from .tokenizer import Tokenizer
@@ -177,56 +182,77 @@ class _Segment:
     tail: int = 0  # characters at its end that are not arguments (a call's tail)
 
 
-def _value_template(prop: Mapping[str, Any], head: str, depth: int) -> list[_Segment]:
+def _forced(text: str, budget: BuildBudget) -> _Segment:
+    """A forced segment writing ``text``, its bytes counted in ``budget``."""
+    budget.spend(len(text))
+    return _Segment("forced", text)
+
+
+def _value_template(
+    prop: Mapping[str, Any], head: str, depth: int, budget: BuildBudget
+) -> list[_Segment]:
     """Segments writing ``head`` then a value for schema ``prop``: its first enum value, a free
-    string, a free number, ``true``, an object (``_object_template``), ``[]`` or ``null``."""
+    string, a free number, ``true``, an object (``_object_template``), ``[]`` or ``null``
+    (also for a boolean schema, ``true`` / ``false``)."""
+    prop = prop if isinstance(prop, Mapping) else {}
     kind = prop.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
-    if "enum" in prop:
-        return [_Segment("forced", head + json.dumps(prop["enum"][0]))]
+    if prop.get("enum"):
+        return [_forced(head + json.dumps(prop["enum"][0]), budget)]
     if kind == "string":
-        return [_Segment("forced", head + '"'), _Segment("string"), _Segment("forced", '"')]
+        return [_forced(head + '"', budget), _Segment("string"), _forced('"', budget)]
     if kind in ("integer", "number"):
-        return [_Segment("forced", head), _Segment("digits")]
+        return [_forced(head, budget), _Segment("digits")]
     if kind == "boolean":
-        return [_Segment("forced", head + "true")]
+        return [_forced(head + "true", budget)]
     if kind == "object" and depth < 4:
-        return _object_template(prop, head, "", depth + 1)
+        return _object_template(prop, head, "", budget, depth + 1)
     if kind == "array":
-        return [_Segment("forced", head + "[]")]
-    return [_Segment("forced", head + "null")]
+        return [_forced(head + "[]", budget)]
+    return [_forced(head + "null", budget)]
 
 
 def _object_template(
-    schema: Mapping[str, Any], prefix: str, suffix: str, depth: int = 0
+    schema: Mapping[str, Any], prefix: str, suffix: str, budget: BuildBudget, depth: int = 0
 ) -> list[_Segment]:
-    """``prefix{...}suffix``: the required properties of object ``schema`` in order."""
+    """``prefix{...}suffix``: the required properties of object ``schema`` in order (none
+    for a boolean schema)."""
+    schema = schema if isinstance(schema, Mapping) else {}
     props: Mapping[str, Any] = schema.get("properties") or {}
-    segs = [_Segment("forced", prefix + "{")]
+    segs = [_forced(prefix + "{", budget)]
     for i, key in enumerate(schema.get("required") or []):
         head = (", " if i else "") + json.dumps(key) + ": "
-        segs += _value_template(props.get(key, {}), head, depth)
-    return [*segs, _Segment("forced", "}" + suffix)]
+        segs += _value_template(props.get(key, {}), head, depth, budget)
+    return [*segs, _forced("}" + suffix, budget)]
 
 
-def calls_template(tools: Sequence[Mapping[str, Any]]) -> list[_Segment]:
-    """The calls of ``tools`` one after another, each in the chat format's layout."""
+def calls_template(
+    tools: Sequence[Mapping[str, Any]], budget: BuildBudget | None = None
+) -> list[_Segment]:
+    """The calls of ``tools`` one after another, each in the chat format's layout; their
+    forced text counted in ``budget`` (None: a fresh ``chatcompat.request_rules.BuildBudget``)
+    as it is built, which raises ``RuleViolation`` (400) past its limit."""
+    budget = (budget or BuildBudget()).at("tools")
     segments: list[_Segment] = []
     for index, tool in enumerate(tools):
         function = tool["function"]
         head, tail = tool_call_frame(function["name"])
-        segs = _object_template(function.get("parameters") or {}, head, tail)
+        segs = _object_template(function.get("parameters") or {}, head, tail, budget)
         segs[0], segs[-1] = replace(segs[0], head=len(head)), replace(segs[-1], tail=len(tail))
         segments += [replace(s, call=index) for s in segs]
     return segments
 
 
-def format_template(response_format: Mapping[str, Any]) -> list[_Segment]:
-    """json_schema with properties: that object; else ``{"text": "<free>"}``."""
+def format_template(
+    response_format: Mapping[str, Any], budget: BuildBudget | None = None
+) -> list[_Segment]:
+    """json_schema with properties: that object (its forced text counted in ``budget``, as
+    :func:`calls_template`); else ``{"text": "<free>"}``."""
+    budget = (budget or BuildBudget()).at("response_format.json_schema.schema")
     schema = (response_format.get("json_schema") or {}).get("schema") or {}
     if response_format.get("type") == "json_schema" and schema.get("properties"):
-        return _object_template(schema, "", "")
+        return _object_template(schema, "", "", budget)
     return [_Segment("forced", '{"text": "'), _Segment("string"), _Segment("forced", '"}')]
 
 

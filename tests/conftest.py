@@ -5,8 +5,16 @@ import logging
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from mockserver import MockConfig, MockServer
+
+# Tests assert behaviour, not speed: no per-example deadline and no "generation is too slow"
+# health check anywhere, so that a busy machine (load average 10 on 2 cores) fails nothing.
+settings.register_profile(
+    "chatcompat-tests", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("chatcompat-tests")
 
 
 @pytest.fixture

@@ -79,7 +79,8 @@ def test_broken_endpoint_fails_with_a_message(handler, expect):
         started = time.monotonic()
         result = run(Endpoint(f"http://127.0.0.1:{server.port}/v1", "m", timeout=2, read_timeout=1))
         elapsed = time.monotonic() - started
-    assert elapsed < 20
+    # A safety net, not a speed figure: waiting out each 30 s stall would take minutes per run.
+    assert elapsed < 120, f"the run took {elapsed:.0f} s"
     assert result.counts["failed"] >= 1
     assert result.counts["passed"] == 0
     messages = "\n".join(r.outcome.text for r in result.results)

@@ -10,7 +10,7 @@ USED = {
     "Endpoint", "Budget", "run", "run_checks", "Profile", "PROFILES", "load_profile",
     "endpoint_claiming", "CAPABILITIES", "CHECKS", "GROUPS",
     # reading a run's outcome
-    "RunResult", "Result", "Outcome", "Status", "Crash", "Exchange",
+    "RunResult", "Result", "Outcome", "Status", "Crash", "Exchange", "Redirect",
     "console_text", "json_report", "junit_xml", "markdown_summary", "write_reports",
     "REPORT_VERSION",
     # writing checks

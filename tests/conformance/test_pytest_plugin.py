@@ -133,3 +133,23 @@ def test_items_distribute_over_xdist_workers(tmp_path, start_mock):
     assert "[gw0]" in out and "[gw1]" in out
     assert "3 passed" in out and "1 failed" in out
     assert "FAILED chatcompat::sse_done" in out
+
+
+def test_a_hostile_endpoint_leaks_no_key_and_no_control_bytes_into_the_output(pytester):
+    """A server reflecting the key (placed across the 200-char cut) amid control bytes."""
+    from .test_broken_endpoints import RawServer
+    from .test_hostile_endpoints import CONTROLS, hostile_app, leaks
+    from .test_hostile_endpoints import KEY as LONG_KEY
+
+    app = hostile_app(lambda key: CONTROLS + "p" * 160 + key + CONTROLS)
+    with RawServer(app) as server:
+        base_url = f"http://127.0.0.1:{server.port}/v1"
+        result = pytester.runpytest(
+            *PLUGIN, "--chat-base-url", base_url, "--chat-model", "m", "--chat-api-key",
+            LONG_KEY, "-k", "resp_schema or sse_done or chunk_schema or err_envelope", "-rA",
+        )  # fmt: skip
+    output = result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(failed=4)
+    assert "<redacted>" in output and "\\x1b[2J" in output
+    assert leaks(output) == []
+    assert not set(output) & set("\x1b\x00\x07\x08\x7f\x9b")

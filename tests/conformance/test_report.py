@@ -124,6 +124,7 @@ def test_json_report_version_2_carries_the_outcome_fields(run_result):
         "error": 1,
     }
     assert report["ok"] is False
+    assert report["redirects"] == []
     checks = {c["id"]: c for c in report["checks"]}
     assert checks["fails"] == {
         "id": "fails",
@@ -147,6 +148,7 @@ def test_json_report_version_2_carries_the_outcome_fields(run_result):
                 "request_id": "req-1",
                 "body": "data: {}\n\n",
                 "error": None,
+                "redirects": [],
             },
         },
         "error": None,

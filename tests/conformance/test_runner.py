@@ -134,18 +134,24 @@ def test_429_is_retried_after_the_wait_it_asks_for():
     assert attempts[2] - attempts[0] >= 0.4
 
 
-def test_deadline_fails_what_is_still_running():
-    async def stall(request: web.Request) -> web.Response:
-        await asyncio.sleep(30)
-        return web.Response()
+async def stall(request: web.Request) -> web.Response:
+    await asyncio.sleep(30)
+    return web.Response()
 
+
+def stalling_server() -> RawServer:
+    """A server whose every answer takes 30 s (stopped at the end of the with block)."""
     app = web.Application()
     app.router.add_route("*", "/v1/{tail:.*}", stall)
-    with RawServer(app) as server:
+    return RawServer(app)
+
+
+def test_deadline_fails_what_is_still_running():
+    with stalling_server() as server:
         started = time.monotonic()
         result = run(Endpoint(f"http://127.0.0.1:{server.port}/v1", "m", timeout=20), deadline=1.0)
         elapsed = time.monotonic() - started
-    assert elapsed < 10
+    assert elapsed < 25, elapsed  # well before the 30 s stall ends (a margin for a busy machine)
     # what runs before the deadline may be skipped: an unclaimed capability, no context length
     assert {r.status for r in result.results} - {"skipped"} == {"failed"}
     assert result.results[0].message == "the run's deadline of 1 s passed before the check finished"
@@ -299,3 +305,26 @@ def test_the_api_key_is_in_no_report_field(tmp_path):
         'Bearer <redacted> key=<redacted> {"user": "<redacted>"}'
     )
     assert (leaks["message"], leaks["expected"]) == ("refused <redacted>", "<redacted>")
+
+
+def test_deadline_leaves_unclaimed_capabilities_skipped():
+    """Skips are decided before scheduling: with one slot, a stalling endpoint and a deadline,
+    the checks of unclaimed capabilities are skipped, never 'failed: the deadline passed'."""
+    with stalling_server() as server:
+        result = run(
+            Endpoint(f"http://127.0.0.1:{server.port}/v1", "m", timeout=20),
+            ["resp_schema", "n_nonstream", "tool_nonstream", "lp_count"],
+            concurrency=1,
+            deadline=1.0,
+        )
+    statuses = {r.check.id: (r.status, r.message) for r in result.results}
+    assert statuses["resp_schema"][0] == "failed"
+    unclaimed = (("n_nonstream", "n"), ("tool_nonstream", "tools"), ("lp_count", "logprobs"))
+    for check_id, capability in unclaimed:
+        assert statuses[check_id][0] == "skipped", statuses[check_id]
+        assert f"does not claim capability {capability!r}" in statuses[check_id][1]
+
+
+def test_a_run_of_only_unclaimed_checks_skips_them_all():
+    result = run(Endpoint("http://127.0.0.1:9/v1", "m", timeout=1), ["n_nonstream"], deadline=1.0)
+    assert [r.status for r in result.results] == ["skipped"]

@@ -154,20 +154,22 @@ def test_speed_zero_writes_the_stream_at_once(start_mock, tmp_path):
     server = start_mock(cassettes=(write_dir(tmp_path, stream_cassette(writes)),))
     started = time.monotonic()
     status, _, body, reads = post(server, BODY)
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 0.9  # less than the recorded delays (a safety margin)
     assert (status, body, reads) == (200, b"data: 1\n\ndata: 2\n\ndata: [DONE]\n\n", [body])
 
 
 @pytest.mark.parametrize("speed", [1.0, 2.0], ids=["recorded", "twice-as-fast"])
 def test_speed_replays_each_write_after_its_scaled_delay(start_mock, tmp_path, speed):
-    writes = [(0.0, b"data: 1\n\n"), (0.2, b"data: 2\n\n"), (0.2, b"data: [DONE]\n\n")]
+    writes = [(0.0, b"data: 1\n\n"), (0.6, b"data: 2\n\n"), (0.6, b"data: [DONE]\n\n")]
     folder = write_dir(tmp_path, stream_cassette(writes))
     server = start_mock(cassettes=(folder,), speed=speed)
     started = time.monotonic()
     _, _, _, reads = post(server, BODY)
     elapsed = time.monotonic() - started
     assert reads == [data for _, data in writes]
-    assert 0.4 / speed <= elapsed < 0.4 / speed + 0.3
+    assert elapsed >= 1.2 / speed
+    if speed > 1:  # faster than recorded; the margin (0.6 s) is for a busy machine
+        assert elapsed < 1.2
 
 
 def test_recorded_errors_replay_before_validation(start_mock, tmp_path):

@@ -18,6 +18,8 @@ from mockserver._cassettes import REDACTED
 from mockserver._record import redact, redact_writes
 from reference_model import build_model  # noqa: F401 -- import torch before a server thread does
 
+from ..conftest import captured_logs
+
 KEY = "sk-live-0123456789abcdef"
 SECRET = "hunter2-very-secret"
 BODY = {
@@ -159,3 +161,78 @@ async def test_unreachable_upstream_is_502_in_the_envelope_and_not_recorded(serv
 def test_record_command_rejects_a_bad_upstream(tmp_path, capsys):
     assert main(["record", "--upstream", "ftp://x", "--cassettes", str(tmp_path)]) == 2
     assert "upstream must be an http(s) URL" in capsys.readouterr().err
+
+
+async def test_a_key_in_the_query_is_in_no_log_warning_or_answer(tmp_path):
+    """The access log, the "upstream failed" warning and the 502 never show ``?api-key=K``."""
+    config = RecordConfig("http://127.0.0.1:9/v1", str(tmp_path / "none"))
+    with captured_logs("aiohttp", "mockserver") as records:
+        runner, port = await start_site(create_record_app(config), "127.0.0.1", 0, access_log=True)
+        try:
+            for name in ("api-key", "key", "access_token", "token"):
+                url = f"http://127.0.0.1:{port}/v1/chat/completions?{name}={KEY}&x=1"
+                status, _, body = await post(url, BODY)
+                assert status == 502
+                assert KEY.encode() not in body
+        finally:
+            await runner.cleanup()
+    logged = "\n".join(r.getMessage() for r in records)
+    assert "upstream http://127.0.0.1:9/v1/chat/completions?api-key=[REDACTED]&x=1" in logged
+    access = [r.getMessage() for r in records if r.name == "aiohttp.access"]
+    assert len(access) == 4
+    assert all("=[REDACTED]&x=1" in line for line in access)
+    assert KEY not in logged
+
+
+async def test_azure_and_openai_credential_headers_are_stored_redacted(serve, tmp_path):
+    async def upstream_handler(request):
+        echoed = {"seen": request.headers["Ocp-Apim-Subscription-Key"]}  # an upstream echoing it
+        return web.json_response(echoed, headers={"OpenAI-Organization": "org-abcdef123"})
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", upstream_handler)
+    upstream = await serve(app)
+    recorder = await serve(create_record_app(RecordConfig(f"{upstream}/v1", str(tmp_path))))
+    headers = {
+        "Ocp-Apim-Subscription-Key": KEY,
+        "OpenAI-Organization": "org-abcdef123",
+        "x-api-key": "anthropic-0123456789",
+    }
+    status, _, _ = await post(f"{recorder}/v1/chat/completions", BODY, headers)
+    assert status == 200
+    (cassette,) = load_directory(tmp_path)
+    text = "".join(p.read_text() for p in tmp_path.iterdir())
+    assert KEY not in text and "anthropic-0123456789" not in text and "org-abcdef123" not in text
+    assert cassette.request_headers["Ocp-Apim-Subscription-Key"] == REDACTED
+    assert cassette.request_headers["OpenAI-Organization"] == REDACTED
+    assert cassette.headers["OpenAI-Organization"] == REDACTED
+    assert json.loads(cassette.content) == {"seen": REDACTED}
+
+
+async def test_a_secret_sent_escaped_in_json_is_not_stored(serve, tmp_path):
+    async def upstream_handler(request):
+        data = await request.read()
+        return web.Response(body=data, content_type="application/json")  # echoes it as sent
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", upstream_handler)
+    upstream = await serve(app)
+    config = RecordConfig(f"{upstream}/v1", str(tmp_path), secrets=(SECRET,))
+    recorder = await serve(create_record_app(config))
+    escaped = "".join(f"\\u{ord(c):04x}" for c in SECRET)
+    raw = b'{"model":"m","messages":[{"role":"user","content":"say ' + escaped.encode() + b'"}]}'
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{recorder}/v1/chat/completions",
+            data=raw,
+            headers={"Content-Type": "application/json"},
+        ) as response,
+    ):
+        assert await response.read() == raw  # the client gets what upstream sent
+    (cassette,) = load_directory(tmp_path)
+    text = "".join(p.read_text() for p in tmp_path.iterdir())
+    assert SECRET not in text and escaped not in text
+    assert SECRET not in json.dumps(json.loads(text), ensure_ascii=False)
+    assert cassette.body["messages"][0]["content"] == f"say {REDACTED}"
+    assert json.loads(cassette.content)["messages"][0]["content"] == f"say {REDACTED}"

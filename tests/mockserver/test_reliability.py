@@ -87,7 +87,7 @@ async def test_a_thousand_streams_a_third_leaving_midway(server_log):
         assert len(asyncio.all_tasks()) == tasks_before, asyncio.all_tasks()
         await settle(lambda: open_fds() <= fds_before + FD_TOLERANCE)
         assert open_fds() <= fds_before + FD_TOLERANCE
-        assert elapsed < 30, elapsed
+        assert elapsed < 120, elapsed  # a safety net: nothing waited for a client that left
     finally:
         await runner.cleanup()
     noisy = [r for r in server_log if r.exc_info or r.levelno >= logging.WARNING]

@@ -106,7 +106,7 @@ def test_stream_pauses_are_never_shorter_than_configured(start_mock):
     # look short when the previous event was read late)
     for i, (arrival, _) in enumerate(events):
         assert arrival >= 0.15 + i * 0.03 - EPSILON
-    assert events[-1][0] < 0.15 + 6 * 0.03 + 2.0  # loose: no pause is wildly long
+    assert events[-1][0] < 0.15 + 6 * 0.03 + 10.0  # a safety net: no pause is wildly long
 
 
 def test_non_stream_answer_waits_its_stream_time(start_mock):
@@ -116,7 +116,7 @@ def test_non_stream_answer_waits_its_stream_time(start_mock):
         answer = client.chat.completions.create(model="m", messages=MESSAGES, max_tokens=5)
         waited = time.monotonic() - started
     assert answer.usage.completion_tokens == 5
-    assert 0.1 + 5 * 0.02 - EPSILON <= waited < 3.0
+    assert 0.1 + 5 * 0.02 - EPSILON <= waited < 10.0  # the upper bound is a safety net
 
 
 async def test_async_client_sees_the_ttft(start_mock):

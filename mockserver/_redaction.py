@@ -1,0 +1,237 @@
+"""What ``chatcompat record`` never writes in clear: credential headers, credentials in a query
+string, and secrets in bytes, in text and in any JSON encoding of them (``\\u``-escaped too).
+
+Every function here is pure: secrets in, redacted copies out, each secret replaced by
+``[REDACTED]`` (:data:`mockserver._cassettes.REDACTED`)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, unquote_plus
+
+from mockserver._cassettes import REDACTED, SECRET_HEADERS, Write
+
+__all__ = [
+    "CREDENTIAL_PARAMETERS",
+    "MIN_HEADER_SECRET",
+    "query_secrets",
+    "redact",
+    "redact_json",
+    "redact_text",
+    "redact_url",
+    "redact_writes",
+    "request_secrets",
+]
+
+MIN_HEADER_SECRET = 8  # shorter key values are redacted in headers only, not searched in bodies
+# Query parameters that carry credentials, compared lower-case without '-' and '_':
+# api-key / api_key / apikey (Azure, many gateways), key (Google), access_token / token
+# (OAuth-style), sig (Azure SAS), subscription-key (Azure API Management), ...
+CREDENTIAL_PARAMETERS = frozenset(
+    {
+        "apikey",
+        "xapikey",
+        "key",
+        "accesstoken",
+        "token",
+        "idtoken",
+        "refreshtoken",
+        "sig",
+        "signature",
+        "subscriptionkey",
+        "ocpapimsubscriptionkey",
+        "clientsecret",
+        "secret",
+        "password",
+        "auth",
+        "authorization",
+    }
+)
+# Stored as [REDACTED] but not credentials: not searched for in bodies (the OpenAI organization
+# and project ids name the account; answers may quote them harmlessly).
+_IDENTIFYING_HEADERS = frozenset({"openai-organization", "openai-project"})
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # one JSON string literal
+
+Span = tuple[int, int, bytes]  # start, end, the bytes that replace data[start:end]
+
+
+def _credential_parameter(name: str) -> bool:
+    return name.lower().replace("-", "").replace("_", "") in CREDENTIAL_PARAMETERS
+
+
+def query_secrets(query: str) -> list[str]:
+    """The values of credential parameters in a query string (``a=1&api-key=K``), each as it
+    is sent (percent-encoded) and decoded, so that either form is found when written."""
+    found = []
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if _credential_parameter(name) and value:
+            found.append(value)
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        if value and _credential_parameter(unquote_plus(name)):
+            found.append(value)
+    return list(dict.fromkeys(found))
+
+
+def redact_url(url: str) -> str:
+    """``url`` (or a path with a query) with the value of every credential parameter of its
+    query replaced by ``[REDACTED]``; the rest as it was."""
+    head, mark, rest = url.partition("?")
+    if not mark:
+        return url
+    query, hash_mark, fragment = rest.partition("#")
+    parts = []
+    for part in query.split("&"):
+        name, equals, value = part.partition("=")
+        if value and _credential_parameter(unquote_plus(name)):
+            part = f"{name}{equals}{REDACTED}"
+        parts.append(part)
+    return f"{head}?{'&'.join(parts)}{hash_mark}{fragment}"
+
+
+def request_secrets(headers: Mapping[str, str], query: str = "") -> list[str]:
+    """Key values the client sent (long enough to be searched for in bodies): those of the
+    credential headers (the token of ``Authorization: <scheme> <token>``) and of the query."""
+    found = []
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower in ("authorization", "proxy-authorization"):
+            value = value.partition(" ")[2] or value
+        keyed = lower in SECRET_HEADERS - {"cookie", "set-cookie"} - _IDENTIFYING_HEADERS
+        if keyed and len(value.strip()) >= MIN_HEADER_SECRET:
+            found.append(value.strip())
+    found += [s for s in query_secrets(query) if len(s) >= MIN_HEADER_SECRET]
+    return found
+
+
+def redact_text(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret (longest first) replaced by ``[REDACTED]``."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def redact_json(value: Any, secrets: Sequence[str]) -> Any:
+    """A parsed JSON value with every secret replaced in its strings, keys included; lists and
+    objects are changed in place. Iterative: any depth."""
+    if not secrets:
+        return value
+
+    def fixed(item: Any) -> Any:
+        return redact_text(item, secrets) if isinstance(item, str) else item
+
+    root = [fixed(value)]
+    stack: list[Any] = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            node[:] = [fixed(item) for item in node]
+            stack += [item for item in node if isinstance(item, (list, dict))]
+        elif isinstance(node, dict):
+            items = [(fixed(k), fixed(v)) for k, v in node.items()]
+            node.clear()
+            node.update(items)
+            stack += [v for _, v in items if isinstance(v, (list, dict))]
+    return root[0]
+
+
+def _raw_spans(data: bytes, secrets: Sequence[str]) -> list[Span]:
+    """Non-overlapping spans of the secrets in ``data``, as sent or as they read inside a JSON
+    string, left to right, longest first."""
+    ordered = sorted({v for v in _variants(secrets) if v}, key=len, reverse=True)
+    spans: list[Span] = []
+    position, mark = 0, REDACTED.encode()
+    while ordered:
+        hits = [(data.find(s, position), len(s)) for s in ordered]
+        found = [(start, length) for start, length in hits if start >= 0]
+        if not found:
+            break
+        start, length = min(found, key=lambda hit: (hit[0], -hit[1]))
+        spans.append((start, start + length, mark))
+        position = start + length
+    return spans
+
+
+def _variants(secrets: Iterable[str]) -> list[bytes]:
+    """Each secret as sent and as it reads inside a JSON string."""
+    out: list[bytes] = []
+    for secret in secrets:
+        if secret:
+            out += [
+                secret.encode("utf-8", "surrogatepass"),
+                json.dumps(secret)[1:-1].encode("utf-8"),
+            ]
+    return out
+
+
+def _escaped_spans(data: bytes, secrets: Sequence[str]) -> list[Span]:
+    """The JSON string literals of ``data`` written with escapes whose decoded text holds a
+    secret (``"\\u0068unter2"``), each with its redacted literal."""
+    spans: list[Span] = []
+    if b"\\" not in data or not any(secrets):
+        return spans
+    for match in _JSON_STRING.finditer(data):
+        literal = match.group()
+        if b"\\" not in literal:
+            continue  # no escape: the raw search sees it
+        try:
+            text = json.loads(literal)
+        except ValueError:
+            continue
+        redacted = redact_text(text, secrets)
+        if redacted != text:
+            spans.append((match.start(), match.end(), json.dumps(redacted).encode()))
+    return spans
+
+
+def _rewrite(writes: Sequence[Write], spans: Sequence[Span]) -> tuple[Write, ...]:
+    """Replace ``spans`` of the joined bytes of ``writes``, then cut them again at the recorded
+    boundaries; a span split across writes goes whole into the write it began in."""
+    if not spans:
+        return tuple(writes)
+    joined = b"".join(w.data for w in writes)
+    out, cursor = b"", 0
+    for start, end, replacement in spans:
+        out += joined[cursor:start] + replacement
+        cursor = end
+    out += joined[cursor:]
+
+    def moved(offset: int) -> int:
+        shift = 0
+        for start, end, replacement in spans:
+            if end <= offset:
+                shift += len(replacement) - (end - start)
+            elif start < offset:
+                return start + shift + len(replacement)
+            else:
+                break
+        return offset + shift
+
+    cuts, offset = [], 0
+    for w in writes:
+        offset += len(w.data)
+        cuts.append(moved(offset))
+    cuts[-1] = len(out)
+    result, previous = [], 0
+    for w, cut in zip(writes, cuts, strict=True):
+        result.append(Write(w.delay, out[previous:cut]))
+        previous = cut
+    return tuple(result)
+
+
+def redact_writes(writes: Sequence[Write], secrets: Sequence[str]) -> tuple[Write, ...]:
+    """Redact the joined bytes of ``writes`` (JSON strings that hold a secret once decoded,
+    then the secrets as sent or JSON-escaped), then cut them again at the recorded boundaries;
+    a secret split across writes goes whole, as ``[REDACTED]``, into the write it began in."""
+    if not writes:
+        return tuple(writes)
+    writes = _rewrite(writes, _escaped_spans(b"".join(w.data for w in writes), secrets))
+    return _rewrite(writes, _raw_spans(b"".join(w.data for w in writes), secrets))
+
+
+def redact(data: bytes, secrets: Sequence[str]) -> bytes:
+    """``data`` with every secret replaced by ``[REDACTED]``, in any JSON encoding."""
+    return redact_writes([Write(0.0, data)], secrets)[0].data if data else data

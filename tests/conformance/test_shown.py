@@ -1,0 +1,127 @@
+"""conformance._shown: the key redacted in every form before any cut, control characters
+escaped, then the cut (issue 10, items 9 and 10)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import xml.etree.ElementTree as ET
+from urllib.parse import quote
+
+import pytest
+
+from conformance._outcome import Outcome, Status
+from conformance._shown import cut, printable, redact, redact_bytes, shown
+
+from .test_report import EXCHANGE
+
+KEY = "sk-proj-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN/OP+QR"
+# Every length the suite cuts a shown text at: checks' received excerpts (80, 200, 300, 500),
+# the exchange excerpts (300 for a request, 600 for an answer, halves of them), the model
+# listing's error (200).
+CUTS = (80, 150, 200, 300, 500, 600)
+
+
+def fragments(text: str, size: int = 6) -> list[str]:
+    """The runs of ``size`` consecutive chars of KEY that ``text`` holds."""
+    return [KEY[i : i + size] for i in range(len(KEY) - size + 1) if KEY[i : i + size] in text]
+
+
+def json_escaped(secret: str) -> str:
+    return "".join(f"\\u{ord(c):04x}" for c in secret)
+
+
+FORMS = {
+    "plain": KEY,
+    "json-dumps": json.dumps(KEY)[1:-1].replace("/", "\\/"),
+    "json-u-escaped": json_escaped(KEY),
+    "json-u-escaped-upper": json_escaped(KEY).upper().replace("\\U", "\\u"),
+    "percent-encoded": quote(KEY, safe=""),
+    "mixed": KEY[:10] + json_escaped(KEY[10:30]) + quote(KEY[30:], safe=""),
+}
+
+
+@pytest.mark.parametrize("form", FORMS.values(), ids=FORMS.keys())
+def test_redact_hides_the_key_in_each_of_its_forms(form):
+    assert redact(f"before {form} after", KEY) == "before <redacted> after"
+    data = f'{{"echo": "{form}"}}'.encode()
+    assert redact_bytes(data, KEY) == b'{"echo": "<redacted>"}'
+
+
+@pytest.mark.parametrize("limit", CUTS, ids=[f"cut-{n}" for n in CUTS])
+@pytest.mark.parametrize("form", FORMS.values(), ids=FORMS.keys())
+def test_no_cut_leaves_part_of_the_key(limit, form):
+    """The key placed across each cut point, at every offset: nothing of it is shown."""
+    for left in range(1, len(form)):
+        head = "x" * (limit - left)
+        for text in (head + form + "y" * 50, "y" * 50 + form + head[: limit // 2]):
+            assert fragments(shown(text, KEY, limit)) == [], (limit, left)
+            assert fragments(redact(text, KEY)[:limit]) == [], (limit, left)
+
+
+def test_fragments_of_the_key_are_redacted_wherever_they_come_from():
+    # what another cut (or an answer split into stream events) leaves of the key
+    text = f"first half {KEY[:20]} | second half {KEY[25:]} | too short {KEY[:5]}"
+    assert (
+        redact(text, KEY) == f"first half <redacted> | second half <redacted> | too short {KEY[:5]}"
+    )
+
+
+def test_fragments_escaped_or_encoded_are_redacted_too():
+    # a server that cut its own reflection of the escaped key
+    escaped = json_escaped(KEY)
+    text = f"head {escaped[:100]} | tail {escaped[-100:]} | url {quote(KEY, safe='')[:40]}"
+    assert fragments(redact(text, KEY)) == []
+    assert json_escaped(KEY[3:9]) not in redact(text, KEY)
+    assert redact(f"{json_escaped(KEY[:8])}\\u0000", KEY) == "<redacted>\\u0000"
+
+
+def test_a_short_key_is_redacted_whole():
+    assert redact("key=abc, abc!", "abc") == "key=<redacted>, <redacted>!"
+    assert redact("nothing", None) == redact("nothing", "") == "nothing"
+
+
+def test_redact_bytes_keeps_json_json():
+    body = json.dumps({"a": KEY, "b": [KEY, "x"]}).encode()
+    assert json.loads(redact_bytes(body, KEY)) == {"a": "<redacted>", "b": ["<redacted>", "x"]}
+
+
+def test_a_non_ascii_key_is_redacted_in_bytes_and_text():
+    key = "clé-secrète-ünïcode"
+    assert redact_bytes(f"[{key}]".encode(), key) == b"[<redacted>]"
+    assert redact_bytes(json.dumps(key).encode(), key) == b'"<redacted>"'
+    assert redact(f"[{key}]", key) == "[<redacted>]"
+
+
+CONTROLS = "\x1b[2J\x1b]0;owned\x07 \x00 \r \x08 \x7f \x9b31m \ud800 \ufffe \u202e"
+
+
+def test_printable_escapes_every_control_character_visibly():
+    text = printable(f"a\tb\n{CONTROLS}")
+    assert text == (
+        "a\tb\n\\x1b[2J\\x1b]0;owned\\x07 \\x00 \\x0d \\x08 \\x7f \\x9b31m \\ud800 \\ufffe \\u202e"
+    )
+    assert printable(text) == text
+    ET.fromstring(f"<a>{text}</a>")  # well-formed XML 1.0
+    text.encode("utf-8")  # no lone surrogate left
+
+
+def test_shown_redacts_escapes_then_cuts():
+    text = shown(b"\x1b[2J" + KEY.encode() + b"\x00" * 500, KEY, 40)
+    assert text.startswith("\\x1b[2J<redacted>\\x0")
+    assert "[... " in text and "\x1b" not in text and "\x00" not in text
+    assert cut("abc", 2) == "a [... 1 of 3 chars ...] c"
+
+
+def test_outcome_and_exchange_lines_are_printable():
+    exchange = dataclasses.replace(
+        EXCHANGE,
+        headers={"content-type": "application/json", "x-request-id": "\x1b[31mreq"},
+        body=f"\x1b[2J{CONTROLS}".encode("utf-8", "surrogatepass"),
+        error="reset \x00",
+    )
+    outcome = Outcome(Status.FAILED, "bad \x1b[2J", "\x00", CONTROLS, exchange)
+    for line in outcome.lines():
+        assert printable(line) == line, line
+    excerpt = exchange.excerpt()
+    assert "\x1b" not in json.dumps(excerpt, ensure_ascii=False)
