@@ -138,8 +138,8 @@ class LoopWakes:
     """The wake-ups of one event loop for the live answers one worker thread makes: at most
     one per WAKE_INTERVAL for tokens, whichever answers they are for, since each wake-up is a
     switch of the interpreter lock between the threads (and answers taking turns put tokens
-    in turn); an answer's end wakes the loop at once. A wake-up wakes every answer with items
-    waiting."""
+    in turn); an answer's first item and its end wake the loop at once. A wake-up wakes every
+    answer with items waiting."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -184,14 +184,16 @@ class LiveAnswer:
         self._lock = threading.Lock()
         # ("token", Token) ... ("end", Answer) | ("error", exc)
         self._items: list[tuple[str, Any]] = []
+        self._started = False  # an item has been put: the answer has started
         self._first: list[tuple[str, Any]] = []
 
     def put(self, kind: str, item: Any) -> None:
-        """Hand one item to the loop (from the worker thread); a token may wait for the next
-        item's wake-up (see :class:`LoopWakes`)."""
+        """Hand one item to the loop (from the worker thread); a token after the first may
+        wait for the next item's wake-up (see :class:`LoopWakes`)."""
         with self._lock:
             self._items.append((kind, item))
-        self._wakes.ask(self, urgent=kind != "token")
+            first, self._started = not self._started, True
+        self._wakes.ask(self, urgent=first or kind != "token")
 
     def finish(self, future: Future[Answer]) -> None:
         """Hand the end of the generation to the loop: its answer, or what it raised (from
