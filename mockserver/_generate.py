@@ -14,13 +14,16 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from chatcompat.request_rules import check_context_length, forced_tools
 from mockserver._answer import Answer, Choice, Token, Usage
+from mockserver._errors import ApiError
+from mockserver._round_robin import RoundRobin, Stopped
 
 if TYPE_CHECKING:
     from reference_model import Dialect, Step, Tokenizer, Transformer
@@ -31,14 +34,12 @@ log = logging.getLogger("mockserver")
 
 WEIGHTS_SEED = 0  # build_model(0): what `chatcompat export-model` writes by default
 WAKE_INTERVAL = 0.005  # live streams: seconds between wake-ups of the event loop for tokens
+GONE_POLL = 0.25  # whole answers: seconds between looks at whether the client is still there
+CLOSE_WAIT = 2.0  # seconds close() waits for the worker thread
 
 
 class ModelUnavailable(RuntimeError):
     """The reference model cannot be imported (torch, the optional extra, is missing)."""
-
-
-class _Cancelled(Exception):
-    """The request went away or the server is stopping: generation stops early."""
 
 
 def require_reference_model() -> None:
@@ -133,49 +134,85 @@ def _head(body: Mapping[str, Any], completion_id: str, created: int) -> Answer:
     )
 
 
+class LoopWakes:
+    """The wake-ups of one event loop for the live answers one worker thread makes: at most
+    one per WAKE_INTERVAL for tokens, whichever answers they are for, since each wake-up is a
+    switch of the interpreter lock between the threads (and answers taking turns put tokens
+    in turn); an answer's first item and its end wake the loop at once. A wake-up wakes every
+    answer with items waiting."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._waiting: set[LiveAnswer] = set()  # answers with items the loop has not been told
+        self._due = False  # a wake-up is on its way to the loop
+        self._next = 0.0  # monotonic time before which a token does not wake the loop
+
+    def ask(self, live: LiveAnswer, *, urgent: bool) -> None:
+        """``live`` has items for the loop (from the worker thread): wake the loop now when
+        ``urgent`` or when it was woken WAKE_INTERVAL ago or more, else with the next item."""
+        now = time.monotonic()
+        with self._lock:
+            self._waiting.add(live)
+            wake = not self._due and (urgent or now >= self._next)
+            if wake:
+                self._due, self._next = True, now + WAKE_INTERVAL
+        if wake:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the server stopped
+                self.loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        with self._lock:
+            waiting, self._waiting, self._due = self._waiting, set(), False
+        for live in waiting:
+            live.ready.set()
+
+
 class LiveAnswer:
     """A one-choice answer while the model makes it: the worker thread :meth:`put` s its
     tokens, :meth:`tokens` yields them on the event loop as they come, then :attr:`answer` is
-    the whole answer (what :meth:`ModelWorker.answer` returns). The loop is woken once per
-    batch of items, not per token: a loop running late takes several at a time."""
+    the whole answer (what :meth:`ModelWorker.answer` returns). The loop is woken through
+    ``wakes`` (:class:`LoopWakes`), not per token: a loop running late takes several at a
+    time."""
 
-    def __init__(self, head: Answer, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, head: Answer, wakes: LoopWakes) -> None:
         self.head = head  # id, created, model and what was asked for; no choices yet
         self.answer: Answer | None = None
         self.cancel = threading.Event()  # set: the generation stops
-        self._loop = loop
+        self.ready = asyncio.Event()  # set by a wake-up: items may be waiting
+        self._wakes = wakes
         self._lock = threading.Lock()
-        self._items: list[
-            tuple[str, Any]
-        ] = []  # ("token", Token) ... ("end", Answer) | ("error", exc)
-        self._wake_due = False  # a wake-up is on its way to the loop for the items put
-        self._next_wake = 0.0  # monotonic time before which a token does not wake the loop
-        self._ready = asyncio.Event()
+        # ("token", Token) ... ("end", Answer) | ("error", exc)
+        self._items: list[tuple[str, Any]] = []
+        self._started = False  # an item has been put: the answer has started
         self._first: list[tuple[str, Any]] = []
 
     def put(self, kind: str, item: Any) -> None:
-        """Hand one item to the loop (from the worker thread): a token waits for the next item
-        when the loop was woken less than WAKE_INTERVAL ago (each wake-up is a switch of the
-        interpreter lock between the threads)."""
-        now = time.monotonic()
+        """Hand one item to the loop (from the worker thread); a token after the first may
+        wait for the next item's wake-up (see :class:`LoopWakes`)."""
         with self._lock:
             self._items.append((kind, item))
-            wake = not self._wake_due and (kind != "token" or now >= self._next_wake)
-            if wake:
-                self._wake_due, self._next_wake = True, now + WAKE_INTERVAL
-        if wake:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: the server stopped
-                self._loop.call_soon_threadsafe(self._ready.set)
+            first, self._started = not self._started, True
+        self._wakes.ask(self, urgent=first or kind != "token")
+
+    def finish(self, future: Future[Answer]) -> None:
+        """Hand the end of the generation to the loop: its answer, or what it raised (from
+        the worker thread, when ``future`` is done)."""
+        exc = None if future.cancelled() else future.exception()
+        if exc is None:
+            self.put("end", future.result())
+        else:
+            self.put("error", exc)
 
     async def _take(self) -> list[tuple[str, Any]]:
         """Every item put since the last take (at least one)."""
         while True:
             with self._lock:
                 if self._items:
-                    items, self._items, self._wake_due = self._items, [], False
+                    items, self._items = self._items, []
                     return items
-            await self._ready.wait()
-            self._ready.clear()
+            await self.ready.wait()
+            self.ready.clear()
 
     async def wait_first(self) -> None:
         """Wait for the first token (or the end); raise the request's error instead."""
@@ -206,17 +243,29 @@ class LiveAnswer:
 
 
 class ModelWorker:
-    """The reference model on a single worker thread (the model is not re-entrant), built
-    lazily on that thread and kept for the life of the app. ``context_length`` (tokens; None:
-    the model's own) bounds prompt + completion together with the model's context."""
+    """The reference model on one worker thread (the model is not re-entrant), built lazily on
+    that thread and kept for the life of the app. ``context_length`` (tokens; None: the
+    model's own) bounds prompt + completion together with the model's context.
+
+    Scheduling (:class:`~mockserver._round_robin.RoundRobin`): the generations in progress take
+    turns, one token each, round-robin; a new request joins at the end of the round, and the
+    ``n`` choices of a request are made one after the other in its turns. So a request's share
+    of the model grows with neither ``n`` nor ``max_tokens``: one large request slows each
+    small one by one token per turn instead of holding it up until its end. Each generation
+    keeps its own KV caches and seeded generators, so its tokens are those it makes alone.
+    There is no budget beyond the context: a request may ask for up to ``n`` x the context.
+
+    A generation stops at its next turn once its client has left: a live stream's write fails,
+    a whole answer's connection is seen closed (looked at every ``GONE_POLL`` seconds); and
+    every generation stops when the worker closes."""
 
     def __init__(self, sampling: str, *, context_length: int | None = None) -> None:
         self.sampling = sampling  # the reference sampler's dialect: vllm | hf | llamacpp
         self.context_length = context_length
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatcompat-model")
+        self._turns = RoundRobin("chatcompat-model")
+        self._wakes: LoopWakes | None = None  # of the loop that awaits the live answers
         self._model: Transformer | None = None
         self._tokenizer: Tokenizer | None = None
-        self._closing = threading.Event()
 
     def _load(self) -> tuple[Transformer, Tokenizer]:
         """The model and tokenizer, built on first use (on the worker thread)."""
@@ -233,14 +282,20 @@ class ModelWorker:
             self._model = build_model(WEIGHTS_SEED)
         return self._model, self._tokenizer
 
+    def _building(self) -> Generator[None, None, None]:
+        """The model build as a job of one piece."""
+        self._load()
+        yield from ()
+
     def warm_up(self) -> None:
         """Start building the model in the background."""
-        self._executor.submit(self._load)
+        self._turns.submit(self._building())
 
-    def close(self) -> None:
-        """Stop a running generation, drop queued ones and join the worker thread."""
-        self._closing.set()
-        self._executor.shutdown(wait=True, cancel_futures=True)
+    def close(self, timeout: float = CLOSE_WAIT) -> None:
+        """Stop every generation at its next token and wait up to ``timeout`` seconds for the
+        worker thread (a model build in progress runs on to its end: the thread ends then)."""
+        if not self._turns.close(timeout):
+            log.debug("the model thread is still building the model; it ends after that")
 
     @staticmethod
     def streams_live(body: Mapping[str, Any]) -> bool:
@@ -255,49 +310,63 @@ class ModelWorker:
         self, body: Mapping[str, Any], *, completion_id: str, created: int
     ) -> LiveAnswer:
         """The answer to stream request ``body`` (see :meth:`streams_live`) while the model
-        makes it; returns once the first token is out, raising what a bad request raises."""
-        live = LiveAnswer(_head(body, completion_id, created), asyncio.get_running_loop())
-
-        def run() -> None:
-            try:
-                answer = self._generate(
-                    body, completion_id, created, live.cancel, lambda t: live.put("token", t)
-                )
-                live.put("end", answer)
-            except _Cancelled as exc:
-                log.debug("generation %s stopped: its stream was left", completion_id)
-                live.put("error", exc)
-            except Exception as exc:  # the request's to raise
-                live.put("error", exc)
-
-        self._executor.submit(run)
-        await live.wait_first()
+        makes it; returns once the first token is out, raising what a bad request raises
+        (an ApiError 503 when the server stops first)."""
+        loop = asyncio.get_running_loop()
+        if self._wakes is None or self._wakes.loop is not loop:
+            self._wakes = LoopWakes(loop)
+        live = LiveAnswer(_head(body, completion_id, created), self._wakes)
+        work = self._generate(body, completion_id, created, lambda t: live.put("token", t))
+        future = self._turns.submit(work, live.cancel)
+        future.add_done_callback(partial(_log_stop, completion_id, live.cancel))
+        future.add_done_callback(live.finish)
+        try:
+            await live.wait_first()
+        except Stopped:
+            raise _stopping() from None
         return live
 
-    async def answer(self, body: Mapping[str, Any], *, completion_id: str, created: int) -> Answer:
+    async def answer(
+        self,
+        body: Mapping[str, Any],
+        *,
+        completion_id: str,
+        created: int,
+        client_left: Callable[[], bool] | None = None,
+    ) -> Answer:
         """The model's answer to a validated chat completion request ``body``; raises
         ``chatcompat.request_rules.RuleViolation`` when the prompt and the completion limit do
-        not fit in the context (see ``check_context_length``)."""
+        not fit in the context (see ``check_context_length``), ConnectionResetError when
+        ``client_left()`` says the client has gone first (asked every ``GONE_POLL`` seconds),
+        an ApiError 503 when the server stops first. A cancelled caller stops it too."""
         cancel = threading.Event()
-        loop = asyncio.get_running_loop()
+        future = self._turns.submit(self._generate(body, completion_id, created), cancel)
+        future.add_done_callback(partial(_log_stop, completion_id, cancel))
+        waiting = asyncio.wrap_future(future)
         try:
-            return await loop.run_in_executor(
-                self._executor, self._generate, body, completion_id, created, cancel
-            )
-        except asyncio.CancelledError:
-            cancel.set()
-            raise
+            while True:
+                done, _ = await asyncio.wait({waiting}, timeout=GONE_POLL)
+                if done:
+                    return waiting.result()
+                if client_left is not None and client_left():
+                    raise ConnectionResetError("the client left before its answer was made")
+        except Stopped:
+            raise _stopping() from None
+        finally:
+            if not waiting.done():  # left or cancelled: stop generating
+                cancel.set()
+                waiting.cancel()
 
     def _generate(
         self,
         body: Mapping[str, Any],
         completion_id: str,
         created: int,
-        cancel: threading.Event,
         on_token: Callable[[Token], None] | None = None,
-    ) -> Answer:
-        """The whole answer to ``body``; with ``on_token`` (one choice, no forced tool call),
-        each of its tokens is also given to it as the model makes it."""
+    ) -> Generator[None, None, Answer]:
+        """The whole answer to ``body``, made one token per ``next`` (a job of the round); with
+        ``on_token`` (one choice, no forced tool call), each of its tokens is also given to it
+        as the model makes it."""
         from reference_model import generate, generation_request
 
         model, tokenizer = self._load()
@@ -310,12 +379,23 @@ class ModelWorker:
         steps: dict[int, list[Step]] = {i: [] for i in range(request.n)}
         logprobs = bool(body.get("logprobs"))
         for step in generation:
-            if cancel.is_set() or self._closing.is_set():
-                raise _Cancelled
             steps[step.index].append(step)
             token = None if on_token is None else _token(step, tokenizer, logprobs)
             if token is not None and on_token is not None:
                 on_token(token)
+            yield  # the end of this request's turn
         choices = tuple(_choice(index, s, tokenizer, logprobs) for index, s in steps.items())
         usage = Usage(generation.prompt_tokens, generation.completion_tokens)
         return replace(_head(body, completion_id, created), choices=choices, usage=usage)
+
+
+def _stopping() -> ApiError:
+    """The answer to a request whose generation the server's stop ended."""
+    return ApiError(503, "The server is stopping; send the request again.")
+
+
+def _log_stop(completion_id: str, cancel: threading.Event, future: Future[Any]) -> None:
+    """Say (at debug level) why the generation of ``future`` stopped early, if it did."""
+    if not future.cancelled() and isinstance(future.exception(), Stopped):
+        why = "its client left" if cancel.is_set() else "the server is stopping"
+        log.debug("generation %s stopped: %s", completion_id, why)

@@ -59,7 +59,7 @@ async def chat_completion(state: MockState, call: Call) -> web.StreamResponse:
     assert body is not None
     if plan.source == "live":
         return await _stream_live(state, call, await live_answer(state, body))
-    answer = await whole_answer(state, plan.source, body)
+    answer = await whole_answer(state, plan.source, body, call)
     if plan.split_utf8:
         answer = with_multibyte(answer)  # a multi-byte character for the fault to split
     rendered = render(state, answer, stream=bool(body.get("stream")))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 import threading
 from collections.abc import Callable
 from types import TracebackType
@@ -14,6 +12,7 @@ from aiohttp import web
 from mockserver._app import create_app
 from mockserver._config import ConnectionLimits, MockConfig
 from mockserver._protocol import MockRunner, listen, throttle_accept_errors
+from mockserver._signals import stop_on_signals
 
 __all__ = ["MockServer", "run_until_signalled", "serve_forever", "start_site"]
 
@@ -134,20 +133,22 @@ def run_until_signalled(
     limits: ConnectionLimits | None = None,
 ) -> None:
     """Serve ``app`` in the foreground, logging each request, until SIGINT or SIGTERM; prints
-    ``banner(bound_port)`` once listening. Connections follow ``limits`` (see start_site)."""
+    ``banner(bound_port)`` once listening. Connections follow ``limits`` (see start_site). Stops
+    within a few seconds of the signal, also when a request blocks the loop (see
+    ``_signals.stop_on_signals``)."""
 
     async def main() -> None:
-        runner, bound = await start_site(app, host, port, access_log=True, limits=limits)
-        print(banner(bound), flush=True)
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
+        restore = stop_on_signals(stop)
         try:
-            await stop.wait()
+            runner, bound = await start_site(app, host, port, access_log=True, limits=limits)
+            print(banner(bound), flush=True)
+            try:
+                await stop.wait()
+            finally:
+                await runner.cleanup()
         finally:
-            await runner.cleanup()
+            restore()
 
     asyncio.run(main())
 

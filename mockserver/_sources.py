@@ -11,13 +11,14 @@ replay miss is a 404 instead of an answer.
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any, Literal
 
 from aiohttp import web
 
 from mockserver._answer import Answer
 from mockserver._cassettes import Cassette
-from mockserver._errors import ApiError
+from mockserver._errors import ApiError, client_left
 from mockserver._faults import Fault
 from mockserver._generate import LiveAnswer
 from mockserver._state import Call, MockState
@@ -70,13 +71,19 @@ def _cassette_miss(request: web.Request, body: dict[str, Any]) -> ApiError:
     )
 
 
-async def whole_answer(state: MockState, source: Source, body: dict[str, Any]) -> Answer:
+async def whole_answer(
+    state: MockState, source: Source, body: dict[str, Any], call: Call
+) -> Answer:
     """The whole answer of ``source`` (``template`` or ``model``) to ``body``, made with the
-    answer cache's sentinel id and ``created``, which the last stage stamps."""
+    answer cache's sentinel id and ``created``, which the last stage stamps. The model stops
+    (ConnectionResetError) when ``call``'s client leaves first."""
     completion_id, created = state.answers.completion_id, state.answers.created
     if source == "model":
         assert state.model is not None
-        return await state.model.answer(body, completion_id=completion_id, created=created)
+        left = partial(client_left, call.request)
+        return await state.model.answer(
+            body, completion_id=completion_id, created=created, client_left=left
+        )
     return template_answer(
         body,
         completion_id=completion_id,

@@ -22,6 +22,7 @@ from aiohttp import web
 from mockserver._app import create_app
 from mockserver._config import MockConfig
 from mockserver._server import start_site
+from mockserver._signals import stop_on_signals
 
 __all__ = ["LOG_FORMAT", "WORKER_HEADER", "reserve_port", "serve_workers"]
 
@@ -55,20 +56,21 @@ async def _worker(config: MockConfig, host: str, port: int, ready: Any) -> None:
     app = create_app(config)
     app.on_response_prepare.append(_tag_worker)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    runner, _ = await start_site(
-        app, host, port, access_log=True, reuse_port=True, limits=config.limits
-    )
-    ready.put(os.getpid())
-    parent = os.getppid()
+    restore = stop_on_signals(stop)  # within a few seconds, also when the loop is blocked
     try:
-        while not stop.is_set() and os.getppid() == parent:  # an orphan stops by itself
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0)
+        runner, _ = await start_site(
+            app, host, port, access_log=True, reuse_port=True, limits=config.limits
+        )
+        ready.put(os.getpid())
+        parent = os.getppid()
+        try:
+            while not stop.is_set() and os.getppid() == parent:  # an orphan stops by itself
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+        finally:
+            await runner.cleanup()
     finally:
-        await runner.cleanup()
+        restore()
 
 
 def _worker_main(config: MockConfig, host: str, port: int, ready: Any) -> None:

@@ -41,7 +41,7 @@ from .constraints import (
     calls_template,
     format_template,
 )
-from .model import Transformer
+from .model import KVCache, Transformer
 from .sampling import Dialect, SamplingParams, make_generator, raw_logprobs, sample, top_logprobs
 from .tokenizer import Tokenizer, default_tokenizer
 from .weights import build_model
@@ -146,7 +146,11 @@ class Generation:
     prompt ids; ``completion_tokens`` every step made so far (it grows as the steps are
     taken); ``context`` is the tokens prompt and completion share (the model's
     ``max_seq_len``, or ``context_length`` when smaller). The prompt must leave room for one
-    token (asserted when the first step is taken)."""
+    token (asserted when the first step is taken).
+
+    A generation keeps its own KV caches: it puts them into the model for each step and takes
+    them back after it, so generations on one model may be stepped in turns (from one thread)
+    and each makes the steps it makes alone."""
 
     def __init__(
         self,
@@ -164,12 +168,22 @@ class Generation:
         self.prompt_tokens = len(self.prompt_ids)
         self.completion_tokens = 0
         self._steps = (s for i in range(request.n) for s in self._choice(i))
+        self._attentions = [block.attention for block in model.blocks]
+        self._caches: list[KVCache | None] = [None] * len(self._attentions)  # its own, per layer
 
     def __iter__(self) -> Iterator[Step]:
-        return self._steps
+        return self
 
     def __next__(self) -> Step:
-        return next(self._steps)
+        attentions, caches = self._attentions, self._caches
+        if attentions[0].kv_cache is not caches[0]:  # another generation stepped in between
+            for attention, cache in zip(attentions, caches, strict=True):
+                attention.kv_cache = cache
+        try:
+            return next(self._steps)
+        finally:
+            if attentions[0].kv_cache is not caches[0]:  # a choice's prefill made new ones
+                self._caches = [attention.kv_cache for attention in attentions]
 
     def _rule(self) -> Rule:
         """The rule of each choice: forced calls, JSON output, else plain text."""
@@ -207,8 +221,8 @@ def generate(
     """Run ``request`` on ``model`` (default: ``build_model(0)``); iterate the result for steps.
     ``context_length`` (tokens) shortens the model's context for prompt and completion.
 
-    The model's KV caches are (re)allocated per choice, so one model must not serve two
-    generations at the same time.
+    The KV caches are allocated per choice and belong to the generation, so generations on
+    one model may be stepped in turns, one thread at a time (never two threads at once).
     """
     model, tokenizer = model or build_model(0), tokenizer or default_tokenizer()
     return Generation(request, model, tokenizer, context_length)

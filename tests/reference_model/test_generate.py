@@ -172,3 +172,31 @@ def test_auto_tool_choice_generates_text(model, tokenizer):
                     max_tokens=10)  # fmt: skip
     assert all(not s.tool_calls for s in steps)
     assert steps[-1].finish_reason in ("stop", "length")
+
+
+def test_generations_stepped_in_turns_make_the_steps_they_make_alone(model, tokenizer):
+    # one model, three generations stepped a token each in turn (as generate mode's worker
+    # does): each keeps its KV caches and seeded generators, so its steps are its solo ones
+    requests = [
+        GenerationRequest(HELLO, sampling=SamplingParams(temperature=1.0, seed=5), n=2,
+                          max_tokens=30, top_logprobs=2),
+        GenerationRequest([{"role": "user", "content": "Tell me a story."}],
+                          sampling=SamplingParams(temperature=0.8, seed=9), max_tokens=45),
+        GenerationRequest(HELLO, sampling=GREEDY, max_tokens=25,
+                          response_format={"type": "json_object"}),
+    ]  # fmt: skip
+    alone = [list(generate(r, model=model, tokenizer=tokenizer)) for r in requests]
+    running = {i: generate(r, model=model, tokenizer=tokenizer) for i, r in enumerate(requests)}
+    in_turns: dict[int, list] = {i: [] for i in running}
+    turns = []
+    while running:
+        for i, generation in list(running.items()):
+            step = next(generation, None)
+            if step is None:
+                del running[i]
+            else:
+                in_turns[i].append(step)
+                turns.append(i)
+    assert list(in_turns.values()) == alone
+    assert turns[:6] == [0, 1, 2, 0, 1, 2]  # they did take turns
+    assert all(len(steps) > 10 for steps in alone)
