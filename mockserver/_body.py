@@ -15,7 +15,9 @@ envelope (:class:`~mockserver._errors.ApiError`), never a 5xx:
   parsers do (RFC 8259 section 8.2 leaves unpaired surrogates "unpredictable"; OpenAI and
   Anthropic answer 400, see anomalyco/opencode pull 17758), instead of failing when the answer
   is encoded;
-- its numbers are doubles: 1e400 is refused, not read as infinity;
+- its numbers are doubles: 1e400 is refused, not read as infinity, and so is an integer past the
+  largest double (``1`` and 400 zeros), which Python would keep exact and then fail to turn into
+  a float (``OverflowError``) wherever a rule compares it with one;
 - it decodes as its ``Content-Encoding`` says (a ``gzip`` header on a body that is not gzip).
 """
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from typing import Any
 
 from aiohttp import web
@@ -91,6 +94,19 @@ def _finite(text: str) -> float:
     return value
 
 
+_DIGITS_PAST_DOUBLE = 310  # the largest double has 309 digits: a longer integer is past it
+_LONG_DIGITS = re.compile(rb"[0-9]{%d}" % (_DIGITS_PAST_DOUBLE - 1))  # a body that may hold one
+
+
+def _integer(text: str) -> int:
+    if len(text) > _DIGITS_PAST_DOUBLE:  # also keeps int() off its 4,300-digit limit
+        raise _OutOfRange(text)
+    value = int(text)
+    if abs(value) > sys.float_info.max:
+        raise _OutOfRange(text)
+    return value
+
+
 def json_path(path: tuple[str | int, ...]) -> str:
     """``path`` as a parameter name: ``messages[0].content`` (lone surrogates in keys shown
     as ``\\ud800``, so that the name can be encoded)."""
@@ -107,10 +123,14 @@ def json_path(path: tuple[str | int, ...]) -> str:
 def parse_json(raw: bytes) -> Any:
     """The JSON value of ``raw``; an ApiError 400 saying why when it is not JSON (NaN and
     Infinity included, and numbers past the largest double, such as 1e400, which Python would
-    read as infinity: RFC 8259 section 6 expects IEEE 754 doubles), nests deeper than
-    :data:`MAX_JSON_DEPTH` or holds a lone surrogate."""
+    read as infinity, or an integer of 400 digits: RFC 8259 section 6 expects IEEE 754
+    doubles), nests deeper than :data:`MAX_JSON_DEPTH` or holds a lone surrogate."""
     try:
-        value = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite)
+        # integers go through Python only in a body that may hold a long one (3x slower)
+        parse_int = _integer if _LONG_DIGITS.search(raw) else None
+        value = json.loads(
+            raw, parse_constant=_reject_constant, parse_float=_finite, parse_int=parse_int
+        )
     except RecursionError:
         raise _not_json(f"it nests deeper than {MAX_JSON_DEPTH} levels") from None
     except _OutOfRange as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import sys
 import tracemalloc
 import zlib
 
@@ -30,7 +31,7 @@ from mockserver import (
 from mockserver._body import MAX_JSON_DEPTH, parse_json
 from mockserver._cassettes import MEMO_BYTES, parse_request_body
 from mockserver._errors import ApiError
-from mockserver._schema_limits import MAX_SCHEMA_DEPTH, MAX_SCHEMA_PROPERTIES
+from mockserver._schema_limits import MAX_SCHEMA_DEPTH, MAX_SCHEMA_PROPERTIES, MAX_SCHEMA_VALUES
 from mockserver._template import example_for
 from reference_model.constraints import format_template
 
@@ -347,6 +348,56 @@ def test_a_number_past_the_largest_double_is_a_400(servers, mode):
     assert rejected(servers[mode], {**BASE, "temperature": 1e300})["param"] == "temperature"
 
 
+# An integer past the largest double (found by a red-team run after the first fix): Python keeps
+# it exact, then float() of it raised OverflowError, a 500, wherever a rule compared it.
+HUGE = "1" + "0" * 400
+
+
+def with_number(body, text):
+    """``body`` as JSON text with the string "NUMBER" in it replaced by the number ``text``."""
+    return json.dumps(body).replace('"NUMBER"', text).encode()
+
+
+HUGE_INTEGERS = {
+    "repetition_penalty": with_number({**BASE, "repetition_penalty": "NUMBER"}, HUGE),
+    "repetition_penalty-4250-digits": with_number(
+        {**BASE, "stream": True, "n": 2, "repetition_penalty": "NUMBER"}, "7" * 4250
+    ),
+    "schema-minimum": with_number(with_schema({"type": "number", "minimum": "NUMBER"}), HUGE),
+    "tool-parameters-streamed": with_number(
+        with_schema({"type": "number", "minimum": "NUMBER"}, where="tools", stream=True), "-" + HUGE
+    ),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("case", HUGE_INTEGERS)
+def test_an_integer_past_the_largest_double_is_a_400(servers, mode, case):
+    error = rejected(servers[mode], HUGE_INTEGERS[case])
+    assert "is past the largest double" in error["message"]
+
+
+def test_the_largest_double_as_an_integer_is_a_number():
+    largest = int(sys.float_info.max)
+    assert parse_json(str(largest).encode()) == largest
+    assert parse_json(b'{"a": [12, -3]}') == {"a": [12, -3]}
+    with pytest.raises(ApiError, match="past the largest double"):
+        parse_json(str(largest * 2).encode())
+
+
+# Checking a schema takes time in proportion to its size, on the event loop: 2,000,000 {} in
+# an anyOf (8 MB) held it for 8 s, 300,000 patternProperties for 1.5 s.
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "schema",
+    [{"anyOf": [{}] * 1_990_000}, {"patternProperties": {f"^p{i}$": {} for i in range(300_000)}}],
+    ids=["anyOf-2M", "patternProperties-300k"],
+)
+def test_a_schema_of_too_many_values_is_a_400(servers, mode, schema):
+    error = rejected(servers[mode], with_schema(schema))
+    assert f"more than {MAX_SCHEMA_VALUES} JSON values" in error["message"]
+
+
 def test_the_template_stops_building_at_the_bound():
     tracemalloc.start()
     try:
@@ -412,7 +463,9 @@ def hostile_bodies(draw):
     if draw(st.booleans()):
         text = text.replace('"Hi"', _deep_text(draw), 1)
     if draw(st.booleans()):  # a number past the largest double, or a huge integer
-        text = text.replace(" 4", draw(st.sampled_from([" 1e400", " -1e999", " " + "9" * 5000])), 1)
+        text = text.replace(
+            " 4", draw(st.sampled_from([" 1e400", " -1e999", " " + "9" * 5000, " " + HUGE])), 1
+        )
     if draw(st.booleans()):
         text = text[:-1] + ',"metadata":' + _deep_text(draw) + "}"
     data = text.encode()
@@ -423,7 +476,10 @@ def hostile_bodies(draw):
 
 def odd_values():
     return st.sampled_from(
-        [None, True, 0, -1, 2**64, 1.5, "", "x", [], {}, [[]], {"a": {}}, ["\u00e9"], "\U0001f600"]
+        [
+            *(None, True, 0, -1, 2**64, 10**400, 1.5, "", "x", [], {}, [[]], {"a": {}}),
+            *(["\u00e9"], "\U0001f600"),
+        ]
     )
 
 
@@ -442,10 +498,11 @@ def hostile_schemas():
         st.builds(
             lambda key, value, item: {"type": "array", key: value, "items": item},
             st.sampled_from(["minItems", "minLength", "maxItems", "minimum"]),
-            st.sampled_from([0, 1, 2000, 10**6, 10**18, -1, 2.5, "x", None]),
+            st.sampled_from([0, 1, 2000, 10**6, 10**18, 10**400, -1, 2.5, "x", None]),
             leaf,
         ),
         st.builds(lambda leaf: {"properties": {"a": leaf}, "required": ["a"]}, leaf),
+        st.builds(lambda n: {"anyOf": [{}] * n}, st.sampled_from([2, MAX_SCHEMA_VALUES + 1])),
         leaf,
         st.builds(
             lambda key, value: {"type": "object", key: value},
