@@ -253,7 +253,7 @@ def test_a_redirect_to_another_server_is_reported_and_never_gets_the_key(tmp_pat
     assert f"Redirected: 307 POST {here_url}/chat/completions" in console
     suite = ET.fromstring(junit_xml(result).split("\n", 1)[1])
     assert hop in suite.find("system-out").text
-    assert f"> {hop}" in markdown_summary(result)
+    assert f"> 307 GET `{here_url}/models` -> `{there_url}/models`" in markdown_summary(result)
     out = capsys.readouterr().out
     assert code == 0
     assert f"  warning: redirected: {hop}" in out  # seen by the probe
