@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from conformance._redirects import Redirect, note, redirects_of
-from conformance._shown import inline, printable, redact, redact_bytes, shown
+from conformance._shown import inline, redact, redact_bytes, shown
 
 __all__ = ["Endpoint", "Exchange", "send"]
 
@@ -110,15 +110,17 @@ class Exchange:
         bodies are text excerpts (request up to 300 chars, answer up to 600, the middle elided),
         None when there was none; ``status`` is None when no answer came; ``redirects`` lists
         the redirects followed (:meth:`Redirect.as_json`); control characters in any text are
-        visible escapes (:func:`~conformance._shown.printable`)."""
+        visible escapes (:func:`~conformance._shown.printable`), and the one-line fields (url,
+        content type, request id, error) hold no line break either
+        (:func:`~conformance._shown.inline`)."""
 
         def text(value: str | None) -> str | None:
-            return None if value is None else printable(value)
+            return None if value is None else inline(value)
 
         return {
             "request": {
                 "method": self.method,
-                "url": printable(self.url),
+                "url": inline(self.url),
                 "body": None if self.sent is None else _excerpt(self.sent, 300),
             },
             "response": {

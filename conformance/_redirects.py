@@ -51,12 +51,13 @@ class Redirect:
         return text
 
     def as_json(self) -> dict[str, Any]:
-        """``{"status", "method", "from", "to", "cross_origin"}``."""
+        """``{"status", "method", "from", "to", "cross_origin"}``; the URLs on one line, control
+        characters escaped (:func:`~conformance._shown.inline`)."""
         return {
             "status": self.status,
             "method": self.method,
-            "from": self.source,
-            "to": self.target,
+            "from": inline(self.source),
+            "to": inline(self.target),
             "cross_origin": self.cross_origin,
         }
 

@@ -141,14 +141,18 @@ def json_report(run: RunResult, *, price_per_mtok: float | None = None) -> dict[
     exchange (:meth:`Exchange.excerpt <conformance._http.Exchange.excerpt>` or None),
     error ({"type", "message", "where"} for status error, else None), duration_s, requests,
     tokens. ``redirects``: those the run followed (``{"status", "method", "from", "to",
-    "cross_origin"}``, each once). Every string is :func:`~conformance._shown.shown`."""
+    "cross_origin"}``, each once, the model listing's and the probe's included). Every string
+    is :func:`~conformance._shown.shown` (LF kept: json.dumps escapes it), and those that are
+    one line by nature (base_url, model, URLs, headers) are :func:`~conformance._shown.inline`
+    (no line break)."""
+    key = run.endpoint.api_key
     report: dict[str, Any] = _shown_strings(
         {
             "report_version": REPORT_VERSION,
             "tool": "chatcompat",
             "tool_version": __version__,
-            "base_url": run.endpoint.base_url,
-            "model": run.endpoint.model,
+            "base_url": shown(run.endpoint.base_url, key, inline=True),
+            "model": shown(run.endpoint.model, key, inline=True),  # the server's, when listed
             "schema_level": run.schema_level,
             "capabilities": sorted(run.endpoint.capabilities),
             "started": dt.datetime.fromtimestamp(run.started, dt.UTC).isoformat(timespec="seconds"),
@@ -164,7 +168,7 @@ def json_report(run: RunResult, *, price_per_mtok: float | None = None) -> dict[
             "redirects": [r.as_json() for r in run.redirects],
             "checks": [_check_entry(r) for r in _ordered(run)],
         },
-        run.endpoint.api_key,
+        key,
     )
     return report
 

@@ -102,7 +102,7 @@ def markdown_code(text: str, *, cell: bool = False) -> str:
     """``text`` (made :func:`inline` first) as a Markdown code span: fenced by one more backtick
     than its longest run of backticks (so no run inside closes it), padded by a space each side
     when it starts or ends with a backtick or a space (CommonMark 0.31, 6.1: then one space each
-    side is stripped), so Markdown, HTML, links, images and mentions in it are shown, not
+    side is stripped, unless the text is all spaces; an empty text shows as one space), so Markdown, HTML, links, images and mentions in it are shown, not
     rendered. In a table ``cell``, ``|`` is written ``\\x7c``
     (GFM splits a row at every ``|`` not escaped, code spans included, and a ``\\`` before
     ``\\|`` would escape the backslash instead)."""
@@ -111,7 +111,9 @@ def markdown_code(text: str, *, cell: bool = False) -> str:
         text = text.replace("|", "\\x7c")
     runs = re.findall("`+", text)
     fence = "`" * (max(map(len, runs), default=0) + 1)
-    if not text or text[0] in "` " or text[-1] in "` ":
+    if not text.strip(" "):  # all spaces are kept as they are; empty shows as one space
+        text = text or " "
+    elif text[0] in "` " or text[-1] in "` ":
         text = f" {text} "
     return f"{fence}{text}{fence}"
 
