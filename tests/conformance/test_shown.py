@@ -214,3 +214,8 @@ def test_markdown_code_keeps_the_text_exactly(text):
     html = rendered(f"x {markdown_code(text)} y\n")
     (code,) = re.findall(r"<code>(.*?)</code>", html, flags=re.S)
     assert html_unescape(code) == (text or " ")  # an empty text shows as one space
+    table = f"| a | b | c |\n|---|---|---|\n| x | {markdown_code(text, cell=True)} | y |\n"
+    cells = re.findall(r"<td>(.*?)</td>", rendered(table), flags=re.S)
+    assert cells[0::2] == ["x", "y"]
+    (code,) = re.findall(r"<code>(.*?)</code>", cells[1], flags=re.S)
+    assert html_unescape(code) == (text or " ").replace("|", "\\x7c")
