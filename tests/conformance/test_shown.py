@@ -14,6 +14,7 @@ from html import unescape as html_unescape
 from urllib.parse import quote
 
 import pytest
+from markdown_it import MarkdownIt
 
 from conformance._outcome import Outcome, Status
 from conformance._shown import cut, inline, markdown_code, printable, redact, redact_bytes, shown
@@ -181,9 +182,9 @@ MD_PAYLOAD = (
 
 
 def rendered(markdown: str) -> str:
-    """``markdown`` as HTML, by a CommonMark parser with GFM tables."""
-    markdown_it = pytest.importorskip("markdown_it")
-    return str(markdown_it.MarkdownIt("commonmark").enable("table").render(markdown))
+    """``markdown`` as HTML, by a CommonMark parser with GFM tables (markdown-it-py, which
+    schemathesis brings through rich)."""
+    return str(MarkdownIt("commonmark").enable("table").render(markdown))
 
 
 def outside_code(html: str) -> str:
