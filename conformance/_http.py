@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from conformance._redirects import Redirect, note, redirects_of
-from conformance._shown import printable, redact, redact_bytes, shown
+from conformance._shown import inline, redact, redact_bytes, shown
 
 __all__ = ["Endpoint", "Exchange", "send"]
 
@@ -43,9 +43,10 @@ class Endpoint:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
 
-def _excerpt(data: bytes | str, limit: int = _EXCERPT) -> str:
-    """``data`` as text, control characters escaped, its middle elided past ``limit`` chars."""
-    return shown(data, limit=limit)
+def _excerpt(data: bytes | str, limit: int = _EXCERPT, *, one_line: bool = False) -> str:
+    """``data`` as text, control characters escaped (line breaks too when ``one_line``), its
+    middle elided past ``limit`` chars."""
+    return shown(data, limit=limit, inline=one_line)
 
 
 @dataclass
@@ -109,15 +110,17 @@ class Exchange:
         bodies are text excerpts (request up to 300 chars, answer up to 600, the middle elided),
         None when there was none; ``status`` is None when no answer came; ``redirects`` lists
         the redirects followed (:meth:`Redirect.as_json`); control characters in any text are
-        visible escapes (:func:`~conformance._shown.printable`)."""
+        visible escapes (:func:`~conformance._shown.printable`), and the one-line fields (url,
+        content type, request id, error) hold no line break either
+        (:func:`~conformance._shown.inline`)."""
 
         def text(value: str | None) -> str | None:
-            return None if value is None else printable(value)
+            return None if value is None else inline(value)
 
         return {
             "request": {
                 "method": self.method,
-                "url": printable(self.url),
+                "url": inline(self.url),
                 "body": None if self.sent is None else _excerpt(self.sent, 300),
             },
             "response": {
@@ -132,20 +135,23 @@ class Exchange:
 
     def describe(self) -> list[str]:
         """Report lines: what was sent, the redirects followed and what was seen, the API key
-        left out, control characters as visible escapes."""
-        sent = f"Sent: {self.method} {self.url}"
+        left out; each what it quotes on one line (:func:`~conformance._shown.inline`: line
+        breaks and control characters as visible escapes), so an answer cannot add a line."""
+        sent = f"Sent: {self.method} {inline(self.url)}"
         if self.sent is not None:
-            sent += f" {_excerpt(self.sent, 300)}"
+            sent += f" {_excerpt(self.sent, 300, one_line=True)}"
         lines = [sent] + [f"Redirected: {r.describe()}" for r in self.redirects]
         if self.status is None:
-            return [printable(line) for line in [*lines, f"Seen: no answer ({self.error})"]]
-        seen = f"Seen: {self.status} {self.headers.get('content-type', '(no content-type)')}"
+            return [*lines, f"Seen: no answer ({inline(self.error or '')})"]
+        content_type = self.headers.get("content-type", "(no content-type)")
+        seen = f"Seen: {self.status} {inline(content_type)}"
         if self.request_id:
-            seen += f" request-id {self.request_id}"
-        lines += [seen, f"Body: {_excerpt(self.body)}" if self.body else "Body: (empty)"]
+            seen += f" request-id {inline(self.request_id)}"
+        body = _excerpt(self.body, one_line=True) if self.body else "(empty)"
+        lines += [seen, f"Body: {body}"]
         if self.error:
-            lines.append(f"Transport: {self.error}")
-        return [printable(line) for line in lines]
+            lines.append(f"Transport: {inline(self.error)}")
+        return lines
 
 
 async def send(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from conformance._shown import printable, redact
+from conformance._shown import inline, redact
 
 if TYPE_CHECKING:
     from conformance._http import Exchange
@@ -106,12 +106,13 @@ class Outcome:
     def lines(self) -> list[str]:
         """The details as the console prints them: the message, ``Expected:``, ``Received:``,
         the exchange (``Sent:``, ``Seen:``, ``Body:``) and, for a crash, ``At:`` its place;
-        control characters as visible escapes (:func:`~conformance._shown.printable`)."""
+        each on one line, line breaks and control characters as visible escapes
+        (:func:`~conformance._shown.inline`)."""
         if self.status is Status.PASSED:
             return []
         lines = _lines(self.message, self.expected, self.received, self.exchange)
         if self.crash is not None:
-            lines.append(printable(f"At: {self.crash.where}"))
+            lines.append(inline(f"At: {self.crash.where}"))
         return lines
 
     @property
@@ -145,11 +146,13 @@ class Outcome:
 def _lines(
     message: str, expected: str | None, received: str | None, exchange: Exchange | None
 ) -> list[str]:
-    lines = [printable(message)]
+    """One line each (:func:`~conformance._shown.inline`): what a check quotes of an answer
+    cannot add a line of its own."""
+    lines = [inline(message)]
     if expected is not None:
-        lines.append(printable(f"Expected: {expected}"))
+        lines.append(inline(f"Expected: {expected}"))
     if received is not None:
-        lines.append(printable(f"Received: {received}"))
+        lines.append(inline(f"Received: {received}"))
     if exchange is not None:
         lines.extend(exchange.describe())
     return lines

@@ -163,16 +163,20 @@ async def probe(
 
 async def first_listed_model(endpoint: Endpoint) -> str:
     """The id of the first model ``GET {base}/models`` lists (``endpoint.model`` is not used;
-    its key, timeouts and size limit are). Raises ValueError saying what was seen when no
-    answer came, or not in time, the status is not 200, or the body lists no model id."""
+    its key, timeouts and size limit are), as sent: the caller shows it. Raises ValueError
+    saying what was seen (on one line, the key redacted) when no answer came, or not in time,
+    the status is not 200, or the body lists no model id. Its redirects are noted
+    (:func:`~conformance._redirects.note`) like any exchange's."""
     async with aiohttp.ClientSession(trust_env=False) as session:
         exchange = await send(session, endpoint, "GET", "/models")
-    where = f"GET {exchange.url}"
+    where = f"GET {shown(exchange.url, endpoint.api_key, inline=True)}"
+    error = shown(exchange.error or "", endpoint.api_key, inline=True)
     if exchange.status is None:
-        raise ValueError(f"{where} got no answer ({exchange.error})")
+        raise ValueError(f"{where} got no answer ({error})")
     if exchange.timed_out:
-        raise ValueError(f"{where} answered {exchange.status} but {exchange.error}")
-    body = shown(exchange.body, endpoint.api_key)[:200] or "(empty)"  # redacted, then cut
+        raise ValueError(f"{where} answered {exchange.status} but {error}")
+    # redacted, on one line, then cut
+    body = shown(exchange.body, endpoint.api_key, inline=True)[:200] or "(empty)"
     if exchange.status != 200:
         raise ValueError(f"{where} answered {exchange.status}: {body}")
     try:

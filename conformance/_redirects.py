@@ -4,8 +4,10 @@ The suite follows redirects as the official clients do (openai-python's httpx cl
 ``follow_redirects=True``): up to 10, the method and body kept for 307/308, POST turned into GET
 for 301/302/303 (aiohttp's rules). aiohttp drops the Authorization header (and cookies) when a
 redirect leads to another origin (scheme, host or port), so the key is never sent there. Every
-redirect is recorded on its exchange and, for the run, in :data:`SEEN`: the answers judged then
-came from where the redirect led, and the reports say so.
+redirect is recorded on its exchange and, for the whole command, in :data:`SEEN`: the answers
+judged then came from where the redirect led, and the reports say so. One collector serves
+every request ``chatcompat check`` sends: the model listing (without ``--model``), the probe
+and the checks.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from conformance._shown import redact
+from conformance._shown import inline, redact
 
 __all__ = ["SEEN", "Redirect", "distinct", "note", "redirects_of", "watching"]
 
@@ -37,20 +39,25 @@ class Redirect:
         """Whether the target is another origin (scheme, host or port) than the source."""
         return _origin(self.source) != _origin(self.target)
 
-    def describe(self) -> str:
-        """``307 POST http://a/v1/x -> http://b/v1/x (another origin: the key was not sent)``."""
-        text = f"{self.status} {self.method} {self.source} -> {self.target}"
+    def describe(self, quote: Callable[[str], str] = inline) -> str:
+        """``307 POST http://a/v1/x -> http://b/v1/x (another origin: the key was not sent)``,
+        each URL (what the server sent) written by ``quote``: on one line, control characters
+        escaped (:func:`~conformance._shown.inline`), unless told otherwise (a Markdown code
+        span: :func:`~conformance._shown.markdown_code`)."""
+        source, target = quote(self.source), quote(self.target)
+        text = f"{self.status} {self.method} {source} -> {target}"
         if self.cross_origin:
             text += " (another origin: the API key was not sent there)"
         return text
 
     def as_json(self) -> dict[str, Any]:
-        """``{"status", "method", "from", "to", "cross_origin"}``."""
+        """``{"status", "method", "from", "to", "cross_origin"}``; the URLs on one line, control
+        characters escaped (:func:`~conformance._shown.inline`)."""
         return {
             "status": self.status,
             "method": self.method,
-            "from": self.source,
-            "to": self.target,
+            "from": inline(self.source),
+            "to": inline(self.target),
             "cross_origin": self.cross_origin,
         }
 
@@ -78,8 +85,13 @@ SEEN: contextvars.ContextVar[list[Redirect] | None] = contextvars.ContextVar(
 @contextlib.contextmanager
 def watching() -> Iterator[list[Redirect]]:
     """The list every redirect an exchange sees while the block runs is added to (tasks and
-    threads started inside it share it)."""
-    seen: list[Redirect] = []
+    threads started inside it share it). Inside another watch, that watch's list: one collector
+    for a whole command (``chatcompat check``: its model listing, its probe and its run)."""
+    seen = SEEN.get()
+    if seen is not None:
+        yield seen
+        return
+    seen = []
     token = SEEN.set(seen)
     try:
         yield seen

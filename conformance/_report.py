@@ -2,13 +2,15 @@
 Markdown summary; each reads the typed outcome of every check (status, message, expected,
 received, exchange, crash) and the redirects the run followed. Every text a report writes goes
 through :func:`~conformance._shown.shown`: the API key redacted, then control characters
-escaped."""
+escaped; what the server controls (the model id, what checks quote, redirect URLs) on one line
+in the console and JUnit, in code spans in Markdown (see :mod:`conformance._shown`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from chatcompat import __version__
 from conformance._outcome import Outcome, Status
 from conformance._registry import GROUPS
 from conformance._runner import Result, RunResult
-from conformance._shown import shown
+from conformance._shown import inline, markdown_code, shown
 
 __all__ = [
     "REPORT_VERSION",
@@ -52,16 +54,18 @@ def _spend(run: RunResult, price_per_mtok: float | None) -> str:
 _REDIRECTS_SHOWN = 10  # distinct redirects listed in a text report; the rest are counted
 
 
-def redirect_warnings(run: RunResult) -> list[str]:
-    """Warning lines for the redirects the run followed (none when it followed none): the
-    answers judged came from where they led."""
+def redirect_warnings(run: RunResult, quote: Callable[[str], str] = inline) -> list[str]:
+    """Warning lines for the redirects the command followed (none when it followed none): the
+    answers judged came from where they led; each URL written by ``quote`` (one line, control
+    characters escaped, unless told otherwise: see :meth:`Redirect.describe
+    <conformance._redirects.Redirect.describe>`)."""
     if not run.redirects:
         return []
     lines = [
         f"warning: the endpoint redirected requests ({len(run.redirects)} distinct); the answers "
         "judged came from where the redirects led:"
     ]
-    lines += [f"  {r.describe()}" for r in run.redirects[:_REDIRECTS_SHOWN]]
+    lines += [f"  {r.describe(quote)}" for r in run.redirects[:_REDIRECTS_SHOWN]]
     if len(run.redirects) > _REDIRECTS_SHOWN:
         lines.append(f"  ... and {len(run.redirects) - _REDIRECTS_SHOWN} more")
     return lines
@@ -71,9 +75,10 @@ def console_text(run: RunResult, *, price_per_mtok: float | None = None) -> str:
     """The table of checks by group, the redirects followed, then the details of each check
     that did not pass."""
     width = max([len(r.check.id) for r in run.results] + [5])
+    key = run.endpoint.api_key
     lines = [
-        f"chatcompat {__version__}: {run.endpoint.base_url}  model {run.endpoint.model}  "
-        f"({run.schema_level} schemas)",
+        f"chatcompat {__version__}: {shown(run.endpoint.base_url, key, inline=True)}  "
+        f"model {shown(run.endpoint.model, key, inline=True)}  ({run.schema_level} schemas)",
         f"capabilities: {', '.join(sorted(run.endpoint.capabilities))}",
         "",
         f"{'group':<9} {'check':<{width}}  {'status':<6} {'time':>7}  description",
@@ -93,7 +98,7 @@ def console_text(run: RunResult, *, price_per_mtok: float | None = None) -> str:
     for result in details:
         lines += ["", f"[{_MARK[result.status]}] {result.check.id}: {result.check.doc}"]
         lines += [f"    {line}" for line in result.outcome.text.splitlines()]
-    return shown("\n".join(lines), run.endpoint.api_key)
+    return shown("\n".join(lines), key)
 
 
 def _counts(run: RunResult) -> str:
@@ -136,14 +141,18 @@ def json_report(run: RunResult, *, price_per_mtok: float | None = None) -> dict[
     exchange (:meth:`Exchange.excerpt <conformance._http.Exchange.excerpt>` or None),
     error ({"type", "message", "where"} for status error, else None), duration_s, requests,
     tokens. ``redirects``: those the run followed (``{"status", "method", "from", "to",
-    "cross_origin"}``, each once). Every string is :func:`~conformance._shown.shown`."""
+    "cross_origin"}``, each once, the model listing's and the probe's included). Every string
+    is :func:`~conformance._shown.shown` (LF kept: json.dumps escapes it), and those that are
+    one line by nature (base_url, model, URLs, headers) are :func:`~conformance._shown.inline`
+    (no line break)."""
+    key = run.endpoint.api_key
     report: dict[str, Any] = _shown_strings(
         {
             "report_version": REPORT_VERSION,
             "tool": "chatcompat",
             "tool_version": __version__,
-            "base_url": run.endpoint.base_url,
-            "model": run.endpoint.model,
+            "base_url": shown(run.endpoint.base_url, key, inline=True),
+            "model": shown(run.endpoint.model, key, inline=True),  # the server's, when listed
             "schema_level": run.schema_level,
             "capabilities": sorted(run.endpoint.capabilities),
             "started": dt.datetime.fromtimestamp(run.started, dt.UTC).isoformat(timespec="seconds"),
@@ -159,7 +168,7 @@ def json_report(run: RunResult, *, price_per_mtok: float | None = None) -> dict[
             "redirects": [r.as_json() for r in run.redirects],
             "checks": [_check_entry(r) for r in _ordered(run)],
         },
-        run.endpoint.api_key,
+        key,
     )
     return report
 
@@ -185,6 +194,9 @@ def junit_xml(run: RunResult) -> str:
     def text(value: str) -> str:
         return shown(value, run.endpoint.api_key)
 
+    def line(value: str) -> str:
+        return shown(_first_line(value), run.endpoint.api_key, inline=True)
+
     suite = ET.Element(
         "testsuite",
         name="chatcompat",
@@ -203,11 +215,11 @@ def junit_xml(run: RunResult) -> str:
             time=f"{result.duration:.3f}",
         )
         outcome = result.outcome
-        first_line = text(_first_line(outcome.message))
+        first_line = line(outcome.message)
         if outcome.status is Status.FAILED:
             ET.SubElement(case, "failure", message=first_line).text = text(outcome.text)
         elif outcome.status is Status.ERROR:
-            kind = text(outcome.crash.type) if outcome.crash is not None else "Exception"
+            kind = line(outcome.crash.type) if outcome.crash is not None else "Exception"
             error = ET.SubElement(case, "error", message=first_line, type=kind)
             error.text = text(outcome.text)
         elif outcome.status is Status.SKIPPED:
@@ -227,34 +239,48 @@ def _first_line(text: str) -> str:
     return (text.splitlines() or [""])[0]
 
 
-def _seen(outcome: Outcome) -> str:
+def _code(text: str, secret: str | None, *, cell: bool = False) -> str:
+    """``text`` (the server may control it) as a Markdown code span: the key redacted, on one
+    line, control characters escaped (:func:`~conformance._shown.markdown_code`)."""
+    return markdown_code(shown(text, secret, inline=True), cell=cell)
+
+
+def _seen(outcome: Outcome, secret: str | None) -> str:
     """A table cell: the message's first line, then the first line of what was received (up to
-    200 chars), if the outcome says."""
-    seen = _first_line(outcome.message)
+    200 chars), if the outcome says; each a code span."""
+    seen = _code(_first_line(outcome.message), secret, cell=True)
     if outcome.received:
-        seen += f" (received: {_first_line(outcome.received)[:200]})"
-    return seen.replace("|", "\\|")
+        seen += f" (received: {_code(_first_line(outcome.received)[:200], secret, cell=True)})"
+    return seen
 
 
 def markdown_summary(run: RunResult) -> str:
     """A Markdown summary for a CI comment: the verdict, counts, and a table of the checks that
-    crashed, failed or warned (message and what was received, each cut to its first line)."""
+    crashed, failed or warned (message and what was received, each cut to its first line).
+    Every text the server may control (model id, messages, what was received, redirect URLs)
+    is a code span: nothing it holds is rendered as Markdown or HTML."""
     verdict = "passed" if run.ok else "FAILED"
+    key = run.endpoint.api_key
+    model, base_url = _code(run.endpoint.model, key), _code(run.endpoint.base_url, key)
     lines = [
-        f"### chatcompat {verdict}: `{run.endpoint.model}` at `{run.endpoint.base_url}`",
+        f"### chatcompat {verdict}: {model} at {base_url}",
         "",
         f"{_counts(run)} in {run.duration:.1f} s ({_spend(run, None)})",
     ]
     if run.redirects:
-        lines += ["", *(f"> {line.strip()}" for line in redirect_warnings(run))]
+
+        def quote(url: str) -> str:
+            return _code(url, key)
+
+        lines += ["", *(f"> {line.strip()}" for line in redirect_warnings(run, quote))]
     listed = [r for r in _ordered(run) if r.status in _SHOWN]
     if listed:
         lines += ["", "| check | group | status | what was seen |", "|---|---|---|---|"]
         for r in listed:
             lines.append(
-                f"| `{r.check.id}` | {r.check.group} | {r.status.value} | {_seen(r.outcome)} |"
+                f"| `{r.check.id}` | {r.check.group} | {r.status.value} | {_seen(r.outcome, key)} |"
             )
-    return shown("\n".join(lines), run.endpoint.api_key) + "\n"
+    return shown("\n".join(lines), key) + "\n"
 
 
 def write_reports(
@@ -269,7 +295,9 @@ def write_reports(
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(
-            json.dumps(json_report(run, price_per_mtok=price_per_mtok), indent=2) + "\n",
+            # ensure_ascii: no U+2028 / U+2029 (or any non-ASCII char) raw in the file
+            json.dumps(json_report(run, price_per_mtok=price_per_mtok), indent=2, ensure_ascii=True)
+            + "\n",
             encoding="utf-8",
         )
     if junit_path is not None:

@@ -53,7 +53,8 @@ class RunResult:
     tokens: int = 0  # as reported by the endpoint's usage
     retries: int = 0  # 429s waited out
     counts: dict[str, int] = field(default_factory=dict)  # status value -> checks, all five
-    redirects: list[Redirect] = field(default_factory=list)  # followed in the run, each once
+    # followed in the run (and in the command around it: model listing, probe), each once
+    redirects: list[Redirect] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.counts = {status.value: 0 for status in Status}

@@ -6,6 +6,18 @@ only then is a text cut. Redacting after a cut would let a cut that splits the k
 first half in the report (issue 10, item 9); a raw ESC or NUL would make junit.xml not well
 formed (XML 1.0 allows no C0 character but tab, LF and CR, not even as an entity) and would
 drive the reader's terminal (item 10).
+
+One path per output, for every string the server controls (model ids, header values, error
+messages, body excerpts, redirect URLs):
+
+- console and text reports (JUnit included): ``shown(text, key, inline=True)``, one line: no
+  line break and no control or format character (Unicode categories Cc, Cf, Zl, Zp) is left
+  raw, so a server cannot forge an output line; the lines the suite writes around it are joined
+  with LF and the whole passes :func:`shown` again (which keeps LF and tab);
+- Markdown: :func:`markdown_code` of that one line, a code span whose fence is longer than any
+  backtick run inside (Markdown, HTML, links, images and mentions are inert in it);
+- JSON: ``shown(text, key)`` for every string (LF kept: json.dumps escapes it), the file written
+  with ``ensure_ascii`` so that U+2028 / U+2029 never appear raw.
 """
 
 from __future__ import annotations
@@ -13,30 +25,102 @@ from __future__ import annotations
 import bisect
 import functools
 import re
+import sys
+import unicodedata
 
-__all__ = ["REDACTED", "cut", "printable", "redact", "redact_bytes", "shown"]
+__all__ = [
+    "REDACTED",
+    "cut",
+    "inline",
+    "markdown_code",
+    "printable",
+    "redact",
+    "redact_bytes",
+    "shown",
+]
 
 REDACTED = "<redacted>"
 _FRAGMENT = 8  # chars: a run of this many consecutive chars of the key counts as the key
 
-# Characters shown as escapes: C0 but tab and LF, DEL, C1 (0x9b is CSI on some terminals),
-# lone surrogates (not encodable, not XML), U+FFFE/U+FFFF (not XML) and the bidi overrides
-# (they reorder what a reader sees).
-_UNPRINTABLE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u202a-\u202e\u2066-\u2069]"
-)
+# Characters shown as escapes: every control (Cc: C0, DEL, C1 with NEL and 0x9b, CSI on some
+# terminals), format (Cf: bidi overrides and isolates, zero-width chars, soft hyphen, BOM, tags),
+# line and paragraph separator (Zl U+2028, Zp U+2029) and lone surrogate (Cs: not encodable,
+# not XML) by this Python's Unicode data, and U+FFFE/U+FFFF (not XML). str.splitlines breaks
+# on no other character.
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+_KEPT = "\t\n"  # by printable (a text's own layout); inline escapes them too
+
+
+@functools.cache
+def _hidden_codes() -> frozenset[int]:
+    """The code points shown as escapes, from this Python's unicodedata (about 0.1 s, once)."""
+    codes = (c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) in _HIDDEN)
+    return frozenset({*codes, 0xFFFE, 0xFFFF})
+
+
+@functools.cache
+def _unprintable(keep: str) -> re.Pattern[str]:
+    """A character class of the characters shown as escapes, but those in ``keep``."""
+    codes = sorted(_hidden_codes() - {ord(c) for c in keep})
+    ranges: list[tuple[int, int]] = []
+    for code in codes:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+    spans = "".join(f"\\U{a:08x}" + (f"-\\U{b:08x}" if b > a else "") for a, b in ranges)
+    return re.compile(f"[{spans}]")
+
+
+_NAMED = {"\n": "\\n", "\t": "\\t"}
 
 
 def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    char = match.group()
+    code = ord(char)
+    if char in _NAMED:
+        return _NAMED[char]
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def printable(text: str) -> str:
-    """``text`` with every control character written as a visible escape (``ESC`` as ``\\x1b``,
-    a lone surrogate as ``\\ud800``); tab and LF stay, CR becomes ``\\x0d``. The result is safe on
-    a terminal and as XML 1.0 text."""
-    return _UNPRINTABLE.sub(_escape, text)
+    """``text`` with every control, format or separator character (Unicode categories Cc, Cf,
+    Zl, Zp; a lone surrogate) written as a visible escape (``ESC`` as ``\\x1b``, U+2028 as
+    ``\\u2028``, U+E0041 as ``\\U000e0041``); tab and LF stay, CR becomes ``\\x0d``. For a
+    text whose lines the suite laid out; safe on a terminal and as XML 1.0 text."""
+    return _escaped(text, _KEPT)
+
+
+def _escaped(text: str, keep: str) -> str:
+    return _unprintable(keep).sub(_escape, text)
+
+
+def inline(text: str) -> str:
+    """:func:`printable` on one line: LF written ``\\n`` and tab ``\\t`` as well. For any text
+    the server controls that an output line holds: no raw line break is left to forge a line."""
+    return _escaped(text, "")
+
+
+def markdown_code(text: str, *, cell: bool = False) -> str:
+    """``text`` (made :func:`inline` first) as a Markdown code span: fenced by one more backtick
+    than its longest run of backticks (so no run inside closes it), padded by a space each side
+    when it starts or ends with a backtick or a space (CommonMark 0.31, 6.1: then one space each
+    side is stripped, unless the text is all spaces; an empty text shows as one space), so
+    Markdown, HTML, links, images and mentions in it are shown, not rendered. In a table
+    ``cell``, ``|`` is written ``\\x7c`` (GFM splits a row at every ``|`` not escaped, code spans
+    included, and a ``\\`` before ``\\|`` would escape the backslash instead)."""
+    text = inline(text)
+    if cell:
+        text = text.replace("|", "\\x7c")
+    runs = re.findall("`+", text)
+    fence = "`" * (max(map(len, runs), default=0) + 1)
+    if not text.strip(" "):  # all spaces are kept as they are; empty shows as one space
+        text = text or " "
+    elif text[0] in "` " or text[-1] in "` ":
+        text = f" {text} "
+    return f"{fence}{text}{fence}"
 
 
 def _forms(char: str, as_bytes: bool) -> list[str]:
@@ -165,9 +249,16 @@ def cut(text: str, limit: int) -> str:
     return f"{text[:half]} [... {len(text) - 2 * half} of {len(text)} chars ...] {text[-half:]}"
 
 
-def shown(data: bytes | str, secret: str | None = None, limit: int | None = None) -> str:
+def shown(
+    data: bytes | str,
+    secret: str | None = None,
+    limit: int | None = None,
+    *,
+    inline: bool = False,
+) -> str:
     """``data`` as a report shows it: decoded (UTF-8, bad bytes replaced), ``secret`` redacted,
-    control characters escaped, then cut to ``limit`` chars (the middle elided), in that order."""
+    control characters escaped (:func:`printable`; :func:`inline`, on one line, when
+    ``inline``), then cut to ``limit`` chars (the middle elided), in that order."""
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-    text = printable(redact(text, secret))
+    text = _escaped(redact(text, secret), "" if inline else _KEPT)
     return text if limit is None else cut(text, limit)

@@ -276,8 +276,15 @@ def _left(args: argparse.Namespace, started: float) -> float:
 
 
 def _say(text: str, args: argparse.Namespace) -> None:
-    """Print ``text`` as every output is shown: the key redacted, control characters escaped."""
+    """Print ``text`` as every output is shown: the key redacted, control characters escaped
+    (its lines are the suite's: what the server sent in it is already on one line)."""
     print(shown(text, args.api_key))
+
+
+def _one_line(text: str, args: argparse.Namespace) -> str:
+    """``text`` the server controls, as a console line holds it: the key redacted, on one line,
+    control characters escaped (:func:`~conformance._shown.inline`)."""
+    return shown(text, args.api_key, inline=True)
 
 
 def _probed(endpoint: Endpoint, args: argparse.Namespace, started: float) -> Endpoint:
@@ -285,10 +292,13 @@ def _probed(endpoint: Endpoint, args: argparse.Namespace, started: float) -> End
     after printing what it found; the probe takes at most a third of --deadline (and never
     more than is left of it)."""
     within = min(_left(args, started), args.deadline * PROBE_SHARE)
-    with watching() as seen:
+    with watching() as seen:  # the command's collector: the run's reports list these too
+        before = len(seen)
         findings, context = asyncio.run(probe(endpoint, within=within))
+        probed = distinct(seen[before:])
     lines = ["probe:"] + [
-        f"  {f.capability:<9} {'yes' if f.found else 'no ':<4} {f.evidence}" for f in findings
+        f"  {f.capability:<9} {'yes' if f.found else 'no ':<4} {_one_line(f.evidence, args)}"
+        for f in findings
     ]
     lines.append(f"  context  {context if context else 'unknown (not in the model card)'}")
     if any(f.evidence.startswith("not found out") for f in findings):
@@ -296,7 +306,7 @@ def _probed(endpoint: Endpoint, args: argparse.Namespace, started: float) -> End
             f"  the probe stopped after {within:.1f} s (a third of --deadline {args.deadline:g} "
             "s at most): what it did not find out counts as not supported"
         )
-    lines += [f"  warning: redirected: {r.describe()}" for r in distinct(seen)]
+    lines += [f"  warning: redirected: {r.describe()}" for r in probed]
     _say("\n".join(lines) + "\n", args)
     found = {f.capability for f in findings if f.found}
     capabilities = (endpoint.capabilities | found | set(args.capability)) - set(args.without)
@@ -337,7 +347,7 @@ def _listed_model(base_url: str, args: argparse.Namespace, started: float) -> st
         model = asyncio.run(first_listed_model(lister))
     except ValueError as exc:
         raise _CannotStart(f"no --model given, and {exc}; pass --model ID") from None
-    _say(f"model: {model} (the first listed by GET /models)", args)
+    _say(f"model: {_one_line(model, args)} (the first listed by GET /models)", args)
     return model
 
 
@@ -391,20 +401,24 @@ def _run(endpoint: Endpoint, args: argparse.Namespace, started: float) -> RunRes
 
 def run_command(args: argparse.Namespace) -> int:
     """Run the suite; the exit status says whether it passed (0), failed (1: a check failed or
-    crashed) or could not start (2)."""
+    crashed) or could not start (2). The redirects of every request it sends (the model
+    listing, the probe, the checks) go to one collector: the run's reports list them all."""
     if args.list:
         print(_list_checks())
         return EXIT_OK
     started = time.monotonic()  # --deadline counts from here
-    try:
-        problem = _argument_problem(args)
-        if problem:
-            raise _CannotStart(problem)
-        with contextlib.ExitStack() as stack:
-            result = _run(_endpoint(args, stack, started), args, started)
-    except _CannotStart as exc:
-        print(shown(f"chatcompat check: {exc}", args.api_key), file=sys.stderr)
-        return EXIT_USAGE
+    with watching() as seen:
+        try:
+            problem = _argument_problem(args)
+            if problem:
+                raise _CannotStart(problem)
+            with contextlib.ExitStack() as stack:
+                result = _run(_endpoint(args, stack, started), args, started)
+        except _CannotStart as exc:
+            lines = [f"chatcompat check: {exc}"]
+            lines += [f"warning: redirected: {r.describe()}" for r in distinct(seen)]
+            print(shown("\n".join(lines), args.api_key), file=sys.stderr)
+            return EXIT_USAGE
     print(console_text(result, price_per_mtok=args.price_per_mtok))
     write_reports(
         result,

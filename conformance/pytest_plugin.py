@@ -133,7 +133,7 @@ class CheckItem(pytest.Item):
                 exchange=outcome.exchange,
             )
         if outcome.status is Status.SKIPPED:
-            pytest.skip(shown(outcome.message, self.endpoint.api_key))
+            pytest.skip(shown(outcome.message, self.endpoint.api_key, inline=True))
         if outcome.status is Status.WARNING:
             pytest.skip(shown(f"warning: {outcome.text}", self.endpoint.api_key))
 

@@ -1,6 +1,8 @@
-"""The suite against hostile endpoints (issue 10, items 9 to 13): a server reflecting the key,
-one sending control bytes, stalling and dripping ones under --probe and --deadline, and a
-redirect to another server. Every server is on a free loopback port and always stopped."""
+"""The suite against hostile endpoints (issue 10, items 9 to 13, and the red team's follow-up):
+a server reflecting the key, one sending control bytes, one listing a model id made to forge
+output lines and inject Markdown, stalling and dripping ones under --probe and --deadline, and
+redirects to another server (of the checks, the model listing, the probe). Every server is on a
+free loopback port and always stopped."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ import argparse
 import asyncio
 import contextlib
 import json
+import re
 import time
+import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +25,7 @@ from conformance import Endpoint, console_text, json_report, junit_xml, markdown
 from conformance.cli import EXIT_FAILED, add_arguments, run_command
 
 from .test_broken_endpoints import RawServer
+from .test_shown import outside_code, rendered
 
 KEY = "sk-proj-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN/OP+QR"
 # Checks whose failures quote what was received, cut at 80, 200 or 300 chars, and the
@@ -253,7 +258,7 @@ def test_a_redirect_to_another_server_is_reported_and_never_gets_the_key(tmp_pat
     assert f"Redirected: 307 POST {here_url}/chat/completions" in console
     suite = ET.fromstring(junit_xml(result).split("\n", 1)[1])
     assert hop in suite.find("system-out").text
-    assert f"> {hop}" in markdown_summary(result)
+    assert f"> 307 GET `{here_url}/models` -> `{there_url}/models`" in markdown_summary(result)
     out = capsys.readouterr().out
     assert code == 0
     assert f"  warning: redirected: {hop}" in out  # seen by the probe
@@ -278,3 +283,159 @@ def test_a_redirect_on_the_same_origin_keeps_the_key_and_is_reported():
     assert not any(r.cross_origin for r in result.redirects)
     warning = f"warning: the endpoint redirected requests ({len(result.redirects)} distinct)"
     assert warning in console_text(result)
+
+
+# A model id (and answers) made to forge output lines and inject Markdown / HTML: every line
+# break Python knows (LF, CR, U+2028, U+2029, NEL, VT, FF, FS), format characters, a heading,
+# an image, raw HTML, a mention, a link, backticks and table pipes (/tmp/rt/mdinj.py).
+FORGING = (
+    "mx` | injected | cell |\n\n## HEADING\n![t](http://127.0.0.1:1/track.png) "
+    "<img src=x onerror=alert(1)> @everyone </details> [click](javascript:alert(1)) ``` "
+    "\nFORGED-LF\rFORGED-CR\u2028FORGED-LS\u2029FORGED-PS\x85FORGED-NEL\x0bFORGED-VT"
+    "\x0cFORGED-FF\x1cFORGED-FS \u200b\u200e\u202e\u2066\ufeff\xad end"
+)
+HIDDEN = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+
+
+def forging_app(model_id: str) -> web.Application:
+    """GET /models lists ``model_id``; every other answer carries it: in a JSON body, in a
+    stream, in a header (without the C0 controls and DEL, which aiohttp refuses to send)."""
+    sendable = "".join(c for c in model_id if c >= " " and c != "\x7f")
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        header = {"x-request-id": sendable}
+        if request.path == "/v1/models":
+            data = [{"id": model_id, "object": "model", "created": 1, "owned_by": "x"}]
+            return web.json_response({"object": "list", "data": data}, headers=header)
+        if b'"stream": true' in await request.read():
+            response = web.StreamResponse(headers={**header, "Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            await response.write(f"data: {model_id}\n\nnot-a-field {model_id}".encode())
+            return response
+        return web.Response(text=model_id, content_type="application/json", headers=header)
+
+    app = web.Application()
+    app.router.add_route("*", "/v1/{tail:.*}", handler)
+    return app
+
+
+def forged_lines(text: str) -> list[str]:
+    """The lines of ``text`` (split at every break Python knows, U+2028 too) that start with
+    what the server sent after a line break."""
+    return [line for line in text.splitlines() if line.lstrip().startswith(("FORGED", "## "))]
+
+
+def test_a_listed_model_id_forges_no_line_and_no_markdown(tmp_path, capsys):
+    checks = [arg for check in QUOTING for arg in ("--check", check)]
+    reports = ["--report-json", str(tmp_path / "r.json"), "--junit", str(tmp_path / "j.xml")]
+    with RawServer(forging_app(FORGING)) as server:
+        base_url = f"http://127.0.0.1:{server.port}/v1"
+        code = cli("--base-url", base_url, "--api-key", KEY, "--timeout", "10", *checks,
+                   *reports, "--report-md", str(tmp_path / "r.md"))  # fmt: skip
+    assert code == EXIT_FAILED
+    console = capsys.readouterr()
+    raw_json = (tmp_path / "r.json").read_text(encoding="utf-8")
+    report = json.loads(raw_json)
+    junit = (tmp_path / "j.xml").read_text(encoding="utf-8")
+    markdown = (tmp_path / "r.md").read_text(encoding="utf-8")
+    ET.fromstring(junit.split("\n", 1)[1])
+    assert console.out.startswith("model: mx` | injected | cell |\\n\\n## HEADING\\n![t]")
+    assert "\\u2028FORGED-LS\\u2029FORGED-PS\\x85FORGED-NEL\\x0bFORGED-VT" in console.out
+    assert report["model"] == console.out.split("\n", 1)[0][len("model: ") :].split(" (the")[0]
+    assert raw_json.isascii()  # U+2028 and U+2029 never raw in the JSON file
+    for text in (console.out, console.err, junit, markdown, raw_json, *strings(report)):
+        assert {c for c in text if c != "\n" and unicodedata.category(c) in HIDDEN} == set()
+    # JSON strings keep a body's LF (json.dumps escapes it); one-line fields have none
+    exchanges = [check["exchange"] for check in report["checks"] if check["exchange"]]
+    assert exchanges
+    one_line = [report["model"], *(e["response"]["request_id"] for e in exchanges)]
+    for text in (console.out, console.err, junit, markdown, raw_json, *one_line):
+        assert forged_lines(text) == [], text[:300]
+    html = rendered(markdown)
+    for tag in ("<img", "<a ", "<h2", "</details>", "<h1"):
+        assert tag not in html
+    rest = outside_code(html)
+    for word in ("@everyone", "HEADING", "injected", "FORGED", "track.png", "onerror"):
+        assert word not in rest
+    assert all(row.count("<td>") == 4 for row in re.findall(r"<tr>.*?</tr>", html, flags=re.S)[1:])
+
+
+MODEL_CARD = {"id": "m", "object": "model", "created": 1, "owned_by": "x"}
+
+
+def redirecting_once(to: str, method: str, path: str) -> Callable[[web.Request], Any]:
+    """A handler answering the first ``method`` request to ``path`` with 307 to ``to`` (+ the
+    path without /v1), and every other one as :func:`answering` does."""
+    served = answering([])
+    redirected: list[str] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if not redirected and (request.method, request.path) == (method, path):
+            redirected.append(request.path)
+            raise web.HTTPTemporaryRedirect(to + request.path_qs.removeprefix("/v1"))
+        return await served(request)
+
+    return handler
+
+
+def reports_of(tmp_path: Path) -> tuple[dict[str, Any], ET.Element, str]:
+    """The JSON report, the JUnit testsuite and the Markdown summary ``cli_reports`` wrote."""
+    report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    suite = ET.fromstring((tmp_path / "j.xml").read_text(encoding="utf-8").split("\n", 1)[1])
+    return report, suite, (tmp_path / "r.md").read_text(encoding="utf-8")
+
+
+def cli_reports(tmp_path: Path) -> list[str]:
+    return ["--report-json", str(tmp_path / "r.json"), "--junit", str(tmp_path / "j.xml"),
+            "--report-md", str(tmp_path / "r.md")]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("options", "method", "path"),
+    [([], "GET", "/v1/models"), (["--model", "m", "--probe"], "POST", "/v1/chat/completions")],
+    ids=["model-listing", "probe"],
+)
+def test_every_request_s_redirects_are_in_every_report(options, method, path, tmp_path, capsys):
+    """The model listing (no --model) and the probe (models_list sends no chat request) are
+    each redirected once: the console's last warning, the JSON, JUnit and Markdown say so."""
+    there_app = web.Application()
+    there_app.router.add_route("*", "/v1/{tail:.*}", answering([]))
+    with RawServer(there_app) as there:
+        there_url = f"http://127.0.0.1:{there.port}/v1"
+        here_app = web.Application()
+        here_app.router.add_route("*", "/v1/{tail:.*}", redirecting_once(there_url, method, path))
+        with RawServer(here_app) as here:
+            here_url = f"http://127.0.0.1:{here.port}/v1"
+            code = cli("--base-url", here_url, "--api-key", KEY, *options,
+                       "--check", "models_list", *cli_reports(tmp_path))  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    route = path.removeprefix("/v1")
+    hop = f"{method} {here_url}{route} -> {there_url}{route}"
+    final = out.split("\nwarning: the endpoint redirected requests (1 distinct)", 1)
+    assert len(final) == 2 and f"  307 {hop} (another origin" in final[1]
+    report, suite, markdown = reports_of(tmp_path)
+    assert report["redirects"] == [{"status": 307, "method": method, "from": f"{here_url}{route}",
+                                    "to": f"{there_url}{route}", "cross_origin": True}]  # fmt: skip
+    assert f"307 {hop}" in suite.find("system-out").text
+    assert f"> 307 {method} `{here_url}{route}` -> `{there_url}{route}`" in markdown
+
+
+def test_a_redirected_listing_that_fails_says_it_was_redirected(capsys):
+    there_app = web.Application()
+
+    async def listing(request: web.Request) -> web.Response:
+        return web.json_response({"data": []})
+
+    there_app.router.add_get("/v1/models", listing)
+    with RawServer(there_app) as there:
+        here_app = web.Application()
+        here_app.router.add_route(
+            "*", "/v1/{tail:.*}", redirecting(f"http://127.0.0.1:{there.port}/v1")
+        )
+        with RawServer(here_app) as here:
+            code = cli("--base-url", f"http://127.0.0.1:{here.port}/v1", "--api-key", KEY)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "lists no model id" in err
+    assert f"warning: redirected: 307 GET http://127.0.0.1:{here.port}/v1/models -> " in err

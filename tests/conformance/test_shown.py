@@ -1,17 +1,23 @@
 """conformance._shown: the key redacted in every form before any cut, control characters
-escaped, then the cut (issue 10, items 9 and 10)."""
+escaped, then the cut (issue 10, items 9 and 10); server text on one line and in safe code
+spans (its follow-up: line breaks, U+2028, Markdown and HTML injection)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import sys
+import unicodedata
 import xml.etree.ElementTree as ET
+from html import unescape as html_unescape
 from urllib.parse import quote
 
 import pytest
+from markdown_it import MarkdownIt
 
 from conformance._outcome import Outcome, Status
-from conformance._shown import cut, printable, redact, redact_bytes, shown
+from conformance._shown import cut, inline, markdown_code, printable, redact, redact_bytes, shown
 
 from .test_report import EXCHANGE
 
@@ -125,3 +131,92 @@ def test_outcome_and_exchange_lines_are_printable():
         assert printable(line) == line, line
     excerpt = exchange.excerpt()
     assert "\x1b" not in json.dumps(excerpt, ensure_ascii=False)
+
+
+# Characters that break a line or hide text (Unicode categories Zl, Zp, Cc, Cf): U+2028 and
+# U+2029, NEL, the separators str.splitlines breaks on, zero-width and bidi marks, the BOM,
+# the soft hyphen, a tag character (issue 10 follow-up: U+2028 passed raw where U+202E did not).
+SEPARATORS = "\u2028\u2029\x85\x0b\x0c\x1c\x1d\x1e\u200b\u200d\u200e\u2066\ufeff\xad\U000e0041"
+HIDDEN = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+
+
+def hidden_chars(text: str, keep: str = "") -> set[str]:
+    """The characters of ``text`` of a hidden category (but those in ``keep``)."""
+    return {c for c in text if c not in keep and unicodedata.category(c) in HIDDEN}
+
+
+def every_hidden_char() -> str:
+    return "".join(
+        chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) in HIDDEN
+    )
+
+
+def test_printable_escapes_every_control_format_and_separator_character():
+    chars = every_hidden_char()
+    assert "\u2028" in chars and "\u2029" in chars and "\U000e0041" in chars
+    text = printable(chars)
+    assert hidden_chars(text, keep="\t\n") == set()
+    assert text.count("\n") == 1 and text.count("\t") == 1
+    assert printable(SEPARATORS) == (
+        "\\u2028\\u2029\\x85\\x0b\\x0c\\x1c\\x1d\\x1e\\u200b\\u200d\\u200e\\u2066\\ufeff\\xad"
+        "\\U000e0041"
+    )
+    assert printable(text) == text
+
+
+def test_inline_leaves_no_line_break_of_any_kind():
+    text = inline(every_hidden_char() + "a\nb\r\nc\td")
+    assert hidden_chars(text) == set()
+    assert len(text.splitlines()) == 1  # splitlines breaks on every separator, U+2028 too
+    assert inline("a\nb\tc") == "a\\nb\\tc"
+    assert shown("k=KEY\nforged", "KEY", inline=True) == "k=<redacted>\\nforged"
+    assert inline(text) == text
+
+
+# What a red-team server listed as its model id (/tmp/rt/mdinj.py): Markdown, HTML, an image
+# (a tracking pixel), a link, a mention, a code span to close, a table cell to end.
+MD_PAYLOAD = (
+    "mx` | injected | cell |\n\n## HEADING\n![t](http://127.0.0.1:1/track.png) "
+    "<img src=x onerror=alert(1)> @everyone </details> [click](javascript:alert(1)) ``` `"
+)
+
+
+def rendered(markdown: str) -> str:
+    """``markdown`` as HTML, by a CommonMark parser with GFM tables (markdown-it-py, which
+    schemathesis brings through rich)."""
+    return str(MarkdownIt("commonmark").enable("table").render(markdown))
+
+
+def outside_code(html: str) -> str:
+    """``html`` without its <code> elements."""
+    return re.sub(r"<code>.*?</code>", "", html, flags=re.S)
+
+
+@pytest.mark.parametrize("cell", [False, True], ids=["inline", "table-cell"])
+def test_markdown_code_renders_server_text_as_code_and_nothing_else(cell):
+    span = markdown_code(MD_PAYLOAD, cell=cell)
+    assert "\n" not in span and span.startswith("```` ") and span.endswith(" ````")
+    row = f"| a | {span} | b |"
+    html = rendered(f"| x | y | z |\n|---|---|---|\n{row}\n" if cell else f"# T {span} end\n")
+    assert "<code>" in html
+    for tag in ("<img", "<a ", "<h2", "</details>", "<script"):
+        assert tag not in html
+    rest = outside_code(html)
+    assert "@everyone" not in rest and "HEADING" not in rest and "injected" not in rest
+    if cell:
+        assert re.findall(r"<td>(.*?)</td>", html, flags=re.S)[0::3] == ["a"]
+        assert html.count("<td>") == 3  # the row kept its three cells
+    (code,) = re.findall(r"<code>(.*?)</code>", html, flags=re.S)
+    assert html_unescape(code) == inline(MD_PAYLOAD).replace("|", "\\x7c" if cell else "|")
+
+
+@pytest.mark.parametrize("text", ["", " ", "`", "``a``", " a ", "a\\", "\\|", "a`b"], ids=repr)
+def test_markdown_code_keeps_the_text_exactly(text):
+    html = rendered(f"x {markdown_code(text)} y\n")
+    (code,) = re.findall(r"<code>(.*?)</code>", html, flags=re.S)
+    assert html_unescape(code) == (text or " ")  # an empty text shows as one space
+    table = f"| a | b | c |\n|---|---|---|\n| x | {markdown_code(text, cell=True)} | y |\n"
+    cells = re.findall(r"<td>(.*?)</td>", rendered(table), flags=re.S)
+    assert cells[0::2] == ["x", "y"]
+    (code,) = re.findall(r"<code>(.*?)</code>", cells[1], flags=re.S)
+    assert html_unescape(code) == (text or " ").replace("|", "\\x7c")
