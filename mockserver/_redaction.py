@@ -1,5 +1,7 @@
 """What ``chatcompat record`` never writes in clear: credential headers, credentials in a query
-string, and secrets in bytes, in text and in any JSON encoding of them (``\\u``-escaped too).
+string, and secrets in bytes and in text, as sent or encoded: inside JSON strings quoted any
+number of times (``\\u004d``, ``\\\\u004d`` ..., ``\\/``), and percent-encoded (``%2F``, ``%2f``,
+``+`` for a space).
 
 Every function here is pure: secrets in, redacted copies out, each secret replaced by
 ``[REDACTED]`` (:data:`mockserver._cassettes.REDACTED`)."""
@@ -24,6 +26,7 @@ __all__ = [
     "redact_url",
     "redact_writes",
     "request_secrets",
+    "secret_patterns",
 ]
 
 MIN_HEADER_SECRET = 8  # shorter key values are redacted in headers only, not searched in bodies
