@@ -18,7 +18,8 @@ envelope (:class:`~mockserver._errors.ApiError`), never a 5xx:
 - its numbers are doubles: 1e400 is refused, not read as infinity, and so is an integer past the
   largest double (``1`` and 400 zeros), which Python would keep exact and then fail to turn into
   a float (``OverflowError``) wherever a rule compares it with one;
-- it decodes as its ``Content-Encoding`` says (a ``gzip`` header on a body that is not gzip).
+- it decodes as its ``Content-Encoding`` says (a ``gzip`` header on a body that is not gzip,
+  or on gzip data cut short), and decoded it stays within the app's ``client_max_size``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import json
 import math
 import re
 import sys
+import zlib
 from typing import Any
 
 from aiohttp import web
@@ -34,7 +36,7 @@ from aiohttp.http_exceptions import ContentEncodingError
 
 from mockserver._errors import ApiError
 
-__all__ = ["CLOSE", "MAX_JSON_DEPTH", "json_path", "parse_json", "read_body"]
+__all__ = ["CLOSE", "MAX_JSON_DEPTH", "decode_body", "json_path", "parse_json", "read_body"]
 
 CLOSE = {"Connection": "close"}  # an error's headers: the connection closes after it
 
@@ -47,11 +49,15 @@ _SURROGATE = re.compile("[\ud800-\udfff]")  # a pair decodes to one character: a
 
 
 async def read_body(request: web.Request) -> bytes:
-    """The body of ``request``, its content encoding (gzip, deflate) undone by aiohttp; an
-    ApiError 400 when it does not decode as its ``Content-Encoding`` says or cannot be read
-    (with :data:`CLOSE`: the connection cannot carry another request)."""
+    """The body of ``request`` with its content encoding (gzip, deflate) undone; an ApiError
+    400 when it does not decode as its ``Content-Encoding`` says (a gzip body cut short, its
+    trailer missing, included) or cannot be read (with :data:`CLOSE`: the connection cannot
+    carry another request), 413 past ``request.client_max_size`` decoded, 415 for ``br`` and
+    ``zstd`` (no decoder here). The servers of :func:`mockserver.start_site` leave the body
+    encoded (aiohttp's decoder does not check a gzip trailer): it is decoded here; a body that
+    aiohttp already decoded is returned as it is."""
     try:
-        return await request.read()
+        raw = await request.read()
     except web.RequestPayloadError as exc:
         cause = exc.__cause__
         if isinstance(cause, ContentEncodingError):
@@ -68,6 +74,55 @@ async def read_body(request: web.Request) -> bytes:
             code="invalid_body",
             headers=CLOSE,
         ) from None
+    if not raw or getattr(request.content, "total_compressed_bytes", None) is not None:
+        return raw  # empty, or decoded by aiohttp (a runner with its auto_decompress on)
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    return decode_body(raw, encoding, request.client_max_size)
+
+
+def decode_body(raw: bytes, encoding: str, limit: int) -> bytes:
+    """``raw`` decoded from its content ``encoding`` (RFC 9110 section 8.4.1): ``gzip`` (one
+    or more members, each whole with its trailer: RFC 1952), ``deflate`` (zlib, RFC 1950, or
+    bare deflate data as some clients send it, as aiohttp reads it too); any other encoding
+    as it is. An ApiError 400 when it does not decode, 413 when it decodes past ``limit``
+    bytes, 415 for ``br`` and ``zstd``."""
+    if encoding in ("br", "zstd"):
+        raise ApiError(
+            415,
+            f"Unsupported Content-Encoding: {encoding}; send identity, gzip or deflate.",
+            code="unsupported_content_encoding",
+            headers=CLOSE,  # as the connection layer answers it (mockserver._protocol)
+        )
+    if encoding in ("gzip", "x-gzip"):
+        wbits, members = 16 + zlib.MAX_WBITS, True
+    elif encoding == "deflate":
+        zlib_header = len(raw) > 1 and raw[0] & 0x0F == 8 and (raw[0] << 8 | raw[1]) % 31 == 0
+        wbits, members = (zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS), False
+    else:
+        return raw
+    out, rest = bytearray(), raw
+    while rest:
+        decoder = zlib.decompressobj(wbits)
+        try:
+            out += decoder.decompress(rest, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise _not_encoded(encoding, str(exc)) from None
+        if len(out) > limit or decoder.unconsumed_tail:
+            raise ApiError(413, "Request body too large.", code="request_too_large")
+        if not decoder.eof:
+            raise _not_encoded(encoding, "it ends before its end of stream (cut short)")
+        rest = decoder.unused_data
+        if rest and not members:
+            raise _not_encoded(encoding, "bytes follow its end of stream")
+    return bytes(out)
+
+
+def _not_encoded(encoding: str, reason: str) -> ApiError:
+    return ApiError(
+        400,
+        f"The request body is not the {encoding} data its Content-Encoding says ({reason}).",
+        code="invalid_body",
+    )
 
 
 def _not_json(reason: str) -> ApiError:
@@ -120,6 +175,15 @@ def json_path(path: tuple[str | int, ...]) -> str:
     return text
 
 
+def _abridged(path: tuple[str | int, ...], head: int = 4, tail: int = 2) -> str:
+    """``path`` as :func:`json_path` writes it, its middle left out when it is long:
+    ``messages[0][0][0] ... [0][0]`` (a path 128 levels deep would repeat ``[0]`` 128 times)."""
+    if len(path) <= head + tail + 1:
+        return json_path(path)
+    rest = json_path((0, *path[-tail:]))[len("[0]") :]  # the tail as written after a parent
+    return f"{json_path(path[:head])} ... {rest}"
+
+
 def parse_json(raw: bytes) -> Any:
     """The JSON value of ``raw``; an ApiError 400 saying why when it is not JSON (NaN and
     Infinity included, and numbers past the largest double, such as 1e400, which Python would
@@ -157,8 +221,8 @@ def _check(value: Any, *, surrogates: bool) -> None:
                 raise _lone_surrogate(path)
             continue
         if len(path) >= MAX_JSON_DEPTH:  # item is at level len(path) + 1
-            where = json_path(path)
-            raise _not_json(f"it nests deeper than {MAX_JSON_DEPTH} levels (at '{where}')")
+            where = f"at '{_abridged(path)}', level {len(path) + 1}"
+            raise _not_json(f"it nests deeper than {MAX_JSON_DEPTH} levels ({where})")
         if isinstance(item, dict):
             for key, child in item.items():
                 if surrogates and _SURROGATE.search(key):

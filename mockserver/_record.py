@@ -95,8 +95,8 @@ def _upstream_url(config: RecordConfig, request: web.Request) -> tuple[str, str]
     if config.prefix and (path == config.prefix or path.startswith(config.prefix + "/")):
         path = path[len(config.prefix) :]
     url = config.upstream.rstrip("/") + path
-    if request.query_string:
-        url += "?" + request.query_string
+    if request.rel_url.raw_query_string:  # as sent: decoding would turn %2B into + into space
+        url += "?" + request.rel_url.raw_query_string
     return path, url
 
 
@@ -136,7 +136,8 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         (k, v) for k, v in request.headers.items() if k.lower() not in UNSTORED_HEADERS
     )
     forward["Accept-Encoding"] = "identity"
-    secrets = [*config.secrets, *request_secrets(request.headers, request.query_string)]
+    query = request.rel_url.raw_query_string
+    secrets = [*config.secrets, *request_secrets(request.headers, query)]
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
@@ -144,7 +145,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
             request.method, url, data=raw or None, headers=forward, allow_redirects=False
         )
     except (aiohttp.ClientError, TimeoutError) as exc:
-        reason = redact_text(str(exc), [*secrets, *query_secrets(request.query_string)])
+        reason = redact_text(str(exc), [*secrets, *query_secrets(query)])
         log.warning("upstream %s failed: %s", redact_url(url), reason)
         error = ApiError(502, f"The upstream {config.upstream} could not be reached: {reason}.")
         return error_response(error)

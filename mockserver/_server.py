@@ -33,7 +33,9 @@ async def start_site(
     Connections follow ``limits`` (default ``ConnectionLimits()``: header, body and idle
     timeouts, a connection cap; see :mod:`mockserver._protocol`), protocol errors are answered
     in the error envelope, and failures to accept are logged at most every 10 s."""
-    options: dict[str, object] = {"shutdown_timeout": shutdown_timeout}
+    # bodies stay encoded: _body.read_body decodes them, checking what aiohttp does not (the
+    # trailer of gzip data) and bounding the decoded size
+    options: dict[str, object] = {"shutdown_timeout": shutdown_timeout, "auto_decompress": False}
     if not access_log:
         options["access_log"] = None
     throttle_accept_errors(asyncio.get_running_loop())

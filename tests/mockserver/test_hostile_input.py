@@ -28,7 +28,7 @@ from mockserver import (
     load_directory,
     start_site,
 )
-from mockserver._body import MAX_JSON_DEPTH, parse_json
+from mockserver._body import MAX_JSON_DEPTH, decode_body, parse_json
 from mockserver._cassettes import MEMO_BYTES, parse_request_body
 from mockserver._errors import ApiError
 from mockserver._schema_limits import MAX_SCHEMA_DEPTH, MAX_SCHEMA_PROPERTIES, MAX_SCHEMA_VALUES
@@ -145,6 +145,16 @@ def test_the_parse_allows_128_levels_and_no_more():
         parse_json(nested(MAX_JSON_DEPTH + 1).encode())
     assert raised.value.status == 400
     assert "nests deeper than 128 levels (at '[0][0]" in raised.value.message
+    # the place is abridged, its depth a number: not 128 times "[0]"
+    assert "[0][0][0][0] ... [0][0]', level 129)" in raised.value.message
+    assert raised.value.message.count("[0]") == 6
+
+
+def test_a_deep_place_under_named_keys_is_abridged():
+    body = '{"model":"m","messages":[{"content":' + nested(200) + "}]}"
+    with pytest.raises(ApiError) as raised:
+        parse_json(body.encode())
+    assert "(at 'messages[0].content[0] ... [0][0]', level 129)" in raised.value.message
 
 
 def test_the_cassette_matcher_keeps_a_too_deep_body_as_text():
@@ -244,6 +254,51 @@ def test_a_body_not_in_its_content_encoding_is_a_400(servers, server_log, encodi
     assert not [m for m in logged if "Unhandled" in m or "unhandled" in m], logged
 
 
+@pytest.mark.parametrize(
+    "cut",
+    [
+        pytest.param(lambda data: data[:-8], id="trailer-missing"),
+        pytest.param(lambda data: data[:-4], id="size-missing"),
+        pytest.param(lambda data: data[:-15], id="cut-in-the-data"),
+        pytest.param(lambda data: data[:15], id="header-only"),
+    ],
+)
+@pytest.mark.parametrize("mode", MODES)
+def test_a_gzip_body_cut_short_is_a_400(servers, server_log, mode, cut):
+    body = cut(gzip.compress(json.dumps(BASE).encode()))
+    error = rejected(servers[mode], body, {"Content-Encoding": "gzip"})
+    assert "not the gzip data its Content-Encoding says" in error["message"]
+    logged = [r.getMessage() for r in server_log]
+    assert not [m for m in logged if "nhandled" in m], logged
+
+
+def test_gzip_and_deflate_are_decoded_here_within_bounds():
+    data = json.dumps(BASE).encode()
+    assert decode_body(gzip.compress(data[:9]) + gzip.compress(data[9:]), "gzip", 100) == data
+    assert decode_body(zlib.compress(data), "deflate", 100) == data
+    assert decode_body(zlib.compress(data)[2:-4], "deflate", 100) == data  # bare deflate
+    assert decode_body(data, "identity", 10) == data
+    with pytest.raises(ApiError) as raised:
+        decode_body(zlib.compress(data) + b"x", "deflate", 100)
+    assert raised.value.status == 400
+    with pytest.raises(ApiError) as raised:
+        decode_body(gzip.compress(data) + b"x", "gzip", 100)  # not a second member
+    assert raised.value.status == 400
+    with pytest.raises(ApiError) as raised:
+        decode_body(gzip.compress(b" " * 10_000_000), "gzip", 8 * 1024 * 1024)
+    assert (raised.value.status, raised.value.code) == (413, "request_too_large")
+    with pytest.raises(ApiError) as raised:
+        decode_body(data, "br", 100)
+    assert (raised.value.status, raised.value.code) == (415, "unsupported_content_encoding")
+
+
+def test_a_gzip_bomb_is_a_413(servers):
+    bomb = gzip.compress(b" " * (64 * 1024 * 1024))  # 64 MiB of spaces in 64 KB
+    status, _, raw = post(servers["template"], bomb, {"Content-Encoding": "gzip"})
+    assert status == 413, raw[:300]
+    assert envelope(raw)["code"] == "request_too_large"
+
+
 def test_a_body_in_its_content_encoding_is_answered(servers):
     data = json.dumps(BASE).encode()
     for encoding, encoded in (("gzip", gzip.compress(data)), ("deflate", zlib.compress(data))):
@@ -263,6 +318,10 @@ async def test_the_recorder_answers_a_bad_body_in_the_envelope_and_records_it_sa
             async with session.post(url, data=b'{"model":"m"}', headers=bad_gzip) as answer:
                 assert answer.status == 400
                 envelope(await answer.read())
+            cut = gzip.compress(json.dumps(BASE).encode())[:-8]
+            async with session.post(url, data=cut, headers=bad_gzip) as answer:
+                assert answer.status == 400  # answered here, not forwarded
+                assert "gzip" in envelope(await answer.read())["message"]
             surrogate = SURROGATES["content"][0]
             async with session.post(url, data=surrogate, headers=JSON) as answer:
                 assert answer.status == 400  # the upstream's answer, recorded

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import openai
@@ -163,13 +164,16 @@ def test_record_command_rejects_a_bad_upstream(tmp_path, capsys):
     assert "upstream must be an http(s) URL" in capsys.readouterr().err
 
 
+NAMES = ("api-key", "key", "access_token", "token", "code", "X-Amz-Signature", "X-Goog-Signature")
+
+
 async def test_a_key_in_the_query_is_in_no_log_warning_or_answer(tmp_path):
     """The access log, the "upstream failed" warning and the 502 never show ``?api-key=K``."""
     config = RecordConfig("http://127.0.0.1:9/v1", str(tmp_path / "none"))
     with captured_logs("aiohttp", "mockserver") as records:
         runner, port = await start_site(create_record_app(config), "127.0.0.1", 0, access_log=True)
         try:
-            for name in ("api-key", "key", "access_token", "token"):
+            for name in NAMES:
                 url = f"http://127.0.0.1:{port}/v1/chat/completions?{name}={KEY}&x=1"
                 status, _, body = await post(url, BODY)
                 assert status == 502
@@ -178,8 +182,9 @@ async def test_a_key_in_the_query_is_in_no_log_warning_or_answer(tmp_path):
             await runner.cleanup()
     logged = "\n".join(r.getMessage() for r in records)
     assert "upstream http://127.0.0.1:9/v1/chat/completions?api-key=[REDACTED]&x=1" in logged
+    assert "upstream http://127.0.0.1:9/v1/chat/completions?code=[REDACTED]&x=1" in logged
     access = [r.getMessage() for r in records if r.name == "aiohttp.access"]
-    assert len(access) == 4
+    assert len(access) == len(NAMES)
     assert all("=[REDACTED]&x=1" in line for line in access)
     assert KEY not in logged
 
@@ -236,3 +241,66 @@ async def test_a_secret_sent_escaped_in_json_is_not_stored(serve, tmp_path):
     assert SECRET not in json.dumps(json.loads(text), ensure_ascii=False)
     assert cassette.body["messages"][0]["content"] == f"say {REDACTED}"
     assert json.loads(cassette.content)["messages"][0]["content"] == f"say {REDACTED}"
+
+
+async def reflect(request):
+    """An upstream that quotes back what it got: headers, the query as sent and decoded, each
+    query value percent-encoded, and the raw body inside a JSON string."""
+    raw = (await request.read()).decode("utf-8", "surrogatepass")
+    values = list(request.query.values())
+    echoed = {
+        "headers": dict(request.headers),
+        "query": request.rel_url.raw_query_string,
+        "decoded": values,
+        "pct": [quote(v, safe="") for v in values],
+        "body": raw,
+        "quoted again": json.dumps(raw),
+    }
+    return web.json_response(echoed, headers={"X-Echo": values[0] if values else "-"})
+
+
+RED_TEAM = {  # the red team's secrets, each sent as its name says
+    "code": "FUNCCODE-ffffffff",
+    "X-Amz-Signature": "AMZSIG-iiiiiiiii",
+    "X-Amz-Credential": "AKIAEXAMPLE/20261130/us-east-1/s3/aws4_request",
+    "X-Amz-Security-Token": "STSTOKEN-kkkkkkkk",
+    "X-Goog-Signature": "GOOGSIG-lllllllll",
+    "sig": "SASSIG/mmmm+nnnn=",
+    "key": "PCT/KEY+jjjjjj==",
+}
+
+
+async def test_a_reflecting_upstream_gets_no_credential_into_the_cassette(serve, tmp_path):
+    """The red team's ``record --redact MYSECRETvalue123`` against a reflecting upstream: query
+    credentials, a secret sent ``\\u``-escaped and quoted back twice, and a key with ``/+=``
+    echoed percent-encoded are stored redacted in every form."""
+    app = web.Application()
+    app.router.add_route("*", "/v1/{tail:.*}", reflect)
+    upstream = await serve(app)
+    secret = "MYSECRETvalue123"
+    config = RecordConfig(f"{upstream}/v1", str(tmp_path), secrets=(secret,))
+    recorder = await serve(create_record_app(config))
+    query = urlencode({**RED_TEAM, "limit": "2"})
+    escaped = "\\u004d" + secret[1:]
+    raw = (
+        '{"model":"m","messages":[{"role":"user","content":"' + escaped + " and " + secret + '"}],'
+        '"metadata":{"' + escaped + '":"x"},"user":"' + escaped + '"}'
+    ).encode()
+    async with aiohttp.ClientSession() as session:
+        for method, data in (("POST", raw), ("GET", None)):
+            async with session.request(
+                method,
+                f"{recorder}/v1/chat/completions?{query}",
+                data=data,
+                headers={"Content-Type": "application/json", "x-functions-key": KEY},
+            ) as response:
+                assert response.status == 200
+                seen = await response.json()
+            assert seen["decoded"][:-1] == list(RED_TEAM.values())  # forwarded as sent
+    text = "".join(p.read_text() for p in tmp_path.iterdir())
+    for value in (*RED_TEAM.values(), secret, KEY):
+        for form in (value, quote(value, safe=""), quote(value, safe="").lower()):
+            assert form not in text, form
+    assert text.count(REDACTED) > 20
+    assert "YSECRETvalue123" not in text
+    assert "limit=2" in text  # the rest of the query stays
