@@ -1,14 +1,35 @@
 """The server's connections: protocol errors answered in the OpenAI error envelope, bounded
-header and body reads, idle keep-alive connections closed, a cap on open connections that sheds
-stalled ones first, and floods logged at most once per interval, not per connection.
+header, body and write waits, idle keep-alive connections closed, a cap on open connections
+that sheds stalled ones first, and floods logged at most once per interval, not per connection.
+
+The rules, and why:
+
+- **Header timeout.** A connection's first request must have all its headers within
+  ``header_timeout`` of the connection's start (a client that connects and sends nothing is
+  closed then, without an answer: there is no request to answer); a later request's, within
+  ``header_timeout`` of its first byte. Between requests ``idle_timeout`` applies: a keep-alive
+  connection may stay quiet that long, as HTTP clients pool connections.
+- **Write timeout.** A write that makes no progress for ``write_timeout`` (the transport holds
+  more than its high-water mark and does not drain to its low-water mark: the client reads
+  nothing) aborts the connection; the answer's next write raises, which stops it.
+- **The cap.** Past ``connection_cap()`` live connections, a new one closes the oldest that
+  waits on its client (idle, its request arriving, its answer unread), else the oldest one
+  being answered: a flood of answers nobody reads must not lock out ``GET /health``.
+- **Pipelining.** The bytes of one read are parsed up to each header block's end in turn, so
+  the requests before a malformed one keep their place: each gets its own answer, then the
+  malformed one gets its 4xx and the connection closes (HTTP/1.1 answers pipelined requests in
+  order, RFC 9112 section 9.3.2). Nothing after the malformed request is parsed.
+- **No path.** ``CONNECT`` and ``OPTIONS *`` get 405 with ``Allow`` (the router matches paths
+  only and would answer aiohttp's text/plain 404).
 
 aiohttp answers what its HTTP parser rejects itself, in text/plain, from
 ``RequestHandler.handle_error``, with no documented hook
-(https://github.com/aio-libs/aiohttp/issues/3287), and has no header or body timeout. So this
-module, and only this one, subclasses ``RequestHandler``, ``web.Server`` and ``web.AppRunner``
-(aiohttp 3.14). It reads these private names: RequestHandler's ``_request_count``,
-``_messages``, ``_waiter``, ``_request_in_progress``, ``_force_close``; Server's ``_kwargs``,
-``_loop`` and ``_connections``; and the parser-error message type ``_ErrInfo``."""
+(https://github.com/aio-libs/aiohttp/issues/3287), and has no header, body or write timeout.
+So this module, and only this one, subclasses ``RequestHandler``, ``web.Server`` and
+``web.AppRunner`` (aiohttp 3.14). It reads these private names: RequestHandler's
+``_request_count``, ``_messages``, ``_waiter``, ``_request_in_progress``, ``_force_close``,
+``_close``, ``_manager``; Server's ``_kwargs``, ``_loop`` and ``_connections``; and the
+parser-error message type ``_ErrInfo``."""
 
 from __future__ import annotations
 
@@ -103,6 +124,8 @@ class _Warnings:
         )
 
 
+# Seconds a new connection has to send its first byte before the cap counts it as stalled.
+FIRST_BYTE_GRACE = 1.0
 # A data_received is fed to the parser in at most this many pieces (see _pieces).
 MAX_PIECES = 64
 
@@ -130,6 +153,7 @@ class _Connection(RequestHandler):
         "_header_timer",
         "_heard",
         "_limits",
+        "_opened",
         "_payload",
         "_rejected",
         "_warnings",
@@ -147,6 +171,7 @@ class _Connection(RequestHandler):
         self._write_timer: asyncio.TimerHandle | None = None
         self._payload: StreamReader | None = None  # the body of the last request parsed
         self._heard = False  # a byte came from the client
+        self._opened = self._loop.time()
         self._rejected = False  # a malformed request was queued: nothing after it is parsed
         self.shed = False  # closed to make room for another connection
 
@@ -298,9 +323,20 @@ class _Connection(RequestHandler):
         run out."""
         if self.transport is None or self._force_close:
             return False  # closing already
-        if not self._request_in_progress and not self._messages:
-            return True
-        return self._body_pending() or self.writing_paused
+        waiting = self._waiter is not None and not self._waiter.done()
+        if waiting or not self._request_count:
+            return True  # waiting for a request: idle, its headers on the way, or new
+        return self._body_pending() or self.writing_paused  # a request handled, or queued
+
+    def shed_rank(self) -> int:
+        """Which connections the cap closes first (the lowest, oldest first): 0 waits on its
+        client, 1 is being answered, 2 opened less than FIRST_BYTE_GRACE ago and nothing
+        came yet (its request is likely on its way: under a flood of new connections it
+        would otherwise be closed before it could send it)."""
+        if not self.stalled():
+            return 1
+        fresh = self._loop.time() - self._opened < FIRST_BYTE_GRACE
+        return 2 if fresh and not self._heard and not self._request_count else 0
 
     def handle_error(
         self,
@@ -325,15 +361,22 @@ class _Connection(RequestHandler):
 
 class _Server(web.Server):
     """aiohttp's Server making :class:`_Connection` s and keeping at most ``limits``'s cap of
-    them open: past the cap, the oldest stalled connection is closed, else (all are being
-    answered and read) the oldest one, never the new one: a flood of answers nobody reads
-    cannot lock out ``GET /health``. Requests naming no path are answered here."""
+    them open. Past the cap the connections of the lowest :meth:`_Connection.shed_rank` close,
+    oldest first: those waiting on their client, else those being answered (never the new
+    one: a flood of answers nobody reads must not lock out ``GET /health``), up to one in 64
+    of the cap at once, so that finding them, a pass over all connections, is paid once per
+    that many accepts. Requests naming no path are answered here."""
 
     def __init__(self, handler: Any, *, limits: ConnectionLimits, **kwargs: Any) -> None:
         super().__init__(self._handle, **kwargs)
         self._app_handler = handler
         self.limits, self.cap = limits, limits.connection_cap()
+        self.batch = max(1, min(self.cap, 1 << 20) // 64)
         self.warnings = _Warnings()
+        # the connections whose transport is open, oldest first (aiohttp's _connections keeps
+        # a connection until its handler returns, which may be long after its transport closed)
+        self._open: dict[RequestHandler, None] = {}
+        self._shedding: set[RequestHandler] = set()  # closed here, their transport not yet
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         error = not_a_path(request)
@@ -345,25 +388,34 @@ class _Server(web.Server):
     def __call__(self) -> RequestHandler:
         return _Connection(self, self.limits, self.warnings, loop=self._loop, **self._kwargs)
 
+    def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
+        super().connection_lost(handler, exc)
+        self._open.pop(handler, None)
+        self._shedding.discard(handler)
+
     def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
         super().connection_made(handler, transport)
-        if len(self._connections) <= self.cap:
+        self._open[handler] = None
+        if len(self._open) - len(self._shedding) <= self.cap:
             return
-        others = [  # those closing already free their descriptors within a turn of the loop
-            other
-            for other in self._connections
-            if other is not handler and isinstance(other, _Connection) and other.transport
-        ]
-        if len(others) < self.cap:
+        ranks: tuple[list[_Connection], ...] = ([], [], [])
+        for other in self._open:  # those closing free their descriptors within a turn
+            if other is not handler and isinstance(other, _Connection) and other.transport:
+                ranks[other.shed_rank()].append(other)
+        live = sum(map(len, ranks))
+        if live < self.cap:
             return
-        victim: RequestHandler = next(
-            (other for other in others if other.stalled()), others[0] if others else handler
-        )
-        self.warnings.shed(len(others))
+        victims = next(rank for rank in ranks if rank) if live else [handler]
+        self.warnings.shed(live)
+        for victim in victims[: self.batch]:
+            self._shed(victim)
+
+    def _shed(self, victim: RequestHandler) -> None:
         if isinstance(victim, _Connection):
             victim.shed = True  # its answer (a 499 at most) is not access-logged: a flood
         if victim.transport is not None and victim.transport.get_write_buffer_size():
             victim.transport.abort()  # close() would wait for a client that does not read
+        self._shedding.add(victim)
         victim.force_close()
 
 
