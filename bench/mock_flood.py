@@ -13,9 +13,10 @@ process of its own, so that the timings are the server's alone):
     python bench/mock_flood.py --connections 2000 --seconds 30 -- --max-connections 500
 
 With ``--kind noread`` each flooding connection sends a whole stream request instead, whose
-answer stalls for an hour after its first event (an ``X-Chatcompat-Fault`` stall): the server
-is answering all of them and no client reads (as ``--itl 2`` with ``max_tokens: 2000`` would,
-without slowing the timed chat completions).
+answer stalls for an hour after its first event (an ``X-Chatcompat-Fault`` stall), and opens
+again a second after the server closes it: the server is answering all of them and no client
+reads (as ``--itl 2`` with ``max_tokens: 2000`` would, without slowing the timed chat
+completions).
 
 Arguments after ``--`` go to ``chatcompat mock``. Needs Linux (``/proc``, RLIMIT_NOFILE) and
 an open-file limit of its own above ``--connections``.
@@ -106,14 +107,14 @@ NOREAD = (
 
 
 async def _unread_connection(port: int, flood: Flood) -> None:
-    """One connection that sends a whole request whose answer stalls and waits for the
-    close; opened again when closed."""
+    """One connection that sends a whole request whose answer stalls and holds it until the
+    server closes it; opened again a second later (so that the connections stay at the cap)."""
     while not flood.stop.is_set():
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
         except (OSError, TimeoutError):
             flood.failed_to_open += 1
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.0)
             continue
         flood.opened += 1
         flood.open_now += 1
@@ -130,6 +131,7 @@ async def _unread_connection(port: int, flood: Flood) -> None:
         finally:
             flood.open_now -= 1
             writer.close()
+        await asyncio.sleep(1.0)
 
 
 async def _closed(reader: asyncio.StreamReader) -> None:

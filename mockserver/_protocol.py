@@ -12,9 +12,11 @@ The rules, and why:
 - **Write timeout.** A write that makes no progress for ``write_timeout`` (the transport holds
   more than its high-water mark and does not drain to its low-water mark: the client reads
   nothing) aborts the connection; the answer's next write raises, which stops it.
-- **The cap.** Past ``connection_cap()`` live connections, a new one closes the oldest that
-  waits on its client (idle, its request arriving, its answer unread), else the oldest one
-  being answered: a flood of answers nobody reads must not lock out ``GET /health``.
+- **The cap.** Past ``connection_cap()`` open connections, a new one closes the oldest that
+  wait on their client (idle, a request arriving, an answer unread), else the oldest being
+  answered, else those just opened: a flood of answers nobody reads must not lock out
+  ``GET /health``, and a connection gets FIRST_BYTE_GRACE to send its request before a flood
+  of new connections may close it. Never the new one.
 - **Pipelining.** The bytes of one read are parsed up to each header block's end in turn, so
   the requests before a malformed one keep their place: each gets its own answer, then the
   malformed one gets its 4xx and the connection closes (HTTP/1.1 answers pipelined requests in
