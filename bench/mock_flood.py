@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,8 +64,12 @@ class Flood:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-async def _slow_connection(port: int, slow_body: bool, flood: Flood) -> None:
-    """One connection that never finishes its request; opened again whenever it is closed."""
+Talk = Callable[[asyncio.StreamReader, asyncio.StreamWriter, Flood], Awaitable[None]]
+
+
+async def _connection(port: int, flood: Flood, talk: Talk, reopen_after: float) -> None:
+    """One flooding connection that ``talk`` s until the server closes it (a closing counted
+    there, or by an OSError); opened again ``reopen_after`` seconds later."""
     while not flood.stop.is_set():
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
@@ -77,23 +81,35 @@ async def _slow_connection(port: int, slow_body: bool, flood: Flood) -> None:
         flood.open_now += 1
         flood.most_open = max(flood.most_open, flood.open_now)
         try:
-            if slow_body:
-                writer.write(HEAD + b"Content-Length: 100000\r\n\r\n{")
-            else:
-                writer.write(HEAD[:20])
-            drip = iter((b"x" * 100000) if slow_body else HEAD[20:] + b"X-Slow: " + b"y" * 99999)
-            while not flood.stop.is_set():
-                try:
-                    await asyncio.wait_for(reader.read(1024), 1.0)  # b"" (or an answer): closed
-                    flood.closed_by_server += 1
-                    break
-                except TimeoutError:
-                    writer.write(bytes([next(drip)]))
+            await talk(reader, writer, flood)
         except (OSError, StopIteration):
             flood.closed_by_server += 1
         finally:
             flood.open_now -= 1
             writer.close()
+        await asyncio.sleep(reopen_after)
+
+
+def _slow_request(slow_body: bool) -> Talk:
+    """A request that never finishes: its headers, or its body, a byte a second."""
+
+    async def talk(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flood: Flood
+    ) -> None:
+        if slow_body:
+            writer.write(HEAD + b"Content-Length: 100000\r\n\r\n{")
+        else:
+            writer.write(HEAD[:20])
+        drip = iter((b"x" * 100000) if slow_body else HEAD[20:] + b"X-Slow: " + b"y" * 99999)
+        while not flood.stop.is_set():
+            try:
+                await asyncio.wait_for(reader.read(1024), 1.0)  # b"" (or an answer): closed
+                flood.closed_by_server += 1
+                break
+            except TimeoutError:
+                writer.write(bytes([next(drip)]))
+
+    return talk
 
 
 STALLED = (
@@ -106,32 +122,16 @@ NOREAD = (
 )
 
 
-async def _unread_connection(port: int, flood: Flood) -> None:
-    """One connection that sends a whole request whose answer stalls and holds it until the
-    server closes it; opened again a second later (so that the connections stay at the cap)."""
+async def _unread_answer(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flood: Flood
+) -> None:
+    """A whole request whose answer stalls after its first event, held until closed."""
+    writer.write(NOREAD)
     while not flood.stop.is_set():
-        try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
-        except (OSError, TimeoutError):
-            flood.failed_to_open += 1
-            await asyncio.sleep(1.0)
-            continue
-        flood.opened += 1
-        flood.open_now += 1
-        flood.most_open = max(flood.most_open, flood.open_now)
-        try:
-            writer.write(NOREAD)
-            while not flood.stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_closed(reader), 1.0)
-                    flood.closed_by_server += 1
-                    break
-        except OSError:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_closed(reader), 1.0)
             flood.closed_by_server += 1
-        finally:
-            flood.open_now -= 1
-            writer.close()
-        await asyncio.sleep(1.0)
+            break
 
 
 async def _closed(reader: asyncio.StreamReader) -> None:
@@ -207,9 +207,9 @@ async def _flood(port: int, connections: int, seconds: float, kind: str) -> Floo
     flood = Flood()
     flooders = [
         asyncio.create_task(
-            _unread_connection(port, flood)
+            _connection(port, flood, _unread_answer, 1.0)
             if kind == "noread"
-            else _slow_connection(port, i % 2 == 1, flood)
+            else _connection(port, flood, _slow_request(i % 2 == 1), 0.0)
         )
         for i in range(connections)
     ]

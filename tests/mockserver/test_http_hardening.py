@@ -296,7 +296,12 @@ def test_a_request_being_answered_is_not_shed(start_mock):
 
 
 def test_connection_limits_are_validated_and_the_cap_keeps_a_reserve():
-    for bad in ({"header_timeout": 0}, {"body_timeout": -1}, {"idle_timeout": float("nan")}):
+    for bad in (
+        {"header_timeout": 0},
+        {"body_timeout": -1},
+        {"idle_timeout": float("nan")},
+        {"write_timeout": 0},
+    ):
         with pytest.raises(ValueError, match="must be > 0"):
             ConnectionLimits(**bad)
     with pytest.raises(ValueError, match="max_connections"):
