@@ -8,8 +8,15 @@ on a new connection, side by side with the same requests before the flood (the f
 process of its own, so that the timings are the server's alone):
 
     python bench/mock_flood.py                           # 1,100 connections, 20 s
+    python bench/mock_flood.py --kind noread             # answers being sent, never read
     python bench/mock_flood.py --source /work/main       # the mock of another checkout
     python bench/mock_flood.py --connections 2000 --seconds 30 -- --max-connections 500
+
+With ``--kind noread`` each flooding connection sends a whole stream request instead, whose
+answer stalls for an hour after its first event (an ``X-Chatcompat-Fault`` stall), and opens
+again a second after the server closes it: the server is answering all of them and no client
+reads (as ``--itl 2`` with ``max_tokens: 2000`` would, without slowing the timed chat
+completions).
 
 Arguments after ``--`` go to ``chatcompat mock``. Needs Linux (``/proc``, RLIMIT_NOFILE) and
 an open-file limit of its own above ``--connections``.
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import resource
@@ -28,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,8 +64,12 @@ class Flood:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-async def _slow_connection(port: int, slow_body: bool, flood: Flood) -> None:
-    """One connection that never finishes its request; opened again whenever it is closed."""
+Talk = Callable[[asyncio.StreamReader, asyncio.StreamWriter, Flood], Awaitable[None]]
+
+
+async def _connection(port: int, flood: Flood, talk: Talk, reopen_after: float) -> None:
+    """One flooding connection that ``talk`` s until the server closes it (a closing counted
+    there, or by an OSError); opened again ``reopen_after`` seconds later."""
     while not flood.stop.is_set():
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
@@ -69,23 +81,64 @@ async def _slow_connection(port: int, slow_body: bool, flood: Flood) -> None:
         flood.open_now += 1
         flood.most_open = max(flood.most_open, flood.open_now)
         try:
-            if slow_body:
-                writer.write(HEAD + b"Content-Length: 100000\r\n\r\n{")
-            else:
-                writer.write(HEAD[:20])
-            drip = iter((b"x" * 100000) if slow_body else HEAD[20:] + b"X-Slow: " + b"y" * 99999)
-            while not flood.stop.is_set():
-                try:
-                    await asyncio.wait_for(reader.read(1024), 1.0)  # b"" (or an answer): closed
-                    flood.closed_by_server += 1
-                    break
-                except TimeoutError:
-                    writer.write(bytes([next(drip)]))
+            await talk(reader, writer, flood)
         except (OSError, StopIteration):
             flood.closed_by_server += 1
         finally:
             flood.open_now -= 1
             writer.close()
+        await asyncio.sleep(reopen_after)
+
+
+def _slow_request(slow_body: bool) -> Talk:
+    """A request that never finishes: its headers, or its body, a byte a second."""
+
+    async def talk(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flood: Flood
+    ) -> None:
+        if slow_body:
+            writer.write(HEAD + b"Content-Length: 100000\r\n\r\n{")
+        else:
+            writer.write(HEAD[:20])
+        drip = iter((b"x" * 100000) if slow_body else HEAD[20:] + b"X-Slow: " + b"y" * 99999)
+        while not flood.stop.is_set():
+            try:
+                await asyncio.wait_for(reader.read(1024), 1.0)  # b"" (or an answer): closed
+                flood.closed_by_server += 1
+                break
+            except TimeoutError:
+                writer.write(bytes([next(drip)]))
+
+    return talk
+
+
+STALLED = (
+    b'{"model":"m","messages":[{"role":"user","content":"Hi"}],"stream":true,"max_tokens":2000}'
+)
+NOREAD = (
+    HEAD
+    + b"X-Chatcompat-Fault: stall-after=1;stall=3600\r\nContent-Length: %d\r\n\r\n" % len(STALLED)
+    + STALLED
+)
+
+
+async def _unread_answer(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flood: Flood
+) -> None:
+    """A whole request whose answer stalls after its first event, held until closed."""
+    writer.write(NOREAD)
+    while not flood.stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_closed(reader), 1.0)
+            flood.closed_by_server += 1
+            break
+
+
+async def _closed(reader: asyncio.StreamReader) -> None:
+    """Return when the server closes (asyncio takes the bytes off the socket regardless; the
+    answer is one event, then the stall, so nothing piles up either way)."""
+    while await reader.read(65536):
+        pass
 
 
 @dataclass
@@ -148,11 +201,17 @@ async def _probe(
     return most_fds
 
 
-async def _flood(port: int, connections: int, seconds: float) -> Flood:
-    """``connections`` slow connections for ``seconds``; what happened to them."""
+async def _flood(port: int, connections: int, seconds: float, kind: str) -> Flood:
+    """``connections`` slow (or, ``kind`` noread, unread) connections for ``seconds``; what
+    happened to them."""
     flood = Flood()
     flooders = [
-        asyncio.create_task(_slow_connection(port, i % 2 == 1, flood)) for i in range(connections)
+        asyncio.create_task(
+            _connection(port, flood, _unread_answer, 1.0)
+            if kind == "noread"
+            else _connection(port, flood, _slow_request(i % 2 == 1), 0.0)
+        )
+        for i in range(connections)
     ]
     await asyncio.sleep(seconds)
     flood.stop.set()
@@ -160,9 +219,9 @@ async def _flood(port: int, connections: int, seconds: float) -> Flood:
     return flood
 
 
-def _flood_process(port: int, connections: int, seconds: float, out: Any) -> None:
+def _flood_process(port: int, connections: int, seconds: float, kind: str, out: Any) -> None:
     """The target of the flooding process (apart, so the timings are the server's alone)."""
-    flood = asyncio.run(_flood(port, connections, seconds))
+    flood = asyncio.run(_flood(port, connections, seconds, kind))
     out.put((flood.opened, flood.most_open, flood.closed_by_server, flood.failed_to_open))
 
 
@@ -173,7 +232,8 @@ async def run(port: int, args: argparse.Namespace, fds: Callable[[], int]) -> li
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
     flooder = context.Process(
-        target=_flood_process, args=(port, args.connections, args.ramp + args.seconds + 1, out)
+        target=_flood_process,
+        args=(port, args.connections, args.ramp + args.seconds + 1, args.kind, out),
     )
     flooder.start()
     await asyncio.sleep(args.ramp)
@@ -201,6 +261,9 @@ def _limit_files(limit: int) -> Callable[[], None]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--connections", type=int, default=1100)
+    parser.add_argument(
+        "--kind", choices=("slow", "noread"), default="slow", help="of flood (default slow)"
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="flood phase (default 20)")
     parser.add_argument("--baseline", type=float, default=10.0, help="no-flood phase (10)")
     parser.add_argument("--ramp", type=float, default=3.0, help="flood before timing (3)")
@@ -243,7 +306,8 @@ def main() -> int:
     emfile = sum("Too many open files" in line for line in logged)
     print(
         f"chatcompat mock ({args.source or 'this checkout'}) under a {args.fd_limit}-file "
-        f"limit; {args.connections} slow connections for {args.ramp:g} + {args.seconds:g} s; "
+        f"limit; {args.connections} {args.kind} connections for {args.ramp:g} + "
+        f"{args.seconds:g} s; "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
     print("\n".join(lines))

@@ -45,6 +45,7 @@ SCRIPTED_FAULTS = web.AppKey("scripted_faults", ScriptedFaults)  # rules added a
 SCRIPTED_CASSETTES = web.AppKey("scripted_cassettes", ScriptedCassettes)  # loaded at run time
 
 Route = Callable[[MockState, Call], Awaitable[web.StreamResponse]]
+ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -61,13 +62,13 @@ def endpoint(
     prefix) want the API key when one is set, and in replay mode a request matching a cassette
     gets its answer (unless ``replay`` is off: the route looks them up itself). One wrapper, no
     middleware: nothing else runs per request."""
-    api_prefix, replaying = state.config.prefix + "/", replay and state.replaying
+    replaying = replay and state.replaying
 
     async def handler(request: web.Request) -> web.StreamResponse:
         call = Call(request, state.ids.request_id())
         try:
             response = None
-            if api or (api is None and request.path.startswith(api_prefix)):
+            if _under_api(state, api, request):
                 if state.config.api_key is not None:
                     _authorise(state, request)
                 call.raw = await read_body(request)
@@ -80,6 +81,49 @@ def endpoint(
             response = error_answer(request, exc, lambda _, e: _render_error(state, call, e))
         if not response.prepared and "x-request-id" not in response.headers:
             response.headers["x-request-id"] = call.id
+        return response
+
+    return handler
+
+
+def _under_api(state: MockState, api: bool | None, request: web.Request) -> bool:
+    """Whether ``request`` is an API call (wants the key; its body is read before the route)."""
+    return bool(api or (api is None and request.path.startswith(state.config.prefix + "/")))
+
+
+def _expect(state: MockState, *, api: bool | None = True) -> ExpectHandler:
+    """The answer to a request's ``Expect`` header, before its body is sent (RFC 9110
+    section 10.1.1): ``100-continue`` gets "100 Continue" unless the request is answered
+    already, by a 413 for a Content-Length past the body limit or a 401 for a missing or
+    wrong key (an API route, ``api`` as in :func:`endpoint`), both closing the connection;
+    any other expectation gets 417. All in the envelope, with an ``x-request-id``."""
+
+    async def handler(request: web.Request) -> web.StreamResponse | None:
+        expected = request.headers.get("Expect", "")
+        error = None
+        if expected.lower() != "100-continue":
+            error = ApiError(
+                417,
+                f"Unsupported Expect: {expected[:100]!r}; only 100-continue is.",
+                code="expectation_failed",
+            )
+        elif (request.content_length or 0) > state.config.max_body_bytes:
+            error = ApiError(413, "Request body too large.", code="request_too_large")
+        elif _under_api(state, api, request) and state.config.api_key is not None:
+            try:
+                _authorise(state, request)
+            except ApiError as exc:
+                error = exc
+        if error is None:
+            if request.version >= (1, 1):
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                request.writer.output_size = 0  # the answer's own bytes are still to come
+            return None
+        call = Call(request, state.ids.request_id())
+        request.content.feed_eof()  # the body is not read: no lingering read after the answer
+        response = _render_error(state, call, error)
+        response.headers["x-request-id"] = call.id
+        response.force_close()
         return response
 
     return handler
@@ -165,18 +209,31 @@ def routes(state: MockState) -> list[web.RouteDef]:
     """The route table: each path's methods, the 405 for its other methods, and the 404 of
     every other URL, all through :func:`endpoint`."""
     prefix = state.config.prefix
+    quiet = _expect(state, api=False)
     table = [
         # chat completions look up cassettes in the pipeline, after the answer cache
-        web.post(f"{prefix}/chat/completions", endpoint(state, chat_completion, replay=False)),
-        web.get(f"{prefix}/models", endpoint(state, list_models)),  # GET routes: HEAD too
-        web.get(f"{prefix}/models/{{model:.+}}", endpoint(state, retrieve_model)),
-        web.get("/health", endpoint(state, _health, api=False)),
-        web.get("/openapi.json", endpoint(state, openapi, api=False)),
+        web.post(
+            f"{prefix}/chat/completions",
+            endpoint(state, chat_completion, replay=False),
+            expect_handler=_expect(state),
+        ),
+        web.get(f"{prefix}/models", endpoint(state, list_models), expect_handler=_expect(state)),
+        web.get(
+            f"{prefix}/models/{{model:.+}}",
+            endpoint(state, retrieve_model),
+            expect_handler=_expect(state),
+        ),  # GET routes: HEAD too
+        web.get("/health", endpoint(state, _health, api=False), expect_handler=quiet),
+        web.get("/openapi.json", endpoint(state, openapi, api=False), expect_handler=quiet),
     ]
+    other = _expect(state, api=None)
     for route in list(table):
         allowed = (route.method, "HEAD") if route.method == "GET" else (route.method,)
-        table.append(web.route("*", route.path, endpoint(state, _not_allowed(allowed), api=None)))
-    table.append(web.route("*", "/{path:.*}", endpoint(state, _unknown_url, api=None)))
+        handler = endpoint(state, _not_allowed(allowed), api=None)
+        table.append(web.route("*", route.path, handler, expect_handler=other))
+    table.append(
+        web.route("*", "/{path:.*}", endpoint(state, _unknown_url, api=None), expect_handler=other)
+    )
     return table
 
 

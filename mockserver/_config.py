@@ -35,13 +35,18 @@ class ConnectionLimits:
     """How long the server waits for a client, and how many connections it keeps open
     (:mod:`mockserver._protocol` applies them). Seconds; every timeout must be > 0."""
 
-    header_timeout: float = 10.0  # a request's first byte to the end of its headers; then 408
+    # a request's first byte (a connection's first request: the connection's start) to the end
+    # of its headers; then 408 (a connection that sent nothing is closed without an answer)
+    header_timeout: float = 10.0
     body_timeout: float = 60.0  # the end of the headers to the end of the body; then 408
     idle_timeout: float = 30.0  # an idle keep-alive connection is closed after this
+    # a write that makes no progress for this long (the client reads nothing of the answer):
+    # the connection is closed and the answer stopped
+    write_timeout: float = 30.0
     max_connections: int | None = None  # None: the open-file limit minus FD_RESERVE
 
     def __post_init__(self) -> None:
-        for name in ("header_timeout", "body_timeout", "idle_timeout"):
+        for name in ("header_timeout", "body_timeout", "idle_timeout", "write_timeout"):
             value = getattr(self, name)
             if not value > 0:
                 raise ValueError(f"{name} must be > 0 seconds, got {value!r}")

@@ -1,14 +1,37 @@
 """The server's connections: protocol errors answered in the OpenAI error envelope, bounded
-header and body reads, idle keep-alive connections closed, a cap on open connections that sheds
-stalled ones first, and floods logged at most once per interval, not per connection.
+header, body and write waits, idle keep-alive connections closed, a cap on open connections
+that sheds stalled ones first, and floods logged at most once per interval, not per connection.
+
+The rules, and why:
+
+- **Header timeout.** A connection's first request must have all its headers within
+  ``header_timeout`` of the connection's start (a client that connects and sends nothing is
+  closed then, without an answer: there is no request to answer); a later request's, within
+  ``header_timeout`` of its first byte. Between requests ``idle_timeout`` applies: a keep-alive
+  connection may stay quiet that long, as HTTP clients pool connections.
+- **Write timeout.** A write that makes no progress for ``write_timeout`` (the transport holds
+  more than its high-water mark and does not drain to its low-water mark: the client reads
+  nothing) aborts the connection; the answer's next write raises, which stops it.
+- **The cap.** Past ``connection_cap()`` open connections, a new one closes the oldest that
+  wait on their client (idle, a request arriving, an answer unread), else the oldest being
+  answered, else those just opened: a flood of answers nobody reads must not lock out
+  ``GET /health``, and a connection gets FIRST_BYTE_GRACE to send its request before a flood
+  of new connections may close it. Never the new one.
+- **Pipelining.** The bytes of one read are parsed up to each header block's end in turn, so
+  the requests before a malformed one keep their place: each gets its own answer, then the
+  malformed one gets its 4xx and the connection closes (HTTP/1.1 answers pipelined requests in
+  order, RFC 9112 section 9.3.2). Nothing after the malformed request is parsed.
+- **No path.** ``CONNECT`` and ``OPTIONS *`` get 405 with ``Allow`` (the router matches paths
+  only and would answer aiohttp's text/plain 404).
 
 aiohttp answers what its HTTP parser rejects itself, in text/plain, from
 ``RequestHandler.handle_error``, with no documented hook
-(https://github.com/aio-libs/aiohttp/issues/3287), and has no header or body timeout. So this
-module, and only this one, subclasses ``RequestHandler``, ``web.Server`` and ``web.AppRunner``
-(aiohttp 3.14). It reads these private names: RequestHandler's ``_request_count``,
-``_messages``, ``_waiter``, ``_request_in_progress``, ``_force_close``; Server's ``_kwargs``,
-``_loop`` and ``_connections``; and the parser-error message type ``_ErrInfo``."""
+(https://github.com/aio-libs/aiohttp/issues/3287), and has no header, body or write timeout.
+So this module, and only this one, subclasses ``RequestHandler``, ``web.Server`` and
+``web.AppRunner`` (aiohttp 3.14). It reads these private names: RequestHandler's
+``_request_count``, ``_messages``, ``_waiter``, ``_request_in_progress``, ``_force_close``,
+``_close``, ``_manager``; Server's ``_kwargs``, ``_loop`` and ``_connections``; and the
+parser-error message type ``_ErrInfo``."""
 
 from __future__ import annotations
 
@@ -17,25 +40,25 @@ import json
 import logging
 import socket
 import time
-from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
-from aiohttp.http_exceptions import BadHttpMessage, ContentEncodingError, LineTooLong
+from aiohttp.http_exceptions import ContentEncodingError
+from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
 from mockserver._config import ACCEPT_BURST, LISTEN_QUEUE, ConnectionLimits
 from mockserver._errors import ApiError, error_body, error_response
 from mockserver._redaction import redact_url
+from mockserver._rejections import not_a_path, protocol_error, unsupported_encoding
 
 __all__ = [
     "AccessLogger",
     "MockRunner",
     "Throttled",
     "listen",
-    "protocol_error",
     "throttle_accept_errors",
 ]
 
@@ -83,49 +106,6 @@ class AccessLogger(AbstractAccessLogger):
         )
 
 
-def protocol_error(status: int, exc: BaseException | None) -> ApiError:
-    """The envelope's error for what aiohttp's parser (or its handler machinery) rejected:
-    415 for a content encoding it cannot decode here (``br`` without Brotli, ``zstd``), 431
-    for a header line over 8,190 bytes or over 128 headers, 400 for any other malformed
-    request (bad chunked framing included)."""
-    if isinstance(exc, ContentEncodingError):  # raised at the headers: no decoder for it
-        # "Can not decode content-encoding: brotli (br). Please install `Brotli`" -> brotli (br)
-        reason = exc.message.split(". ")[0].rstrip(".").rpartition("content-encoding: ")[2]
-        return ApiError(
-            415,
-            f"Unsupported Content-Encoding: {reason}; send identity, gzip or deflate.",
-            code="unsupported_content_encoding",
-        )
-    too_many = isinstance(exc, BadHttpMessage) and "Too many headers" in exc.message
-    if isinstance(exc, LineTooLong) or too_many:
-        return ApiError(
-            431,
-            "Request header fields too large: at most 128 headers of 8,190 bytes each.",
-            code="request_header_fields_too_large",
-        )
-    if status == 400:
-        detail = exc.message if isinstance(exc, BadHttpMessage) else "malformed request"
-        first = detail.strip().splitlines()[0] if detail.strip() else "malformed request"
-        return ApiError(400, f"Malformed HTTP request: {first}", code="bad_request")
-    if status >= 500:
-        return ApiError(status, "The server had an error processing your request.")
-    return ApiError(status, HTTPStatus(status).phrase)
-
-
-# What aiohttp decodes (br and zstd only with their libraries: else its parser raises
-# ContentEncodingError, a 415 too); any other Content-Encoding would reach the app undecoded.
-_DECODED = frozenset({"", "identity", "gzip", "deflate", "br", "zstd"})
-
-
-def _unsupported_encoding(message: object) -> str | None:
-    """The Content-Encoding of a parsed request that nobody decodes, else None."""
-    headers = getattr(message, "headers", None)
-    if headers is None:
-        return None
-    encoding = str(headers.get("Content-Encoding", "")).strip().lower()
-    return None if encoding in _DECODED else encoding
-
-
 class _BodyUnreadable(ApiError, TimeoutError):
     """A body that will not arrive whole (too slow, or its chunked framing broke): an ApiError
     for the handler reading it, and a TimeoutError so that aiohttp's lingering read after the
@@ -135,27 +115,96 @@ class _BodyUnreadable(ApiError, TimeoutError):
         super().__init__(status, message, code=code, headers={"Connection": "close"})
 
 
-class _Connection(RequestHandler):
-    """One client connection, with the header and body deadlines of ``limits``."""
+class _Warnings:
+    """A server's throttled flood warnings."""
 
-    __slots__ = ("_bad_requests", "_body_timer", "_header_timer", "_limits", "_payload", "shed")
+    def __init__(self) -> None:
+        self.bad_requests = Throttled("malformed request from %s: %d %s")
+        self.shed = Throttled("%d connections open, the cap; closed one for a new one")
+        self.write_stalls = Throttled(
+            "a client read nothing of its answer for %g s: closed its connection"
+        )
+
+
+# Seconds a new connection has to send its first byte before the cap counts it as stalled.
+FIRST_BYTE_GRACE = 1.0
+# A data_received is fed to the parser in at most this many pieces (see _pieces).
+MAX_PIECES = 64
+
+
+def _pieces(data: bytes) -> list[bytes]:
+    """``data`` cut after each ``\\r\\n\\r\\n`` (the end of a header block or of a chunked
+    body), at most MAX_PIECES pieces: fed one by one, the requests parsed before a malformed
+    one in the same read are kept (aiohttp's parser raises, and the requests it parsed in that
+    call are lost)."""
+    pieces: list[bytes] = []
+    start = 0
+    while len(pieces) < MAX_PIECES - 1 and (end := data.find(b"\r\n\r\n", start)) != -1:
+        pieces.append(data[start : end + 4])
+        start = end + 4
+    if start < len(data) or not pieces:
+        pieces.append(data[start:])
+    return pieces
+
+
+class _Connection(RequestHandler):
+    """One client connection, with the header, body and write deadlines of ``limits``."""
+
+    __slots__ = (
+        "_body_timer",
+        "_header_timer",
+        "_heard",
+        "_limits",
+        "_opened",
+        "_payload",
+        "_rejected",
+        "_warnings",
+        "_write_timer",
+        "shed",
+    )
 
     def __init__(
-        self, manager: web.Server, limits: ConnectionLimits, bad: Throttled, **kwargs: Any
+        self, manager: web.Server, limits: ConnectionLimits, warnings: _Warnings, **kwargs: Any
     ) -> None:
         super().__init__(manager, **kwargs)
-        self._limits, self._bad_requests = limits, bad
+        self._limits, self._warnings = limits, warnings
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
         self._payload: StreamReader | None = None  # the body of the last request parsed
+        self._heard = False  # a byte came from the client
+        self._opened = self._loop.time()
+        self._rejected = False  # a malformed request was queued: nothing after it is parsed
         self.shed = False  # closed to make room for another connection
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self.transport is not None:  # not shed at once: the first headers' deadline runs
+            self._header_timer = self._loop.call_later(
+                self._limits.header_timeout, self._headers_late, 0
+            )
+
+    async def start(self) -> None:
+        """aiohttp's request loop, unless the connection was closed before it began (shed
+        past the cap in the turn it was accepted: aiohttp would fail an assertion)."""
+        if self._manager is not None and self.transport is not None:
+            await super().start()
+
     def data_received(self, data: bytes) -> None:
+        if self._rejected:
+            return  # the connection closes once the malformed request is answered
+        self._heard = self._heard or bool(data)
+        for piece in _pieces(data):
+            self._receive(piece)
+            if self._rejected or self._force_close or self._close:
+                break
+
+    def _receive(self, data: bytes) -> None:
         count, body_before = self._request_count, self._body_pending()
         super().data_received(data)
         if self._request_count != count:  # headers complete (or rejected)
             self._cancel_header_timer()
-            self._headers_done()
+            self._headers_done(self._request_count - count)
         elif data and self._header_timer is None and not body_before and not self._body_pending():
             # bytes of a new request's headers: they must all arrive in time (bytes after the
             # end of a body or of headers may be the next request's: the idle timeout bounds
@@ -167,24 +216,38 @@ class _Connection(RequestHandler):
     def _body_pending(self) -> bool:
         return self._payload is not None and not self._payload.is_eof()
 
-    def _headers_done(self) -> None:
-        message, payload = self._messages[-1] if self._messages else (None, None)
+    def _headers_done(self, new: int) -> None:
+        queued = list(self._messages)[-new:] if new <= len(self._messages) else []
+        for message, payload in queued:
+            self._header_block_done(message, payload)
+            if self._rejected:
+                return
+
+    def _header_block_done(
+        self, message: RawRequestMessage | _ErrInfo, payload: StreamReader
+    ) -> None:
         if isinstance(message, _ErrInfo) and self._body_pending():
             # the framing of a body being read broke: that request gets the 400, alone
-            self._messages.pop()
+            self._messages.remove((message, payload))
+            self._rejected = True
             assert self._payload is not None
             text = message.message.strip().splitlines()[0] if message.message.strip() else ""
             self._payload.set_exception(
                 _BodyUnreadable(400, f"Malformed request body framing: {text}", "bad_request")
             )
             return
-        encoding = _unsupported_encoding(message)
+        if isinstance(message, _ErrInfo):
+            self._rejected = True
+            return
+        encoding = unsupported_encoding(message)
         if encoding is not None:  # aiohttp would pass the body on undecoded
             rejected = ContentEncodingError(f"content-encoding: {encoding}")
-            self._messages[-1] = (_ErrInfo(415, rejected, rejected.message), EMPTY_PAYLOAD)
-            payload = None
+            at = self._messages.index((message, payload))
+            self._messages[at] = (_ErrInfo(415, rejected, rejected.message), EMPTY_PAYLOAD)
+            self._rejected = True
+            return
         self._payload = payload
-        if payload is not None and self._body_pending():
+        if self._body_pending():
             if self._body_timer is not None:
                 self._body_timer.cancel()
             self._body_timer = self._loop.call_later(
@@ -199,6 +262,9 @@ class _Connection(RequestHandler):
             self._header_timer = self._loop.call_later(
                 self._limits.header_timeout, self._headers_late, count
             )
+            return
+        if count == 0 and not self._heard:  # nothing came: there is no request to answer
+            self.force_close()
             return
         error = ApiError(
             408,
@@ -219,6 +285,27 @@ class _Connection(RequestHandler):
             message = f"The request body did not arrive within {self._limits.body_timeout:g} s."
             payload.set_exception(_BodyUnreadable(408, message, "request_timeout"))
 
+    def pause_writing(self) -> None:
+        """The transport holds more than its high-water mark: the client reads too slowly.
+        Unless it drains to the low-water mark within the write timeout, the connection
+        is aborted (the answer's next write then raises ConnectionResetError)."""
+        super().pause_writing()
+        if self._write_timer is None:
+            self._write_timer = self._loop.call_later(self._limits.write_timeout, self._write_late)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _write_late(self) -> None:
+        self._write_timer = None
+        if self.transport is not None and self.writing_paused:
+            self._warnings.write_stalls(self._limits.write_timeout)
+            self.shed = True  # its answer is not access-logged: counted in the warning
+            self.transport.abort()  # close() would wait for the buffer to drain
+
     def _cancel_header_timer(self) -> None:
         if self._header_timer is not None:
             self._header_timer.cancel()
@@ -226,19 +313,32 @@ class _Connection(RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._cancel_header_timer()
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
+        for timer in (self._body_timer, self._write_timer):
+            if timer is not None:
+                timer.cancel()
+        self._body_timer = self._write_timer = None
         super().connection_lost(exc)
 
     def stalled(self) -> bool:
         """Whether the connection waits on its client: idle, its headers or its body on the
-        way (not a request being answered). Those are shed first when connections run out."""
+        way, or its answer not read (writes paused). Those are shed first when connections
+        run out."""
         if self.transport is None or self._force_close:
             return False  # closing already
-        if not self._request_in_progress and not self._messages:
-            return True
-        return self._body_pending()
+        waiting = self._waiter is not None and not self._waiter.done()
+        if waiting or not self._request_count:
+            return True  # waiting for a request: idle, its headers on the way, or new
+        return self._body_pending() or self.writing_paused  # a request handled, or queued
+
+    def shed_rank(self) -> int:
+        """Which connections the cap closes first (the lowest, oldest first): 0 waits on its
+        client, 1 is being answered, 2 opened less than FIRST_BYTE_GRACE ago and nothing
+        came yet (its request is likely on its way: under a flood of new connections it
+        would otherwise be closed before it could send it)."""
+        if not self.stalled():
+            return 1
+        fresh = self._loop.time() - self._opened < FIRST_BYTE_GRACE
+        return 2 if fresh and not self._heard and not self._request_count else 0
 
     def handle_error(
         self,
@@ -255,7 +355,7 @@ class _Connection(RequestHandler):
         if error.status >= 500:
             log.error("error handling a request from %s", request.remote, exc_info=exc)
         else:
-            self._bad_requests(request.remote, error.status, error.message)
+            self._warnings.bad_requests(request.remote, error.status, error.message)
         response = error_response(error)
         response.force_close()
         return response
@@ -263,32 +363,61 @@ class _Connection(RequestHandler):
 
 class _Server(web.Server):
     """aiohttp's Server making :class:`_Connection` s and keeping at most ``limits``'s cap of
-    them open: past the cap, the oldest stalled connection is closed (else the new one)."""
+    them open. Past the cap the connections of the lowest :meth:`_Connection.shed_rank` close,
+    oldest first: those waiting on their client, else those being answered (never the new
+    one: a flood of answers nobody reads must not lock out ``GET /health``), up to one in 64
+    of the cap at once, so that finding them, a pass over all connections, is paid once per
+    that many accepts. Requests naming no path are answered here."""
 
     def __init__(self, handler: Any, *, limits: ConnectionLimits, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
+        super().__init__(self._handle, **kwargs)
+        self._app_handler = handler
         self.limits, self.cap = limits, limits.connection_cap()
-        self.bad_requests = Throttled("malformed request from %s: %d %s")
-        self.shed = Throttled("%d connections open, the cap; closed a stalled one for a new one")
+        self.batch = max(1, min(self.cap, 1 << 20) // 64)
+        self.warnings = _Warnings()
+        # the connections whose transport is open, oldest first (aiohttp's _connections keeps
+        # a connection until its handler returns, which may be long after its transport closed)
+        self._open: dict[RequestHandler, None] = {}
+        self._shedding: set[RequestHandler] = set()  # closed here, their transport not yet
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        error = not_a_path(request)
+        if error is not None:
+            return error_response(error)
+        response: web.StreamResponse = await self._app_handler(request)
+        return response
 
     def __call__(self) -> RequestHandler:
-        return _Connection(self, self.limits, self.bad_requests, loop=self._loop, **self._kwargs)
+        return _Connection(self, self.limits, self.warnings, loop=self._loop, **self._kwargs)
+
+    def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
+        super().connection_lost(handler, exc)
+        self._open.pop(handler, None)
+        self._shedding.discard(handler)
 
     def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
         super().connection_made(handler, transport)
-        if len(self._connections) <= self.cap:
+        self._open[handler] = None
+        if len(self._open) - len(self._shedding) <= self.cap:
             return
-        victim = next(
-            (
-                other
-                for other in self._connections
-                if other is not handler and isinstance(other, _Connection) and other.stalled()
-            ),
-            handler,
-        )
-        self.shed(len(self._connections) - 1)
+        ranks: tuple[list[_Connection], ...] = ([], [], [])
+        for other in self._open:  # those closing free their descriptors within a turn
+            if other is not handler and isinstance(other, _Connection) and other.transport:
+                ranks[other.shed_rank()].append(other)
+        live = sum(map(len, ranks))
+        if live < self.cap:
+            return
+        victims = next(rank for rank in ranks if rank) if live else [handler]
+        self.warnings.shed(live)
+        for victim in victims[: self.batch]:
+            self._shed(victim)
+
+    def _shed(self, victim: RequestHandler) -> None:
         if isinstance(victim, _Connection):
             victim.shed = True  # its answer (a 499 at most) is not access-logged: a flood
+        if victim.transport is not None and victim.transport.get_write_buffer_size():
+            victim.transport.abort()  # close() would wait for a client that does not read
+        self._shedding.add(victim)
         victim.force_close()
 
 

@@ -213,8 +213,9 @@ _MOCK_OPTIONS: tuple[Option, ...] = (
             "type": float,
             "default": ConnectionLimits.header_timeout,
             "metavar": "S",
-            "help": "seconds from a request's first byte to the end of its headers, then 408 "
-            "and close (default %(default)g)",
+            "help": "seconds from a request's first byte (a connection's first request: from "
+            "the connection's start) to the end of its headers, then 408 and close; a "
+            "connection that sent nothing is closed (default %(default)g)",
         },
     ),
     (
@@ -237,12 +238,23 @@ _MOCK_OPTIONS: tuple[Option, ...] = (
         },
     ),
     (
+        ("--write-timeout",),
+        {
+            "type": float,
+            "default": ConnectionLimits.write_timeout,
+            "metavar": "S",
+            "help": "seconds a client may read nothing of its answer; then the connection "
+            "closes and the answer stops (default %(default)g)",
+        },
+    ),
+    (
         ("--max-connections",),
         {
             "type": int,
             "metavar": "N",
             "help": "connections open at once (per worker); past it the oldest stalled one "
-            f"(idle, or its request still arriving) is closed (default: the open-file limit "
+            "(idle, its request still arriving, or its client not reading) is closed, else "
+            f"the oldest being answered (default: the open-file limit "
             f"minus {FD_RESERVE})",
         },
     ),
@@ -306,6 +318,7 @@ def run(args: argparse.Namespace) -> int:
             header_timeout=args.header_timeout,
             body_timeout=args.body_timeout,
             idle_timeout=args.idle_timeout,
+            write_timeout=args.write_timeout,
             max_connections=args.max_connections,
         )
     except ValueError as exc:

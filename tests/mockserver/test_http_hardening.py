@@ -296,7 +296,12 @@ def test_a_request_being_answered_is_not_shed(start_mock):
 
 
 def test_connection_limits_are_validated_and_the_cap_keeps_a_reserve():
-    for bad in ({"header_timeout": 0}, {"body_timeout": -1}, {"idle_timeout": float("nan")}):
+    for bad in (
+        {"header_timeout": 0},
+        {"body_timeout": -1},
+        {"idle_timeout": float("nan")},
+        {"write_timeout": 0},
+    ):
         with pytest.raises(ValueError, match="must be > 0"):
             ConnectionLimits(**bad)
     with pytest.raises(ValueError, match="max_connections"):
@@ -404,3 +409,240 @@ def test_whatever_the_bytes_every_answer_is_json_and_never_5xx(brisk, lines):
         status, headers, _ = answer(raw)
         assert status < 500, raw[:300]
         assert headers["content-type"].startswith("application/json"), raw[:300]
+
+
+# --- clients that do not read, and the cap when every connection is being answered ----------
+
+BIG_STREAM = (
+    b'{"model":"m","messages":[{"role":"user","content":"hi"}],"n":128,"logprobs":true,'
+    b'"top_logprobs":20,"stream":true}'
+)  # about 3 MB of answer
+
+
+def not_reading(server: MockServer, body: bytes = BIG_STREAM) -> socket.socket:
+    """A connection that sends three whole requests of ``body`` (about 9 MB of answers: more
+    than the kernel's buffers on loopback hold) and then reads nothing."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(NET)
+    sock.connect(("127.0.0.1", server.port))
+    sock.sendall(_with_body(b"", body) * 3)
+    return sock
+
+
+def waits_on_its_client(server: MockServer) -> bool:
+    """Whether a connection of ``server`` waits on its client (as its cap sees them), waiting
+    up to NET seconds for one to."""
+    deadline = time.monotonic() + NET
+    while time.monotonic() < deadline:
+        handlers = list(server._runner.server._connections)  # the mock's _Server
+        if any(handler.stalled() for handler in handlers):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """What ``sock`` still receives until the server closes (or resets) it."""
+    try:
+        return read_all(sock)
+    except ConnectionResetError:
+        return b""
+
+
+def stream_being_read(server: MockServer) -> socket.socket:
+    """A connection with a stream being answered: its first event read, the next NET * 3 s
+    away (a stall fault)."""
+    sock = connect(server)
+    body = b'{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}'
+    sock.sendall(_with_body(b"X-Chatcompat-Fault: stall-after=1;stall=%d\r\n" % (NET * 3), body))
+    head = b""
+    while b"data: " not in head or not head.endswith(b"\r\n"):  # its first event's chunk
+        head += sock.recv(1)
+    return sock
+
+
+def test_a_client_that_reads_nothing_of_its_answer_is_closed_after_the_write_timeout(
+    start_mock,
+):
+    server = start_mock(limits=ConnectionLimits(write_timeout=0.5))
+    with captured_logs("mockserver") as records, not_reading(server) as sock:
+        deadline = time.monotonic() + NET
+        while not any("read nothing" in r.getMessage() for r in records):
+            assert time.monotonic() < deadline, "no write timeout within the safety net"
+            time.sleep(0.1)
+        raw = read_until_closed(sock)  # what the buffers held, then the close
+    assert raw.count(b"data: [DONE]") < 3  # the answers were stopped, not finished
+    assert not [r.getMessage() for r in records if r.levelno >= logging.ERROR]
+
+
+def test_a_client_not_reading_is_shed_before_an_answer_being_read(start_mock):
+    limits = ConnectionLimits(max_connections=2, write_timeout=NET * 10)
+    server = start_mock(limits=limits)
+    with stream_being_read(server) as streaming:
+        with not_reading(server) as idle_reader:
+            assert waits_on_its_client(server)  # its writes paused: it waits on its client
+            assert answer(exchange(server, b"GET /health HTTP/1.0\r\n\r\n"))[0] == 200
+            assert read_until_closed(idle_reader).count(b"data: [DONE]") < 3  # shed: cut
+        streaming.settimeout(0.5)
+        with pytest.raises(TimeoutError):  # still open, its answer still on the way
+            streaming.recv(1)
+
+
+def test_when_every_connection_is_being_answered_the_oldest_is_shed_not_the_new_one(
+    start_mock,
+):
+    server = start_mock(limits=ConnectionLimits(max_connections=2), ttft=NET * 3)
+    body = b'{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}'
+    streams = [connect(server) for _ in range(2)]
+    try:
+        for sock in streams:
+            sock.sendall(_with_body(b"", body))
+            head = b""
+            while b"\r\n\r\n" not in head:  # its headers: it is being answered
+                head += sock.recv(1)
+        assert answer(exchange(server, b"GET /health HTTP/1.0\r\n\r\n"))[0] == 200
+        assert b"[DONE]" not in read_all(streams[0])  # the oldest was cut
+    finally:
+        for sock in streams:
+            sock.close()
+
+
+def test_connections_shed_past_the_cap_leave_no_traceback(start_mock):
+    import gc
+
+    server = start_mock(limits=ConnectionLimits(max_connections=1))
+    with captured_logs("mockserver", "asyncio", "aiohttp") as records:
+        for _ in range(20):  # each one sheds the one before, being answered or not
+            with stream_being_read(server):
+                assert answer(exchange(server, b"GET /health HTTP/1.0\r\n\r\n"))[0] == 200
+        gc.collect()  # a task whose exception nobody retrieved is logged when collected
+        assert answer(exchange(server, b"GET /health HTTP/1.0\r\n\r\n"))[0] == 200
+        gc.collect()
+    assert not [r.getMessage() for r in records if r.levelno >= logging.ERROR]
+    assert not any(r.exc_info for r in records)
+    shed = [r for r in records if "the cap" in r.getMessage()]
+    assert 1 <= len(shed) <= 2  # counted in the throttled line
+
+
+# --- pipelining: a malformed request after a valid one --------------------------------------
+
+VALID = _with_body(b"", CHAT)
+MALFORMED_AFTER_VALID = {
+    "content-encoding-br": (VALID + _with_body(b"Content-Encoding: br\r\n", CHAT), 415),
+    "bad-chunk-size": (VALID + POST + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+    "ten-thousand-headers": (
+        VALID
+        + b"GET /health HTTP/1.1\r\n"
+        + b"".join(b"X-%d: v\r\n" % i for i in range(10_000))
+        + b"\r\n",
+        431,
+    ),
+    "garbage": (VALID + b"\x00\x01garbage\r\n\r\n", 400),
+    "bad-method-after-three": (VALID * 3 + b"G\x00T / HTTP/1.1\r\n\r\n", 400),
+}
+
+
+def answers(raw: bytes) -> list[tuple[int, bytes]]:
+    """Every answer in ``raw`` (each with a Content-Length): status and body, in order."""
+    found = []
+    while raw:
+        status, headers, body = answer(raw)
+        found.append((status, body))
+        raw = raw.partition(b"\r\n\r\n")[2][int(headers["content-length"]) :]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("data", "status"), list(MALFORMED_AFTER_VALID.values()), ids=list(MALFORMED_AFTER_VALID)
+)
+def test_valid_requests_are_answered_before_a_malformed_one_pipelined_after_them(
+    mock, data, status
+):
+    *valid, (last_status, last_body) = answers(exchange(mock, data))  # one write; then closed
+    assert len(valid) == data.count(VALID)
+    for got_status, body in valid:
+        assert (got_status, json.loads(body)["object"]) == (200, "chat.completion")
+    assert last_status == status
+    assert set(json.loads(last_body)["error"]) == {"message", "type", "param", "code"}
+
+
+# --- requests that name no path; Expect --------------------------------------------------------
+
+NO_PATH = {
+    "options-asterisk": b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n",
+    "connect-authority": b"CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: t\r\n\r\n",
+    "connect-a-path": b"CONNECT /v1/models HTTP/1.1\r\nHost: t\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("data", list(NO_PATH.values()), ids=list(NO_PATH))
+def test_connect_and_options_asterisk_get_405_in_the_envelope(mock, data):
+    with connect(mock) as sock:
+        sock.sendall(data)
+        status, body = one_response(sock)
+    assert status == 405
+    assert "GET, HEAD, POST" in json.loads(body)["error"]["message"]
+
+
+def test_the_405_of_a_request_naming_no_path_says_allow(mock):
+    status, headers, _ = answer(
+        exchange(mock, NO_PATH["options-asterisk"][:-2] + b"Connection: close\r\n\r\n")
+    )
+    assert (status, headers["allow"]) == (405, "GET, HEAD, POST")
+
+
+def test_an_unknown_expectation_gets_417_in_the_envelope(mock):
+    raw = exchange(mock, _with_body(b"Expect: 200-ok\r\n", CHAT))
+    assert envelope(raw) == (417, "expectation_failed", "application/json")
+
+
+def _expecting(length: int, key: bytes | None) -> bytes:
+    auth = b"Authorization: Bearer " + key + b"\r\n" if key is not None else b""
+    return POST + auth + b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % length
+
+
+EXPECT_REFUSED = {
+    "body-too-large": (None, 50_000_000, None, 413),
+    "no-key": ("sk-right", 100, None, 401),
+    "wrong-key": ("sk-right", 100, b"sk-wrong", 401),
+}
+
+
+@pytest.mark.parametrize(
+    ("api_key", "length", "sent_key", "status"),
+    list(EXPECT_REFUSED.values()),
+    ids=list(EXPECT_REFUSED),
+)
+def test_expect_100_continue_is_refused_before_the_body_when_it_would_be(
+    start_mock, api_key, length, sent_key, status
+):
+    server = start_mock(api_key=api_key)
+    with connect(server) as sock:
+        sock.sendall(_expecting(length, sent_key))  # headers only: the body waits for a 100
+        raw = read_all(sock)  # the answer, then the close (no body is waited for)
+    assert b"100 Continue" not in raw
+    assert envelope(raw)[0] == status
+
+
+def test_expect_100_continue_with_the_key_continues(start_mock):
+    server = start_mock(api_key="sk-right")
+    with connect(server) as sock:
+        sock.sendall(_expecting(len(CHAT), b"sk-right"))
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):
+            interim += sock.recv(1)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(CHAT)
+        assert one_response(sock)[0] == 200
+
+
+# --- a connection that sends nothing -------------------------------------------------------------
+
+
+def test_a_connection_that_sends_nothing_is_closed_at_the_header_timeout(start_mock):
+    server = start_mock(limits=ConnectionLimits(header_timeout=0.5, idle_timeout=NET * 10))
+    started = time.monotonic()
+    with connect(server) as sock:
+        assert read_all(sock) == b""  # closed, and nothing said: there was no request
+    assert time.monotonic() - started < NET * 10  # not the idle timeout
