@@ -43,8 +43,10 @@ def protocol_error(status: int, exc: BaseException | None) -> ApiError:
     return ApiError(status, HTTPStatus(status).phrase)
 
 
-# What aiohttp decodes (br and zstd only with their libraries: else its parser raises
-# ContentEncodingError, a 415 too); any other Content-Encoding would reach the app undecoded.
+# The encodings past the parser: aiohttp's parser raises ContentEncodingError (a 415) for br and
+# zstd without their libraries; the mock's servers leave decoding to _body.decode_body
+# (auto_decompress off), which decodes gzip and deflate and answers br and zstd with 415 too.
+# Any other Content-Encoding is a 415 here.
 _DECODED = frozenset({"", "identity", "gzip", "deflate", "br", "zstd"})
 
 
