@@ -607,3 +607,23 @@ def test_hostile_bodies_never_get_a_5xx(servers, mode, hostile):
     if status >= 400:
         assert answer_headers["Content-Type"].startswith("application/json"), raw[:500]
         envelope(raw)
+
+
+# A body wide as well as deep (red team, second round): 2,000,000 {} held the event loop for 6 s
+# in the walk that checks depth and surrogates; refused bodies over 1 MiB are not walked again
+# to name the place.
+def test_a_wide_body_is_read_and_a_wide_bad_body_refused_saying_why():
+    assert len(parse_json(json.dumps({"a": [{}] * 2_000_000}).encode())["a"]) == 2_000_000
+    wide = "{}," * 400_000
+    with pytest.raises(ApiError, match=f"nests deeper than {MAX_JSON_DEPTH} levels"):
+        parse_json(("[" + wide + nested(MAX_JSON_DEPTH) + "]").encode())
+    with pytest.raises(ApiError, match="lone surrogate"):
+        parse_json(("[" + wide + '{"k": "\\udc00"}]').encode())
+    with pytest.raises(ApiError, match="lone surrogate"):
+        parse_json(("[" + wide + '{"\\udc00": 1}]').encode())
+    assert parse_json(("[" + wide + '"\\ud83d\\ude00"]').encode())[-1] == "\U0001f600"
+
+
+@pytest.mark.parametrize("body", [b"5", b'"abc"', b"null", b"[]"])
+def test_a_body_that_is_no_object_passes_the_walk(body):
+    parse_json(body)  # refused later, by validation, as not an object
