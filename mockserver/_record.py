@@ -70,6 +70,21 @@ RECORD = web.AppKey("record", RecordConfig)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _field_value(value: str) -> str:
+    """``value`` with each control character but HTAB replaced by a space, as RFC 9110
+    section 5.5 has a recipient do with CR, LF and NUL (field-content allows none of the others
+    either): aiohttp refuses to send them, which made an upstream's bad header a 500."""
+    return _CONTROL.sub(" ", value)
+
+
+def _upstream_headers(upstream: aiohttp.ClientResponse) -> list[tuple[str, str]]:
+    """The upstream answer's headers as they can be sent on (see :func:`_field_value`)."""
+    return [(name, _field_value(value)) for name, value in upstream.headers.items()]
+
+
 def _stored_headers(headers: Iterable[tuple[str, str]], secrets: Sequence[str]) -> dict[str, str]:
     """Headers worth keeping: no hop-by-hop ones, secret ones as ``[REDACTED]``."""
     kept: dict[str, str] = {}
@@ -107,11 +122,10 @@ async def _relay(
     (each with the seconds since the previous one, the first since the headers) and the loop
     time of the last."""
     answer_headers = CIMultiDict(
-        (k, v) for k, v in upstream.headers.items() if k.lower() not in UNSTORED_HEADERS
+        (k, v) for k, v in _upstream_headers(upstream) if k.lower() not in UNSTORED_HEADERS
     )
-    response = web.StreamResponse(
-        status=upstream.status, reason=upstream.reason, headers=answer_headers
-    )
+    reason = _field_value(upstream.reason) if upstream.reason else None
+    response = web.StreamResponse(status=upstream.status, reason=reason, headers=answer_headers)
     await response.prepare(request)
     loop = asyncio.get_running_loop()
     writes, last = [], loop.time()
@@ -163,7 +177,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         path=path,
         body=redact_json(parse_request_body(redact(raw, secrets)), secrets),
         status=upstream.status,
-        headers=_stored_headers(upstream.headers.items(), secrets),
+        headers=_stored_headers(_upstream_headers(upstream), secrets),
         writes=stored,
         stream=stream,
         request_headers=_stored_headers(request.headers.items(), secrets),

@@ -304,3 +304,42 @@ async def test_a_reflecting_upstream_gets_no_credential_into_the_cassette(serve,
     assert text.count(REDACTED) > 20
     assert "YSECRETvalue123" not in text
     assert "limit=2" in text  # the rest of the query stays
+
+
+async def test_an_upstream_header_with_control_characters_is_relayed_with_spaces(serve, tmp_path):
+    """A red-team upstream sent ESC, DEL, SOH and VT in header values and its reason phrase:
+    aiohttp refused to send them on (a 500 and a traceback per request, nothing recorded)."""
+    body = b'{"object":"list","data":[]}'
+
+    async def upstream_handler(reader, writer):
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = [
+            line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+        ]
+        if length:
+            await reader.readexactly(int(length[0].split(b":")[1]))
+        writer.write(
+            b"HTTP/1.1 200 O\x01K\r\nContent-Type: application/json\r\n"
+            b"X-Request-Id: a\x1b[2Jb\r\nX-Odd: \x7fc\x0bd\tok\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    upstream = await asyncio.start_server(upstream_handler, "127.0.0.1", 0)
+    port = upstream.sockets[0].getsockname()[1]
+    try:
+        config = RecordConfig(f"http://127.0.0.1:{port}/v1", str(tmp_path))
+        recorder = await serve(create_record_app(config))
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{recorder}/v1/chat/completions", json=BODY) as response,
+        ):
+            assert (response.status, await response.read()) == (200, body)
+            assert response.headers["X-Request-Id"] == "a [2Jb"
+            assert response.headers["X-Odd"].strip() == "c d\tok"
+    finally:
+        upstream.close()
+        await upstream.wait_closed()
+    (cassette,) = load_directory(tmp_path)
+    assert cassette.headers["X-Odd"].strip() == "c d\tok"
