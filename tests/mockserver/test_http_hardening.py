@@ -238,7 +238,7 @@ def test_pipelined_requests_are_each_answered(quick):
     one = b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n"
     raw = exchange(quick, one * 2 + b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     assert raw.count(b"HTTP/1.1 200 OK") == 3
-    assert b"408" not in raw
+    assert raw.count(b"HTTP/1.") == 3  # three answers and no other (no 408: ids are random hex)
 
 
 # --- the connection cap ----------------------------------------------------------------------
