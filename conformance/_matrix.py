@@ -5,7 +5,8 @@ Rows are the checks, by group in :data:`~conformance._registry.GROUPS` order and
 in registry order (checks this suite does not know, from another suite version, after them by
 id); columns are the endpoints; a cell is the check's status as a symbol and a word, ``—`` when
 the report has no such check (not run). A cell that did not pass carries the outcome's message:
-a numbered footnote in Markdown, a ``title`` (hover) and a details list in HTML.
+a numbered footnote in Markdown (one per distinct status and message), a ``title`` (hover)
+and a numbered list in HTML.
 
 A report file is input the suite did not write this time: every string of it is escaped again
 for the output (:func:`~conformance._shown.markdown_code` in Markdown, :func:`html.escape` of
@@ -143,10 +144,11 @@ class _Cell:
 
 
 def _cells(rows: list[_Row], columns: Sequence[MatrixColumn]) -> list[list[_Cell]]:
-    """The cells row by row; every cell that did not pass and says why gets the next footnote
-    number (1, 2, ... row by row, column by column)."""
+    """The cells row by row; every cell that did not pass and says why points to a footnote:
+    one per distinct (status, reason), numbered 1, 2, ... as first met row by row, column by
+    column."""
     grid: list[list[_Cell]] = []
-    notes = 0
+    notes: dict[tuple[str, str], int] = {}
     for row in rows:
         line = []
         for column in columns:
@@ -154,14 +156,24 @@ def _cells(rows: list[_Row], columns: Sequence[MatrixColumn]) -> list[list[_Cell
             if entry is None:
                 line.append(_Cell(None, "", None))
                 continue
+            status = entry["status"]
             reason = cut(inline(entry.get("message") or ""), _REASON_CHARS)
             note = None
-            if reason and entry["status"] != "passed":
-                notes += 1
-                note = notes
-            line.append(_Cell(entry["status"], reason, note))
+            if reason and status != "passed":
+                note = notes.setdefault((status, reason), len(notes) + 1)
+            line.append(_Cell(status, reason, note))
         grid.append(line)
     return grid
+
+
+def _notes(grid: list[list[_Cell]]) -> list[_Cell]:
+    """The first cell of each footnote, by number."""
+    first: dict[int, _Cell] = {}
+    for cells in grid:
+        for cell in cells:
+            if cell.note is not None:
+                first.setdefault(cell.note, cell)
+    return [first[n] for n in sorted(first)]
 
 
 def _word(cell: _Cell) -> str:
@@ -195,19 +207,10 @@ def _markdown(rows: list[_Row], columns: Sequence[MatrixColumn]) -> str:
             f"{markdown_code(column.model)}, {markdown_code(column.schema_level)} schemas, "
             f"chatcompat {markdown_code(column.tool_version)}"
         )
-    notes = [
-        (cell, row, column)
-        for row, cells in zip(rows, grid, strict=True)
-        for cell, column in zip(cells, columns, strict=True)
-        if cell.note
-    ]
+    notes = _notes(grid)
     if notes:
         lines += ["", "Reasons:", ""]
-        for cell, row, column in notes:
-            lines.append(
-                f"{cell.note}. {markdown_code(_label(column))}, {markdown_code(row.id)} "
-                f"({cell.status}): {markdown_code(cell.reason)}"
-            )
+        lines += [f"{c.note}. {c.status}: {markdown_code(c.reason)}" for c in notes]
     return "\n".join(lines) + "\n"
 
 
@@ -259,12 +262,9 @@ def _html(rows: list[_Row], columns: Sequence[MatrixColumn]) -> str:
         for c in columns
     )
     details = "".join(
-        f'<li id="note-{cell.note}" value="{cell.note}"><code>{_text(_label(column))}</code>, '
-        f"<code>{_text(row.id)}</code> ({_text(cell.status or '')}): "
-        f"<code>{_text(cell.reason)}</code></li>"
-        for row, cells in zip(rows, grid, strict=True)
-        for cell, column in zip(cells, columns, strict=True)
-        if cell.note
+        f'<li id="note-{c.note}" value="{c.note}">{_text(c.status or "")}: '
+        f"<code>{_text(c.reason)}</code></li>"
+        for c in _notes(grid)
     )
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from conformance._matrix import MatrixColumn, read_report, render_matrix
+from conformance._matrix import Format, MatrixColumn, read_report, render_matrix
 from conformance._shown import inline
 
 __all__ = ["EXIT_OK", "EXIT_USAGE", "add_arguments", "run_command"]
@@ -72,7 +72,10 @@ def run_command(args: argparse.Namespace) -> int:
     say on stderr what is wrong with an input or an output file and return 2."""
     try:
         columns = _columns(args)
-        outputs = [(args.markdown, "markdown"), (args.html, "html")]
+        outputs: list[tuple[Path | None, Format]] = [
+            (args.markdown, "markdown"),
+            (args.html, "html"),
+        ]
         if args.markdown is None and args.html is None:
             sys.stdout.write(render_matrix(columns, "markdown"))
         for path, fmt in outputs:
