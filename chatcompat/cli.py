@@ -1,6 +1,6 @@
 """The ``chatcompat`` command: ``check`` runs the suite, ``mock`` runs the mock server,
-``record`` records cassettes for it, ``export-model`` writes the reference model for real
-engines."""
+``record`` records cassettes for it, ``matrix`` renders JSON reports as one compatibility matrix,
+``export-model`` writes the reference model for real engines."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ class DeprecatedSpelling(argparse.Action):
 def parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from conformance import cli as check_cli
+    from conformance import matrix_cli
     from mockserver import cli as mock_cli
 
     top = argparse.ArgumentParser(
@@ -54,6 +55,14 @@ def parser() -> argparse.ArgumentParser:
     )
     mock_cli.add_record_arguments(record)
     record.set_defaults(run=mock_cli.run_record)
+    matrix = commands.add_parser(
+        "matrix",
+        help="render JSON reports as one compatibility matrix (Markdown, HTML)",
+        description="Checks by endpoint: one column per JSON report (v2), a cell per check "
+        "(passed, failed, warning, skipped, error; — not run), the reasons as footnotes.",
+    )
+    matrix_cli.add_arguments(matrix)
+    matrix.set_defaults(run=matrix_cli.run_command)
     export = commands.add_parser(
         "export-model",
         help="write the reference model for real engines",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from conformance._context import Budget, Context
 from conformance._http import Endpoint, Exchange
+from conformance._matrix import MatrixColumn, read_report, render_matrix
 from conformance._outcome import (
     CheckFailed,
     CheckSkipped,
@@ -39,6 +40,7 @@ __all__ = [
     "Crash",
     "Endpoint",
     "Exchange",
+    "MatrixColumn",
     "Outcome",
     "Profile",
     "Redirect",
@@ -54,6 +56,8 @@ __all__ = [
     "load_profile",
     "markdown_summary",
     "outcome_of",
+    "read_report",
+    "render_matrix",
     "run",
     "run_checks",
     "write_reports",

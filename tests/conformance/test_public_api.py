@@ -13,6 +13,8 @@ USED = {
     "RunResult", "Result", "Outcome", "Status", "Crash", "Exchange", "Redirect",
     "console_text", "json_report", "junit_xml", "markdown_summary", "write_reports",
     "REPORT_VERSION",
+    # a compatibility matrix of several JSON reports
+    "MatrixColumn", "read_report", "render_matrix",
     # writing checks
     "check", "Check", "Severity", "Context", "CheckFailed", "CheckSkipped",
     "outcome_of",
