@@ -207,6 +207,9 @@ VLLM_TOOL_DELTA = {
 }
 
 
+_DELETE = object()  # sentinel for _set(): remove the key
+
+
 def _set(doc: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
     doc = copy.deepcopy(doc)
     node: Any = doc
@@ -219,7 +222,6 @@ def _set(doc: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, An
     return doc
 
 
-_DELETE = object()
 CHOICE = ("choices", 0)
 ACCEPTED: dict[str, tuple[str, dict[str, Any]]] = {
     "vllm-answer": ("chat-completion", VLLM_RESPONSE),
