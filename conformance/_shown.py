@@ -28,6 +28,8 @@ import re
 import sys
 import unicodedata
 
+from chatcompat.encoded_secrets import char_forms, secret_source
+
 __all__ = [
     "REDACTED",
     "cut",
@@ -123,27 +125,11 @@ def markdown_code(text: str, *, cell: bool = False) -> str:
     return f"{fence}{text}{fence}"
 
 
-def _forms(char: str, as_bytes: bool) -> list[str]:
-    """The ways ``char`` may appear in an answer, as regex alternatives: itself (its UTF-8 bytes
-    as latin-1 chars when ``as_bytes``), JSON-escaped (``\\u0041``, ``\\/``) and percent-encoded
-    (``%41``); hex digits in either case."""
-    forms = [re.escape(char.encode().decode("latin-1") if as_bytes else char)]
-    if ord(char) < 0x10000:
-        forms.append(f"\\\\u{_hex(f'{ord(char):04x}')}")
-    if char in '"\\/':
-        forms.append(re.escape("\\" + char))
-    forms.append("".join(f"%{_hex(f'{b:02x}')}" for b in char.encode()))
-    return forms
-
-
-def _hex(digits: str) -> str:
-    return "".join(f"[{d}{d.upper()}]" if d.isalpha() else d for d in digits)
-
-
 @functools.lru_cache(maxsize=8)
 def _pattern(secret: str, as_bytes: bool) -> re.Pattern[str]:
-    """The key in any mix of its forms (see :func:`_forms`), char by char."""
-    return re.compile("".join(f"(?:{'|'.join(_forms(c, as_bytes))})" for c in secret))
+    """The key in any mix of its forms (:func:`chatcompat.encoded_secrets.char_forms`), char by
+    char; with ``as_bytes``, for bytes read as latin-1 chars (a char as itself is its UTF-8)."""
+    return re.compile(secret_source(secret, raw=as_bytes), re.DOTALL)
 
 
 _UNIT = re.compile(r"\\u[0-9a-fA-F]{4}|\\[\\/\"]|%[0-7][0-9a-fA-F]")  # one escaped char
@@ -184,7 +170,7 @@ def _in_text(position: int, segments: list[_Segment], starts: list[int], *, end:
 @functools.lru_cache(maxsize=8)
 def _escapes(secret: str) -> re.Pattern[str]:
     """Any escaped form (JSON, percent) of a char of ``secret``."""
-    forms = {form for char in set(secret) for form in _forms(char, False)[1:]}
+    forms = {form for char in set(secret) for form in char_forms(char)}
     return re.compile("|".join(sorted(forms)))
 
 
