@@ -116,14 +116,12 @@ def _upstream_url(config: RecordConfig, request: web.Request) -> tuple[str, str]
 
 
 async def _relay(
-    request: web.Request, upstream: aiohttp.ClientResponse
+    request: web.Request, upstream: aiohttp.ClientResponse, headers: list[tuple[str, str]]
 ) -> tuple[web.StreamResponse, list[Write], float]:
-    """Stream ``upstream``'s answer back to ``request`` as it arrives: the response, its writes
-    (each with the seconds since the previous one, the first since the headers) and the loop
-    time of the last."""
-    answer_headers = CIMultiDict(
-        (k, v) for k, v in _upstream_headers(upstream) if k.lower() not in UNSTORED_HEADERS
-    )
+    """Stream ``upstream``'s answer back to ``request`` as it arrives, with ``headers`` (its
+    headers as they can be sent on): the response, its writes (each with the seconds since the
+    previous one, the first since the headers) and the loop time of the last."""
+    answer_headers = CIMultiDict((k, v) for k, v in headers if k.lower() not in UNSTORED_HEADERS)
     reason = _field_value(upstream.reason) if upstream.reason else None
     response = web.StreamResponse(status=upstream.status, reason=reason, headers=answer_headers)
     await response.prepare(request)
@@ -165,7 +163,8 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         return error_response(error)
     async with upstream:
         wait = loop.time() - started
-        response, writes, last = await _relay(request, upstream)
+        headers = _upstream_headers(upstream)
+        response, writes, last = await _relay(request, upstream, headers)
     stream = upstream.headers.get("Content-Type", "").startswith("text/event-stream")
     if stream:
         stored = redact_writes(writes, secrets)
@@ -177,7 +176,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         path=path,
         body=redact_json(parse_request_body(redact(raw, secrets)), secrets),
         status=upstream.status,
-        headers=_stored_headers(_upstream_headers(upstream), secrets),
+        headers=_stored_headers(headers, secrets),
         writes=stored,
         stream=stream,
         request_headers=_stored_headers(request.headers.items(), secrets),
