@@ -355,10 +355,10 @@ class Expectation:
     seen: Mapping[str, Any] = field(default_factory=dict)
 
 
-def load_expectations(engine: str) -> dict[str, Expectation]:
-    """``expectations/ENGINE.toml`` by check id (empty if the file does not exist). Raises
+def load_expectations(engine: str, folder: Path = HERE / "expectations") -> dict[str, Expectation]:
+    """``folder/ENGINE.toml`` by check id (empty if the file does not exist). Raises
     ValueError naming the entry when one lacks a reason or has an unknown status or key."""
-    path = HERE / "expectations" / f"{engine}.toml"
+    path = folder / f"{engine}.toml"
     if not path.is_file():
         return {}
     table = tomllib.loads(path.read_text())
@@ -369,8 +369,9 @@ def load_expectations(engine: str) -> dict[str, Expectation]:
             raise ValueError(f"{path.name} [{check}]: status and reason are required")
         if set(entry) - known:
             raise ValueError(f"{path.name} [{check}]: unknown keys {sorted(set(entry) - known)}")
-        if entry.get("status") != "skipped" and not entry.get("request"):
-            raise ValueError(f"{path.name} [{check}]: a failure or warning needs its request")
+        if entry["status"] != "skipped" and entry.get("method", "POST") == "POST":
+            if not entry.get("request"):
+                raise ValueError(f"{path.name} [{check}]: a failure or warning needs its request")
         expectations[check] = Expectation(check=check, **entry)
     return expectations
 
