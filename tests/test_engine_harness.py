@@ -42,7 +42,9 @@ MOCK = ("{python}", "-m", "chatcompat", "mock", "--port", "{port}", "--model", "
 
 
 def port_is_free(port: int) -> bool:
+    """No listener holds ``port`` (connections in TIME_WAIT may remain)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
