@@ -72,3 +72,39 @@ def test_lp_shape_message_without_empty_tokens(content):
     assert _misspelling(entries, content + "b", "a") == (
         f"at character 0 the content has {content + 'b'!r}, the tokens 'a'"
     )
+
+
+def _finish_stream(body: dict) -> web.Response:
+    """vLLM's stream: the last token's text beside finish_reason "length"; "" beside "stop"
+    (the end token's text), which the basic stream of this server always reaches."""
+    cut = body.get("max_tokens", 64) <= 4
+    finish = {"content": "n"} if cut else {"content": ""}
+    deltas = [({"role": "assistant", "content": ""}, None), ({"content": "The"}, None)]
+    deltas.append((finish, "length" if cut else "stop"))
+    chunks = [
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": 1796032179,
+            "model": "m",
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}],
+        }
+        for delta, reason in deltas
+    ]
+    data = b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in chunks)
+    return web.Response(body=data + b"data: [DONE]\n\n", content_type="text/event-stream")
+
+
+def test_finish_empty_delta_sees_the_text_vllm_puts_beside_length():
+    async def handle(request: web.Request) -> web.Response:
+        return _finish_stream(await request.json())
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handle)
+    with RawServer(app) as server:
+        endpoint = Endpoint(f"http://127.0.0.1:{server.port}/v1", "m", timeout=10)
+        result = run(endpoint, ["finish_empty_delta", "finish_once"]).results
+    statuses = {r.check.id: r for r in result}
+    assert statuses["finish_once"].status == "passed"
+    assert statuses["finish_empty_delta"].status == "warning"
+    assert '{"content": "n"}' in statuses["finish_empty_delta"].outcome.text
