@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from typing import Any
 
 from conformance._assertions import chunks_of, is_prompt_filter_chunk, json_body, require_status
@@ -224,6 +224,17 @@ async def _choices_of(ctx: Context) -> tuple[Exchange, dict[int, list[tuple[int,
     return _indices(await ctx.stream())
 
 
+def _finished(
+    indices: dict[int, list[tuple[int, dict[str, Any]]]],
+) -> Iterator[tuple[int, int, list[tuple[int, dict[str, Any]]]]]:
+    """Each choice that finishes: its index, the place of its finish chunk among its entries, and
+    the entries (a choice that never finishes is finish_once's to report)."""
+    for index, entries in indices.items():
+        finish = finish_position(entries)
+        if finish is not None:
+            yield index, finish, entries
+
+
 def _indices(exchange: Exchange) -> tuple[Exchange, dict[int, list[tuple[int, dict[str, Any]]]]]:
     """``exchange`` and its chunks' choices by index, or a failure when no chunk has one."""
     chunks = complete_chunks(exchange)
@@ -323,10 +334,7 @@ async def nothing_after_finish(ctx: Context) -> None:
 
     Clients stop reading a choice at its finish: what comes after is lost."""
     exchange, indices = await _choices_of(ctx)
-    for index, entries in indices.items():
-        finish = finish_position(entries)
-        if finish is None:
-            continue  # finish_once reports it
+    for index, finish, entries in _finished(indices):
         for position, choice in entries[finish + 1 :]:
             if text_of(choice) or delta_of(choice).get("tool_calls"):
                 raise CheckFailed(
@@ -353,24 +361,28 @@ async def finish_empty_delta(ctx: Context) -> None:
         "stream:cut", lambda: ctx.chat(ctx.request(stream=True, temperature=0, max_tokens=4))
     )
     for exchange, indices in (await _choices_of(ctx), _indices(await cut)):
-        for index, entries in indices.items():
-            finish = finish_position(entries)
-            if finish is None:
-                continue  # finish_once reports it
-            position, choice = entries[finish]
-            carried = sorted(
-                key
-                for key, value in delta_of(choice).items()
-                if key != "role" and value not in (None, "", [], {})
+        _require_empty_finish(exchange, indices)
+
+
+def _require_empty_finish(
+    exchange: Exchange, indices: dict[int, list[tuple[int, dict[str, Any]]]]
+) -> None:
+    """Fail unless each finish chunk's delta carries nothing (role aside)."""
+    for index, finish, entries in _finished(indices):
+        position, choice = entries[finish]
+        carried = sorted(
+            key
+            for key, value in delta_of(choice).items()
+            if key != "role" and value not in (None, "", [], {})
+        )
+        if carried:
+            raise CheckFailed(
+                f"the finish chunk of choice {index} (chunk {position}) carries "
+                f"{', '.join(carried)}",
+                expected='a finish chunk whose delta is {} or {"content": ""}',
+                received=json.dumps(choice.get("delta"))[:200],
+                exchange=exchange,
             )
-            if carried:
-                raise CheckFailed(
-                    f"the finish chunk of choice {index} (chunk {position}) carries "
-                    f"{', '.join(carried)}",
-                    expected='a finish chunk whose delta is {} or {"content": ""}',
-                    received=json.dumps(choice.get("delta"))[:200],
-                    exchange=exchange,
-                )
 
 
 @check(group="stream", severity="must")
