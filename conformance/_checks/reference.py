@@ -99,8 +99,10 @@ def _candidate_problem(oracle: Any, candidate: dict[str, Any], row: list[float])
 async def ref_logprobs(ctx: Context) -> None:
     """Returned logprobs (sampled and top) equal the reference model's raw logprobs.
     With --reference: the sampled and top logprobs equal the raw log-softmax of the exported model
-    within 0.02 nats (a token that is not a whole character known by its place in the greedy
-    chain, or by its logprob among such tokens)."""
+    within 0.02 nats.
+
+    A token that is not a whole UTF-8 character is known by its place in the greedy chain, or by
+    its logprob among such tokens: vLLM shows it as "" or as the character it completes."""
     oracle = await _oracle(ctx)
     body = ctx.request(temperature=0, max_tokens=12, logprobs=True, top_logprobs=5)
     exchange = await ctx.chat(body)

@@ -350,13 +350,13 @@ async def nothing_after_finish(ctx: Context) -> None:
 async def finish_empty_delta(ctx: Context) -> None:
     """The finish chunk's delta is empty: {} or {"content": ""}.
     The chunk that carries a choice's finish_reason has a delta with nothing in it (role aside):
-    {}, or content "", in the basic stream and in a greedy stream cut at max_tokens 4 (a server
-    may put the last text beside "length" only: vLLM does, and a sampled answer may end either
-    way).
+    {}, or content "".
 
     OpenAI sends the finish_reason in a chunk of its own; servers that put the last piece of text
     in the finish chunk (Novita) are read right by the SDKs, but clients that act on the
-    finish_reason before the delta drop that text."""
+    finish_reason before the delta drop that text. Seen in the basic stream and in a greedy one
+    cut at max_tokens 4: vLLM puts the last text beside "length" only, and a sampled answer may
+    end either way."""
     cut = ctx.shared(
         "stream:cut", lambda: ctx.chat(ctx.request(stream=True, temperature=0, max_tokens=4))
     )

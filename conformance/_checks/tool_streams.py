@@ -134,12 +134,12 @@ async def tool_stream_cont(ctx: Context) -> None:
     """Later deltas of a streamed call omit or repeat id/type/name; arguments join to JSON.
     Later deltas of each call of a streamed tool_choice "required" answer leave id, type and
     name out or repeat them unchanged (null is a change), carry arguments as string fragments,
-    and the fragments join into a JSON object that validates against the tool's parameters (no
-    verdict on the arguments of a stream cut at max_tokens).
+    and the fragments join into a JSON object that validates against the tool's parameters.
 
     Clients accumulate a call by its index and concatenate the argument fragments (the SDKs'
     stream helpers, LangChain's tool-call chunks); a changed id or name starts a new call, and
-    fragments that do not join to JSON cannot be parsed at the end."""
+    fragments that do not join to JSON cannot be parsed at the end. No verdict on the arguments
+    of a stream cut at max_tokens."""
     exchange = await tool_exchange(ctx, "required-stream")
     groups = _streamed_or_skip(exchange)
     tools = tools_of(exchange)
@@ -235,7 +235,9 @@ async def tool_stream_args_eq_nonstream(ctx: Context) -> None:
 async def tool_stream_not_dropped(ctx: Context) -> None:
     """A stream with tool_choice required streams tool calls (not text) and ends tool_calls.
     A streamed tool_choice "required" answer has tool_calls deltas, not the call as text, and
-    finishes with "tool_calls" (no verdict on the finish of a stream cut at max_tokens)."""
+    finishes with "tool_calls".
+
+    No verdict on the finish of a stream cut at max_tokens."""
     exchange = await tool_exchange(ctx, "required-stream")
     groups, unindexed, finish = _stream_calls(exchange)
     if not groups and not unindexed:

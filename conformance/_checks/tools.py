@@ -216,10 +216,11 @@ async def tool_nonstream(ctx: Context) -> None:
     At temperature 0 each call has a unique non-empty id, type "function", a supplied name and
     arguments that are a JSON string of an object validating against the tool's parameters;
     finish_reason is tool_calls ("stop" accepted for a named choice, as OpenAI answers); auto may
-    answer with text; an answer cut at max_tokens (finish_reason length) gives no verdict.
+    answer with text.
 
     Agents run the call they are given: arguments as an object instead of a string (Ollama), or
-    that do not validate, fail in the client's json.loads or in the tool itself."""
+    that do not validate, fail in the client's json.loads or in the tool itself. An answer cut
+    at max_tokens (finish_reason length) gives no verdict."""
     auto, required, named = await asyncio.gather(
         tool_exchange(ctx, "auto"), tool_exchange(ctx, "required"), tool_exchange(ctx, "named")
     )
