@@ -357,11 +357,14 @@ async def finish_empty_delta(ctx: Context) -> None:
     finish_reason before the delta drop that text. Seen in the basic stream and in a greedy one
     cut at max_tokens 4: vLLM puts the last text beside "length" only, and a sampled answer may
     end either way."""
-    cut = ctx.shared(
-        "stream:cut", lambda: ctx.chat(ctx.request(stream=True, temperature=0, max_tokens=4))
+    streams = await asyncio.gather(
+        ctx.stream(),
+        ctx.shared(
+            "stream:cut", lambda: ctx.chat(ctx.request(stream=True, temperature=0, max_tokens=4))
+        ),
     )
-    for exchange, indices in (await _choices_of(ctx), _indices(await cut)):
-        _require_empty_finish(exchange, indices)
+    for exchange in streams:
+        _require_empty_finish(*_indices(exchange))
 
 
 def _require_empty_finish(
