@@ -88,21 +88,29 @@ class Oracle:
             distribution[name] = distribution.get(name, 0.0) + float(probs[token])
         return distribution
 
-    def greedy_text(self, request: Mapping[str, Any], max_tokens: int, dialect: str) -> str:
-        """The text greedy decoding gives for ``request`` (stop strings not applied)."""
+    def _greedy_steps(self, request: Mapping[str, Any], max_tokens: int, dialect: str) -> list[Any]:
         from reference_model import GenerationRequest, SamplingParams, generate
 
-        steps = generate(
-            GenerationRequest(
-                messages=request["messages"],
-                sampling=SamplingParams(temperature=0),
-                max_tokens=max_tokens,
-                dialect=cast("Dialect", dialect),
-            ),
-            model=self.model,
-            tokenizer=self.tokenizer,
+        return list(
+            generate(
+                GenerationRequest(
+                    messages=request["messages"],
+                    sampling=SamplingParams(temperature=0),
+                    max_tokens=max_tokens,
+                    dialect=cast("Dialect", dialect),
+                ),
+                model=self.model,
+                tokenizer=self.tokenizer,
+            )
         )
-        return "".join(step.text for step in steps)
+
+    def greedy_text(self, request: Mapping[str, Any], max_tokens: int, dialect: str) -> str:
+        """The text greedy decoding gives for ``request`` (stop strings not applied)."""
+        return "".join(step.text for step in self._greedy_steps(request, max_tokens, dialect))
+
+    def greedy_ids(self, request: Mapping[str, Any], max_tokens: int, dialect: str) -> list[int]:
+        """The token ids of the greedy chain for ``request``, its end token included."""
+        return [step.token for step in self._greedy_steps(request, max_tokens, dialect)]
 
     def raw_logprobs(self, request: Mapping[str, Any], answer: Sequence[int]) -> list[list[float]]:
         """log_softmax of the raw logits at each answer position (teacher forcing)."""
@@ -116,8 +124,11 @@ class Oracle:
         return rows
 
     def token_id(self, data: bytes) -> int | None:
-        """The id of the token whose bytes are ``data`` (None if there is none)."""
+        """The id of the token whose bytes are ``data``, or of the special token whose text they
+        are (vLLM lists an end token as "<|eot_id|>"), or None if there is none."""
         token: int | None = self.tokenizer.bytes_to_id.get(data)
+        if token is None:
+            token = self.tokenizer.special_ids.get(data.decode("utf-8", "replace"))
         return token
 
 

@@ -171,11 +171,37 @@ async def lp_shape(ctx: Context) -> None:
     joined = joined_tokens(entries)
     if joined.strip() != content.strip():
         raise CheckFailed(
-            "the logprobs tokens do not spell the message content",
+            "the logprobs tokens do not spell the message content: "
+            + _misspelling(entries, content, joined),
             expected=repr(content[:200]),
             received=repr(joined[:200]),
             exchange=exchange,
         )
+
+
+def _misspelling(entries: list[dict[str, Any]], content: str, joined: str) -> str:
+    """Where the tokens' text first differs from ``content``, and which entries are empty: a
+    token that is part of a multi-byte UTF-8 character shown as "token": "" with "bytes": []
+    (vLLM: vllm/v1/engine/logprobs.py, _correct_decoded_token) drops its bytes, which OpenAI
+    lists so that the bytes of several tokens rebuild the character."""
+    content, joined = content.strip(), joined.strip()
+    at = next(
+        (i for i, (a, b) in enumerate(zip(content, joined, strict=False)) if a != b),
+        min(len(content), len(joined)),
+    )
+    where = (
+        f"at character {at} the content has {content[at : at + 8]!r}, "
+        f"the tokens {joined[at : at + 8]!r}"
+    )
+    empty = [i for i, e in enumerate(entries) if e["token"] == "" and e.get("bytes") == []]
+    if not empty:
+        return where
+    return (
+        f'{where}; tokens {empty} (of {len(entries)}) have "token": "" and "bytes": [], '
+        "parts of a multi-byte character whose bytes were left out, so the bytes cannot "
+        "rebuild the text"
+        + (" (the content shows U+FFFD for such a byte)" if "\ufffd" in content else "")
+    )
 
 
 def _counts(exchange: Exchange) -> list[int]:

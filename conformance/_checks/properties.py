@@ -47,6 +47,11 @@ SHRINK_REQUESTS = 8  # requests a shrinking failure may add
 # Hypothesis runs one at a time: two in parallel threads can trip CPython 3.11's ast module
 # ("AST constructor recursion depth mismatch", python/cpython#106905) when hypothesis parses
 # source, and hypothesis does not promise thread safety.
+with contextlib.suppress(ImportError):
+    # Imported whole before any check runs: hypothesis reads sys.modules["numpy"].ndarray
+    # (hypothesis/internal/conjecture/utils.py: check_sample) while the oracle's thread may be
+    # importing torch, which leaves a half-made numpy there ("partially initialized module").
+    import numpy  # noqa: F401
 HYPOTHESIS_LOCK = threading.Lock()
 _HELD = threading.local()  # .value: whether this worker thread holds HYPOTHESIS_LOCK
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from typing import Any
 
 from conformance._assertions import chunks_of, is_prompt_filter_chunk, json_body, require_status
@@ -221,7 +221,22 @@ def finish_position(entries: list[tuple[int, dict[str, Any]]]) -> int | None:
 
 
 async def _choices_of(ctx: Context) -> tuple[Exchange, dict[int, list[tuple[int, dict[str, Any]]]]]:
-    exchange = await ctx.stream()
+    return _indices(await ctx.stream())
+
+
+def _finished(
+    indices: dict[int, list[tuple[int, dict[str, Any]]]],
+) -> Iterator[tuple[int, int, list[tuple[int, dict[str, Any]]]]]:
+    """Each choice that finishes: its index, the place of its finish chunk among its entries, and
+    the entries (a choice that never finishes is finish_once's to report)."""
+    for index, entries in indices.items():
+        finish = finish_position(entries)
+        if finish is not None:
+            yield index, finish, entries
+
+
+def _indices(exchange: Exchange) -> tuple[Exchange, dict[int, list[tuple[int, dict[str, Any]]]]]:
+    """``exchange`` and its chunks' choices by index, or a failure when no chunk has one."""
     chunks = complete_chunks(exchange)
     indices = by_index(chunks)
     if not indices:
@@ -319,10 +334,7 @@ async def nothing_after_finish(ctx: Context) -> None:
 
     Clients stop reading a choice at its finish: what comes after is lost."""
     exchange, indices = await _choices_of(ctx)
-    for index, entries in indices.items():
-        finish = finish_position(entries)
-        if finish is None:
-            continue  # finish_once reports it
+    for index, finish, entries in _finished(indices):
         for position, choice in entries[finish + 1 :]:
             if text_of(choice) or delta_of(choice).get("tool_calls"):
                 raise CheckFailed(
@@ -342,12 +354,24 @@ async def finish_empty_delta(ctx: Context) -> None:
 
     OpenAI sends the finish_reason in a chunk of its own; servers that put the last piece of text
     in the finish chunk (Novita) are read right by the SDKs, but clients that act on the
-    finish_reason before the delta drop that text."""
-    exchange, indices = await _choices_of(ctx)
-    for index, entries in indices.items():
-        finish = finish_position(entries)
-        if finish is None:
-            continue  # finish_once reports it
+    finish_reason before the delta drop that text. Seen in the basic stream and in a greedy one
+    cut at max_tokens 4: vLLM puts the last text beside "length" only, and a sampled answer may
+    end either way."""
+    streams = await asyncio.gather(
+        ctx.stream(),
+        ctx.shared(
+            "stream:cut", lambda: ctx.chat(ctx.request(stream=True, temperature=0, max_tokens=4))
+        ),
+    )
+    for exchange in streams:
+        _require_empty_finish(*_indices(exchange))
+
+
+def _require_empty_finish(
+    exchange: Exchange, indices: dict[int, list[tuple[int, dict[str, Any]]]]
+) -> None:
+    """Fail unless each finish chunk's delta carries nothing (role aside)."""
+    for index, finish, entries in _finished(indices):
         position, choice = entries[finish]
         carried = sorted(
             key

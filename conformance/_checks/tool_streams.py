@@ -138,40 +138,54 @@ async def tool_stream_cont(ctx: Context) -> None:
 
     Clients accumulate a call by its index and concatenate the argument fragments (the SDKs'
     stream helpers, LangChain's tool-call chunks); a changed id or name starts a new call, and
-    fragments that do not join to JSON cannot be parsed at the end."""
+    fragments that do not join to JSON cannot be parsed at the end. No verdict on the arguments
+    of a stream cut at max_tokens."""
     exchange = await tool_exchange(ctx, "required-stream")
     groups = _streamed_or_skip(exchange)
     tools = tools_of(exchange)
     for index, fragments in sorted(groups.items()):
-        first = fragments[0]
-        first_function = _obj(first.get("function"))
-        for position, fragment in enumerate(fragments[1:], start=1):
-            function = _obj(fragment.get("function"))
-            pairs = [(k, fragment, first) for k in ("id", "type")]
-            pairs.append(("name", function, first_function))
-            for key, later, head in pairs:
-                if key in later and key in head and later[key] != head[key]:
-                    raise CheckFailed(
-                        f"delta {position} of tool call {index} changes {key}",
-                        expected=f"{key} left out, or {head[key]!r} again",
-                        received=repr(later[key]),
-                        exchange=exchange,
-                    )
-            if "arguments" in function and not isinstance(function["arguments"], str):
-                raise CheckFailed(
-                    f"delta {position} of tool call {index} has non-string arguments",
-                    expected="a string fragment of the arguments",
-                    received=repr(function["arguments"]),
-                    exchange=exchange,
-                )
+        _later_deltas(exchange, index, fragments)
+    finish = _stream_calls(exchange)[2]
+    for index, fragments in sorted(groups.items()):
         arguments = _joined_arguments(fragments)
         name = _name(fragments)
         problem = arguments_problem(arguments, tools[name]) if name in tools else None
+        if problem and finish == "length":
+            raise CheckSkipped(
+                f"inconclusive: the stream was cut at max_tokens (finish_reason length) before "
+                f"the arguments of tool call {index} were whole"
+            )
         if problem:
             raise CheckFailed(
                 f"the joined argument fragments of tool call {index} are wrong: {problem}",
                 expected="fragments that join into a JSON object that validates",
                 received=arguments[:300],
+                exchange=exchange,
+            )
+
+
+def _later_deltas(exchange: Exchange, index: int, fragments: list[dict[str, Any]]) -> None:
+    """Fail unless the later deltas of call ``index`` leave id, type and name out or repeat
+    them, and carry string arguments."""
+    first = fragments[0]
+    first_function = _obj(first.get("function"))
+    for position, fragment in enumerate(fragments[1:], start=1):
+        function = _obj(fragment.get("function"))
+        pairs = [(k, fragment, first) for k in ("id", "type")]
+        pairs.append(("name", function, first_function))
+        for key, later, head in pairs:
+            if key in later and key in head and later[key] != head[key]:
+                raise CheckFailed(
+                    f"delta {position} of tool call {index} changes {key}",
+                    expected=f"{key} left out, or {head[key]!r} again",
+                    received=repr(later[key]),
+                    exchange=exchange,
+                )
+        if "arguments" in function and not isinstance(function["arguments"], str):
+            raise CheckFailed(
+                f"delta {position} of tool call {index} has non-string arguments",
+                expected="a string fragment of the arguments",
+                received=repr(function["arguments"]),
                 exchange=exchange,
             )
 
@@ -221,7 +235,9 @@ async def tool_stream_args_eq_nonstream(ctx: Context) -> None:
 async def tool_stream_not_dropped(ctx: Context) -> None:
     """A stream with tool_choice required streams tool calls (not text) and ends tool_calls.
     A streamed tool_choice "required" answer has tool_calls deltas, not the call as text, and
-    finishes with "tool_calls"."""
+    finishes with "tool_calls".
+
+    No verdict on the finish of a stream cut at max_tokens."""
     exchange = await tool_exchange(ctx, "required-stream")
     groups, unindexed, finish = _stream_calls(exchange)
     if not groups and not unindexed:
@@ -230,6 +246,11 @@ async def tool_stream_not_dropped(ctx: Context) -> None:
             expected="tool_calls deltas",
             received=f"no tool_calls delta, finish_reason {finish!r}",
             exchange=exchange,
+        )
+    if finish == "length":
+        raise CheckSkipped(
+            "inconclusive: the stream was cut at max_tokens (finish_reason length) before its "
+            "call was whole"
         )
     if finish != "tool_calls":
         raise CheckFailed(

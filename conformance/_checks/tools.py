@@ -21,7 +21,7 @@ from jsonschema.exceptions import best_match
 from conformance._assertions import json_body, require_refused, require_status
 from conformance._context import WEATHER_TOOL, Context
 from conformance._http import Exchange
-from conformance._outcome import CheckFailed
+from conformance._outcome import CheckFailed, CheckSkipped
 from conformance._registry import check
 
 __all__ = [
@@ -219,15 +219,20 @@ async def tool_nonstream(ctx: Context) -> None:
     answer with text.
 
     Agents run the call they are given: arguments as an object instead of a string (Ollama), or
-    that do not validate, fail in the client's json.loads or in the tool itself."""
+    that do not validate, fail in the client's json.loads or in the tool itself. An answer cut
+    at max_tokens (finish_reason length) gives no verdict."""
     auto, required, named = await asyncio.gather(
         tool_exchange(ctx, "auto"), tool_exchange(ctx, "required"), tool_exchange(ctx, "named")
     )
+    cut: list[str] = []
     for case, exchange in (("auto", auto), ("required", required), ("named", named)):
         choice, message = message_of(exchange)
         calls = calls_of(exchange, message)
         if not calls and case == "auto":
             continue  # a model may answer "auto" with text
+        if choice.get("finish_reason") == "length":
+            cut.append(case)  # cut at max_tokens: no verdict on a call that is not whole
+            continue
         if not calls:
             raise CheckFailed(
                 f"tool_choice {case} gave no tool call",
@@ -255,6 +260,11 @@ async def tool_nonstream(ctx: Context) -> None:
                 received=", ".join(c["function"]["name"] for c in calls),
                 exchange=exchange,
             )
+    if cut:
+        raise CheckSkipped(
+            f"inconclusive: tool_choice {' and '.join(cut)}: the answer was cut at max_tokens "
+            "(finish_reason length) before its call was whole"
+        )
 
 
 @check(group="tools", severity="must", capability="tools")

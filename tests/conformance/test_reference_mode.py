@@ -86,3 +86,41 @@ def test_reference_defect_is_caught_by_its_check(export_dir, defect):
     caught = {k for k, r in results.items() if r.status == "failed"}
     assert caught == set(KILL_MATRIX[defect]["caught_by"])
     assert "Received: " in results[KILL_MATRIX[defect]["caught_by"][0]].outcome.text
+
+
+def test_oracle_knows_special_tokens_by_their_text(export_dir):
+    from conformance._oracle import load_oracle
+
+    oracle = load_oracle(export_dir)
+    assert oracle.token_id(b"<|eot_id|>") == oracle.tokenizer.eot_id  # vLLM's last entry
+    assert oracle.token_id(b"The") == oracle.tokenizer.bytes_to_id[b"The"]
+    assert oracle.token_id(b"<|no_such_token|>") is None
+
+
+def test_ref_logprobs_knows_the_parts_of_a_character_by_their_place(export_dir):
+    """vLLM writes the first byte of U+03B1 as "" with bytes [] and the second as "\u03b1" with both
+    bytes (vllm/v1/engine/logprobs.py: _correct_decoded_token)."""
+    from conformance._checks.reference import _candidate_problem, _sampled_ids
+    from conformance._oracle import load_oracle
+
+    oracle = load_oracle(export_dir)
+    chain = [206, 177, oracle.tokenizer.bytes_to_id[b"The"], oracle.tokenizer.eot_id]
+    body = {"messages": [{"role": "user", "content": "Say hello."}]}
+    rows = oracle.raw_logprobs(body, chain)
+    entries = [
+        {"token": "", "logprob": rows[0][206], "bytes": []},
+        {"token": "\u03b1", "logprob": rows[1][177], "bytes": [206, 177]},
+        {"token": "The", "logprob": rows[2][chain[2]], "bytes": list(b"The")},
+        {"token": "<|eot_id|>", "logprob": rows[3][chain[3]], "bytes": list(b"<|eot_id|>")},
+    ]
+    assert _sampled_ids(oracle, entries, chain) == chain
+    assert _sampled_ids(oracle, entries[2:], chain[2:]) == chain[2:]
+    assert _sampled_ids(oracle, [{"token": "", "bytes": []}], [chain[2]]) == [None]
+    for position, entry in enumerate(entries):  # each as a top_logprobs candidate of its row
+        assert _candidate_problem(oracle, entry, rows[position]) is None
+    off = {"token": "", "logprob": -1e-4, "bytes": []}  # no part of a character is that likely
+    assert "no token, whole or part of a character" in _candidate_problem(oracle, off, rows[0])
+    wrong = {**entries[2], "logprob": rows[2][chain[2]] - 0.5}
+    assert (
+        _candidate_problem(oracle, wrong, rows[2]) == f"{rows[2][chain[2]]:.4f} (raw log-softmax)"
+    )
