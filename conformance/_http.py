@@ -203,16 +203,21 @@ async def _receive(
 
     A server may close a kept-alive connection at any time (RFC 9112 section 9.5; uvicorn does
     after every 500 without saying Connection: close), so a request that meets such a closed
-    connection before any answer is sent once more; a second failure is recorded."""
-    for attempt in (1, 2):
-        try:
-            await _attempt(session, endpoint, exchange, headers)
-            return
-        except (aiohttp.ClientError, OSError) as exc:
-            if attempt == 1 and _stale_connection(exc, exchange):
-                continue
+    connection before any answer is sent once more, on a new connection of its own (the pool
+    may hold more such connections); a second failure is recorded."""
+    try:
+        await _attempt(session, endpoint, exchange, headers)
+        return
+    except (aiohttp.ClientError, OSError) as exc:
+        if not _stale_connection(exc, exchange):
             exchange.error = f"{type(exc).__name__}: {exc}"
             return
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector, trust_env=False) as fresh:
+        try:
+            await _attempt(fresh, endpoint, exchange, headers)
+        except (aiohttp.ClientError, OSError) as exc:
+            exchange.error = f"{type(exc).__name__}: {exc}"
 
 
 async def _attempt(
