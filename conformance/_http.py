@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import time
@@ -185,13 +184,50 @@ async def send(
     return exchange
 
 
+def _stale_connection(exc: BaseException, exchange: Exchange) -> bool:
+    """Whether ``exc`` looks like a kept-alive connection the server had already closed: the
+    request could not be written or the connection went away before any status line (not a
+    failure to connect, and not an answer cut short)."""
+    if exchange.status is not None or isinstance(exc, aiohttp.ClientConnectorError):
+        return False
+    return isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError))
+
+
 async def _receive(
     session: aiohttp.ClientSession,
     endpoint: Endpoint,
     exchange: Exchange,
     headers: dict[str, str],
 ) -> None:
-    """Send ``exchange``'s request with ``headers`` and record the answer, or the trouble."""
+    """Send ``exchange``'s request with ``headers`` and record the answer, or the trouble.
+
+    A server may close a kept-alive connection at any time (RFC 9112 section 9.5; uvicorn does
+    after every 500 without saying Connection: close), so a request that meets such a closed
+    connection before any answer is sent once more, on a new connection of its own (the pool
+    may hold more such connections); a second failure is recorded."""
+    try:
+        await _attempt(session, endpoint, exchange, headers)
+        return
+    except (aiohttp.ClientError, OSError) as exc:
+        if not _stale_connection(exc, exchange):
+            exchange.error = f"{type(exc).__name__}: {exc}"
+            return
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector, trust_env=False) as fresh:
+        try:
+            await _attempt(fresh, endpoint, exchange, headers)
+        except (aiohttp.ClientError, OSError) as exc:
+            exchange.error = f"{type(exc).__name__}: {exc}"
+
+
+async def _attempt(
+    session: aiohttp.ClientSession,
+    endpoint: Endpoint,
+    exchange: Exchange,
+    headers: dict[str, str],
+) -> None:
+    """One try of ``_receive``: the answer or the trouble recorded; a transport error before
+    the answer's body is raised."""
     timeout = aiohttp.ClientTimeout(
         total=endpoint.timeout,
         sock_connect=min(10.0, endpoint.timeout),
@@ -219,11 +255,10 @@ async def _receive(
         exchange.timed_out = True
     except aiohttp.ClientPayloadError as exc:
         exchange.error = f"answer cut short: {exc}"
-    except aiohttp.ClientError as exc:
+    except (aiohttp.ClientError, OSError) as exc:
+        if exchange.status is None:
+            raise
         exchange.error = f"{type(exc).__name__}: {exc}"
-    except asyncio.CancelledError:
-        raise
-    except OSError as exc:
-        exchange.error = f"{type(exc).__name__}: {exc}"
-    exchange.body = b"".join(body_parts)
-    exchange.elapsed = time.monotonic() - started
+    finally:
+        exchange.body = b"".join(body_parts)
+        exchange.elapsed = time.monotonic() - started

@@ -13,6 +13,8 @@ Dialects, each from its engine's own code:
   logit_bias (as SequenceBiasLogitsProcessor, unclamped) -> RepetitionPenalty over all input ids
   -> greedy below T = 1e-5 (do_sample=False) -> Temperature -> TopK (ties kept) -> TopP -> MinP
   -> ``torch.multinomial``. transformers has no frequency/presence penalty: they are ignored.
+  An unset top_k here is off; transformers makes it 50 (``GenerationConfig``
+  ``_get_default_generation_params``) unless the model's generation_config.json sets one.
 - ``llamacpp`` (ggml-org/llama.cpp ``common/sampling.cpp`` ``common_sampler_init``, the default
   chain of ``common/common.h``; the samplers in ``src/llama-sampling.cpp``): logit_bias ->
   penalties over the last ``penalty_last_n`` (64) tokens of prompt + output -> top_k (exactly k)

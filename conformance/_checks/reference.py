@@ -10,7 +10,7 @@ from typing import Any
 from conformance._assertions import json_body, require_status
 from conformance._context import Context
 from conformance._oracle import PARTIAL, STOP, chi_square_pvalue, load_oracle
-from conformance._outcome import CheckFailed
+from conformance._outcome import CheckFailed, CheckSkipped
 from conformance._registry import check
 
 __all__ = ["SAMPLING_CASES", "ref_greedy_chain", "ref_logprobs", "ref_sampling_fit"]
@@ -32,6 +32,7 @@ SAMPLING_CASES: dict[str, dict[str, Any]] = {
     "frequency-presence": {"temperature": 1.0, "frequency_penalty": 1.5, "presence_penalty": 1.0},
     "logit_bias-ban": {"temperature": 1.0, "logit_bias": {"10": -100}},  # 10 is "\n"
 }
+EXT_FIELDS = ("top_k", "min_p", "repetition_penalty")  # capability ext: not OpenAI's fields
 
 
 async def _oracle(ctx: Context) -> Any:
@@ -99,10 +100,12 @@ def _candidate_problem(oracle: Any, candidate: dict[str, Any], row: list[float])
 async def ref_logprobs(ctx: Context) -> None:
     """Returned logprobs (sampled and top) equal the reference model's raw logprobs.
     With --reference: the sampled and top logprobs equal the raw log-softmax of the exported model
-    within 0.02 nats.
+    within 0.02 nats; only when the endpoint claims logprobs too.
 
     A token that is not a whole UTF-8 character is known by its place in the greedy chain, or by
     its logprob among such tokens: vLLM shows it as "" or as the character it completes."""
+    if "logprobs" not in ctx.endpoint.capabilities:
+        raise CheckSkipped("needs capability 'logprobs' as well")
     oracle = await _oracle(ctx)
     body = ctx.request(temperature=0, max_tokens=12, logprobs=True, top_logprobs=5)
     exchange = await ctx.chat(body)
@@ -161,42 +164,82 @@ async def _samples(ctx: Context, body: dict[str, Any], count: int) -> tuple[Coun
     return counts, exchange
 
 
+def _cases(ctx: Context) -> dict[str, dict[str, Any]]:
+    """The SAMPLING_CASES the endpoint can be asked: a case with top_k, min_p or
+    repetition_penalty (not OpenAI's fields) only when it claims capability ext."""
+    if "ext" in ctx.endpoint.capabilities:
+        return SAMPLING_CASES
+    return {n: p for n, p in SAMPLING_CASES.items() if not set(p) & set(EXT_FIELDS)}
+
+
+async def _fit_case(
+    ctx: Context, oracle: Any, name: str, params: dict[str, Any], alpha: float
+) -> CheckFailed | None:
+    """The failure of case ``name`` (sampled tokens outside the allowed set, frequencies that do
+    not fit at level ``alpha``, or an answer that is not 200), None when it fits."""
+    sampling = ctx.endpoint.sampling
+    body = ctx.request(max_tokens=1, **params)
+    expected = await asyncio.to_thread(oracle.first_token_distribution, body, sampling)
+    try:
+        counts, exchange = await _samples(ctx, body, ctx.endpoint.reference_samples)
+    except CheckFailed as failure:
+        return CheckFailed(
+            f"case {name}: {failure.message}",
+            expected=failure.expected,
+            received=failure.received,
+            exchange=failure.exchange,
+        )
+    total = sum(counts.values())
+    outside = sorted(c for c in counts if expected.get(c, 0.0) == 0.0)
+    if outside:
+        return CheckFailed(
+            f"case {name}: sampled tokens that {sampling}'s rules exclude",
+            expected=f"only {sorted(expected)[:12]}",
+            received=", ".join(f"{c!r} x{counts[c]}" for c in outside),
+            exchange=exchange,
+        )
+    big = [c for c, p in expected.items() if p * total >= 5]
+    observed = [counts[c] for c in big] + [total - sum(counts[c] for c in big)]
+    wanted = [expected[c] * total for c in big] + [total * (1 - sum(expected[c] for c in big))]
+    if wanted[-1] < 1e-9:
+        observed, wanted = observed[:-1], wanted[:-1]
+    p_value = chi_square_pvalue(observed, wanted)
+    if p_value >= alpha:
+        return None
+    top = sorted(big, key=lambda c: -expected[c])[:5]
+    return CheckFailed(
+        f"case {name}: frequencies do not fit {sampling}'s distribution "
+        f"(chi-square p = {p_value:.2e} < {alpha:.1e}, {total} samples)",
+        expected=", ".join(f"{c!r} {expected[c]:.3f}" for c in top),
+        received=", ".join(f"{c!r} {counts[c] / total:.3f}" for c in top),
+        exchange=exchange,
+    )
+
+
 @check(group="sampling", severity="must", capability="reference")
 async def ref_sampling_fit(ctx: Context) -> None:
     """Sampled first tokens fit the reference sampler's distribution, parameter by parameter.
     With --reference: for nine first-token cases (temperature, top_k, top_p, min_p, min_p with
-    top_p, temperature with top_p, repetition, frequency + presence, a logit_bias ban) the sampled
-    tokens never fall outside the set the claimed sampling semantics allows, and their frequencies
-    fit its distribution (Pearson chi-square, family-wise alpha 0.001, Bonferroni over the
-    cases)."""
+    top_p, temperature with top_p, repetition, frequency + presence, a logit_bias ban; the top_k,
+    min_p and repetition cases only with ext) the sampled tokens never fall outside the set the
+    claimed sampling semantics allows, and their frequencies fit its distribution (Pearson
+    chi-square, family-wise alpha 0.001, Bonferroni over the cases). Every case runs; a failure
+    names each case that failed."""
     oracle = await _oracle(ctx)
-    sampling, samples = ctx.endpoint.sampling, ctx.endpoint.reference_samples
-    alpha = ALPHA / len(SAMPLING_CASES)
-    for name, params in SAMPLING_CASES.items():
-        body = ctx.request(max_tokens=1, **params)
-        expected = await asyncio.to_thread(oracle.first_token_distribution, body, sampling)
-        counts, exchange = await _samples(ctx, body, samples)
-        total = sum(counts.values())
-        outside = sorted(c for c in counts if expected.get(c, 0.0) == 0.0)
-        if outside:
-            raise CheckFailed(
-                f"case {name}: sampled tokens that {sampling}'s rules exclude",
-                expected=f"only {sorted(expected)[:12]}",
-                received=", ".join(f"{c!r} x{counts[c]}" for c in outside),
-                exchange=exchange,
-            )
-        big = [c for c, p in expected.items() if p * total >= 5]
-        observed = [counts[c] for c in big] + [total - sum(counts[c] for c in big)]
-        wanted = [expected[c] * total for c in big] + [total * (1 - sum(expected[c] for c in big))]
-        if wanted[-1] < 1e-9:
-            observed, wanted = observed[:-1], wanted[:-1]
-        p_value = chi_square_pvalue(observed, wanted)
-        if p_value < alpha:
-            top = sorted(big, key=lambda c: -expected[c])[:5]
-            raise CheckFailed(
-                f"case {name}: frequencies do not fit {sampling}'s distribution "
-                f"(chi-square p = {p_value:.2e} < {alpha:.1e}, {total} samples)",
-                expected=", ".join(f"{c!r} {expected[c]:.3f}" for c in top),
-                received=", ".join(f"{c!r} {counts[c] / total:.3f}" for c in top),
-                exchange=exchange,
-            )
+    cases = _cases(ctx)
+    alpha = ALPHA / len(cases)
+    failures = [
+        failure
+        for name, params in cases.items()
+        if (failure := await _fit_case(ctx, oracle, name, params, alpha)) is not None
+    ]
+    if len(failures) == 1:
+        raise failures[0]
+    if failures:
+        raise CheckFailed(
+            f"{len(failures)} of {len(cases)} cases failed: "
+            + "; ".join(f.message for f in failures),
+            expected=" | ".join(str(f.expected) for f in failures),
+            received=" | ".join(str(f.received) for f in failures),
+            exchange=failures[0].exchange,
+        )

@@ -15,6 +15,8 @@ pytest.importorskip("torch")
 
 REFERENCE_CHECKS = ["ref_greedy_chain", "ref_logprobs", "ref_sampling_fit"]
 CAPABILITIES = load_profile("vllm").capabilities | {"reference"}
+# What transformers serve claims (no ext, no logprobs), with n so that the mock samples fast.
+NO_EXT = load_profile("transformers").capabilities | {"reference", "n"}
 # defect -> {mode, caught_by: [the check it was made for, then the others], why}
 KILL_MATRIX = tomllib.loads(Path(__file__).with_name("kill_matrix.toml").read_text("utf-8"))
 
@@ -28,14 +30,14 @@ def export_dir(tmp_path_factory):
     return str(folder)
 
 
-def reference_run(export_dir, served, claimed, defects=(), samples=200):
+def reference_run(export_dir, served, claimed, defects=(), samples=200, capabilities=CAPABILITIES):
     config = MockConfig(mode="generate", sampling=served, models=("m",), defects=defects)
     with MockServer(config) as server:
         endpoint = Endpoint(
             server.base_url,
             "m",
             timeout=60,
-            capabilities=CAPABILITIES,
+            capabilities=capabilities,
             reference=export_dir,
             sampling=claimed,
             reference_samples=samples,
@@ -65,6 +67,27 @@ def test_sampling_fit_fails_when_the_dialects_differ(export_dir, served, claimed
     fit = results["ref_sampling_fit"]
     assert fit.status == "failed"
     assert f"{claimed}'s" in fit.message
+
+
+def test_without_ext_and_logprobs_only_the_openai_cases_are_asked(export_dir):
+    # transformers serve refuses top_k, min_p and repetition_penalty (422) and ignores logprobs:
+    # ref_logprobs is skipped, ref_sampling_fit asks only the cases without ext fields.
+    results = reference_run(export_dir, "hf", "hf", capabilities=NO_EXT)
+    assert results["ref_logprobs"].status == "skipped"
+    assert "needs capability 'logprobs'" in results["ref_logprobs"].message
+    assert results["ref_greedy_chain"].status == "passed"
+    assert results["ref_sampling_fit"].status == "passed"
+
+
+def test_sampling_fit_names_every_case_that_fails(export_dir):
+    # llama.cpp's temperature-last and its penalties over the prompt differ from hf in two of
+    # the five OpenAI-field cases; both are named, not only the first.
+    results = reference_run(export_dir, "llamacpp", "hf", samples=400, capabilities=NO_EXT)
+    fit = results["ref_sampling_fit"]
+    assert fit.status == "failed"
+    assert "2 of 5 cases failed" in fit.message
+    assert "case temperature-0.5-top_p-0.85: " in fit.message
+    assert "case frequency-presence: " in fit.message
 
 
 def test_reference_checks_skip_without_the_capability(mock):
