@@ -20,7 +20,7 @@ LOGPROB_TOLERANCE = 0.02  # nats; float32 engines agree far closer, bf16 ones wi
 GREEDY_TOKENS = 24
 # First-token cases: each exercises a parameter, and together they tell the engines' sampling
 # semantics apart (min_p before top_p: vllm; temperature last: llamacpp; penalties over the
-# prompt: llamacpp).
+# prompt: llamacpp, not llama-cpp-python).
 SAMPLING_CASES: dict[str, dict[str, Any]] = {
     "temperature-0.7": {"temperature": 0.7},
     "top_k-3": {"temperature": 1.0, "top_k": 3},
@@ -32,6 +32,22 @@ SAMPLING_CASES: dict[str, dict[str, Any]] = {
     "frequency-presence": {"temperature": 1.0, "frequency_penalty": 1.5, "presence_penalty": 1.0},
     "logit_bias-ban": {"temperature": 1.0, "logit_bias": {"10": -100}},  # 10 is "\n"
 }
+
+# llama.cpp's servers fill an omitted field with their own default, not the neutral value
+# (llama-server, common/common.h: top_k 40, top_p 0.95, min_p 0.05; llama-cpp-python,
+# llama_cpp/server/types.py: the same and repeat_penalty 1.1), and read the repetition penalty
+# as repeat_penalty only (vLLM's repetition_penalty is ignored). In those dialects a reference
+# request states every parameter, in both spellings, so its answer depends on it alone.
+_LLAMA_CPP_NEUTRAL: dict[str, Any] = {"top_k": 0, "top_p": 1.0, "min_p": 0.0}
+
+
+def _reference_request(ctx: Context, **fields: Any) -> dict[str, Any]:
+    """``ctx.request(**fields)``, every sampling parameter stated for the llama.cpp dialects."""
+    body = ctx.request(**fields)
+    if ctx.endpoint.sampling not in ("llamacpp", "llama-cpp-python"):
+        return body
+    penalty = body.get("repetition_penalty", 1.0)
+    return {**_LLAMA_CPP_NEUTRAL, **body, "repetition_penalty": penalty, "repeat_penalty": penalty}
 
 
 async def _oracle(ctx: Context) -> Any:
@@ -45,7 +61,7 @@ async def ref_greedy_chain(ctx: Context) -> None:
     With --reference: the temperature-0 answer is, token for token, the greedy chain of the
     exported model the endpoint serves."""
     oracle = await _oracle(ctx)
-    body = ctx.request(temperature=0, max_tokens=GREEDY_TOKENS)
+    body = _reference_request(ctx, temperature=0, max_tokens=GREEDY_TOKENS)
     exchange = await ctx.chat(body)
     require_status(exchange, 200)
     text = json_body(exchange)["choices"][0]["message"].get("content") or ""
@@ -73,7 +89,7 @@ async def ref_logprobs(ctx: Context) -> None:
     With --reference: the sampled and top logprobs equal the raw log-softmax of the exported model
     within 0.02 nats."""
     oracle = await _oracle(ctx)
-    body = ctx.request(temperature=0, max_tokens=12, logprobs=True, top_logprobs=5)
+    body = _reference_request(ctx, temperature=0, max_tokens=12, logprobs=True, top_logprobs=5)
     exchange = await ctx.chat(body)
     require_status(exchange, 200)
     entries = (json_body(exchange)["choices"][0].get("logprobs") or {}).get("content") or []
@@ -135,7 +151,7 @@ async def ref_sampling_fit(ctx: Context) -> None:
     sampling, samples = ctx.endpoint.sampling, ctx.endpoint.reference_samples
     alpha = ALPHA / len(SAMPLING_CASES)
     for name, params in SAMPLING_CASES.items():
-        body = ctx.request(max_tokens=1, **params)
+        body = _reference_request(ctx, max_tokens=1, **params)
         expected = await asyncio.to_thread(oracle.first_token_distribution, body, sampling)
         counts, exchange = await _samples(ctx, body, samples)
         total = sum(counts.values())
