@@ -89,13 +89,16 @@ class Oracle:
         return distribution
 
     def greedy_text(self, request: Mapping[str, Any], max_tokens: int, dialect: str) -> str:
-        """The text greedy decoding gives for ``request`` (stop strings not applied)."""
-        from reference_model import GenerationRequest, SamplingParams, generate
+        """The text greedy decoding gives for ``request`` under ``dialect``, its logit_bias and
+        penalties applied (stop strings not)."""
+        from dataclasses import replace
+
+        from reference_model import GenerationRequest, generate
 
         steps = generate(
             GenerationRequest(
                 messages=request["messages"],
-                sampling=SamplingParams(temperature=0),
+                sampling=replace(self.sampling_params(request), temperature=0.0),
                 max_tokens=max_tokens,
                 dialect=cast("Dialect", dialect),
             ),

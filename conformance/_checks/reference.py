@@ -18,6 +18,9 @@ __all__ = ["SAMPLING_CASES", "ref_greedy_chain", "ref_logprobs", "ref_sampling_f
 ALPHA = 0.001  # family-wise false-alarm rate of ref_sampling_fit (Bonferroni over its cases)
 LOGPROB_TOLERANCE = 0.02  # nats; float32 engines agree far closer, bf16 ones within this
 GREEDY_TOKENS = 24
+# The second greedy chain: penalties change it after the first tokens, where a first-token case
+# cannot see them (llama-cpp-python penalises the output only).
+GREEDY_PENALTIES = {"repetition_penalty": 1.3, "frequency_penalty": 0.5, "presence_penalty": 0.5}
 # First-token cases: each exercises a parameter, and together they tell the engines' sampling
 # semantics apart (min_p before top_p: vllm; temperature last: llamacpp; penalties over the
 # prompt: llamacpp, not llama-cpp-python).
@@ -59,22 +62,25 @@ async def _oracle(ctx: Context) -> Any:
 async def ref_greedy_chain(ctx: Context) -> None:
     """At temperature 0 the answer is the reference model's greedy chain, token for token.
     With --reference: the temperature-0 answer is, token for token, the greedy chain of the
-    exported model the endpoint serves."""
+    exported model the endpoint serves, plain and with repetition, frequency and presence
+    penalties (the claimed sampling semantics decide which tokens they count)."""
     oracle = await _oracle(ctx)
-    body = _reference_request(ctx, temperature=0, max_tokens=GREEDY_TOKENS)
-    exchange = await ctx.chat(body)
-    require_status(exchange, 200)
-    text = json_body(exchange)["choices"][0]["message"].get("content") or ""
-    expected = await asyncio.to_thread(
-        oracle.greedy_text, body, GREEDY_TOKENS, ctx.endpoint.sampling
-    )
-    if text != expected:
-        raise CheckFailed(
-            "the greedy answer differs from the reference model's greedy chain",
-            expected=repr(expected),
-            received=repr(text),
-            exchange=exchange,
+    for penalties in ({}, GREEDY_PENALTIES):
+        body = _reference_request(ctx, temperature=0, max_tokens=GREEDY_TOKENS, **penalties)
+        exchange = await ctx.chat(body)
+        require_status(exchange, 200)
+        text = json_body(exchange)["choices"][0]["message"].get("content") or ""
+        expected = await asyncio.to_thread(
+            oracle.greedy_text, body, GREEDY_TOKENS, ctx.endpoint.sampling
         )
+        if text != expected:
+            raise CheckFailed(
+                "the greedy answer differs from the reference model's greedy chain"
+                + (f" with penalties {penalties}" if penalties else ""),
+                expected=repr(expected),
+                received=repr(text),
+                exchange=exchange,
+            )
 
 
 def _entry_id(oracle: Any, entry: dict[str, Any]) -> int | None:
