@@ -4,6 +4,7 @@ knows the exact distributions it must sample from."""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter
 from typing import Any
 
@@ -136,10 +137,16 @@ async def _samples(ctx: Context, body: dict[str, Any], count: int) -> tuple[Coun
     """``count`` one-token answers to ``body`` (in requests of up to 100 choices when the
     endpoint claims n > 1), by category, and the last exchange."""
     per_request = min(100, count) if "n" in ctx.endpoint.capabilities else 1
+    # llama-cpp-python seeds a request without seed from the previous request's seed
+    # (llama_cpp/llama.py Llama._create_completion: random.Random(self._seed).randint), so a
+    # sample following another check's seeded request repeats that request's draw: there each
+    # sample carries its own seed, which keeps the samples independent.
+    seeds = random.Random(repr(body)) if ctx.endpoint.sampling == "llama-cpp-python" else None
     counts: Counter[str] = Counter()
     exchange = None
     while sum(counts.values()) < count:
-        exchange = await ctx.chat({**body, "n": per_request} if per_request > 1 else body)
+        sent = {**body, "seed": seeds.getrandbits(31)} if seeds is not None else body
+        exchange = await ctx.chat({**sent, "n": per_request} if per_request > 1 else sent)
         require_status(exchange, 200)
         counts.update(_category(c) for c in json_body(exchange)["choices"])
     return counts, exchange
