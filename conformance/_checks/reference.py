@@ -63,8 +63,8 @@ async def _oracle(ctx: Context) -> Any:
 async def ref_greedy_chain(ctx: Context) -> None:
     """At temperature 0 the answer is the reference model's greedy chain, token for token.
     With --reference: the temperature-0 answer is, token for token, the greedy chain of the
-    exported model the endpoint serves, plain and with repetition, frequency and presence
-    penalties (the claimed sampling semantics decide which tokens they count)."""
+    exported model the endpoint serves."""
+    # A second chain with GREEDY_PENALTIES: the claimed semantics decide which tokens they count.
     oracle = await _oracle(ctx)
     for penalties in ({}, GREEDY_PENALTIES):
         body = _reference_request(ctx, temperature=0, max_tokens=GREEDY_TOKENS, **penalties)
