@@ -172,6 +172,12 @@ async def send(
     request_headers = {**endpoint.headers(), **(headers or {})}
     if sent is not None and raw is None:
         request_headers.setdefault("Content-Type", "application/json")
+    if raw is not None:
+        # A body sent as given (malformed JSON, another content type) goes on a connection of
+        # its own: a server may close the connection after such a request without saying
+        # Connection: close (uvicorn after an unhandled exception: llama-cpp-python's server),
+        # and the next request on it, perhaps another check's, would get the reset.
+        request_headers.setdefault("Connection", "close")
     exchange = Exchange(
         method,
         endpoint.url(path),

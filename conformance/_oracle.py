@@ -89,13 +89,17 @@ class Oracle:
         return distribution
 
     def _greedy_steps(self, request: Mapping[str, Any], max_tokens: int, dialect: str) -> list[Any]:
-        from reference_model import GenerationRequest, SamplingParams, generate
+        """Greedy decoding of ``request`` under ``dialect``, its logit_bias and penalties applied
+        (stop strings not)."""
+        from dataclasses import replace
+
+        from reference_model import GenerationRequest, generate
 
         return list(
             generate(
                 GenerationRequest(
                     messages=request["messages"],
-                    sampling=SamplingParams(temperature=0),
+                    sampling=replace(self.sampling_params(request), temperature=0.0),
                     max_tokens=max_tokens,
                     dialect=cast("Dialect", dialect),
                 ),
@@ -105,7 +109,8 @@ class Oracle:
         )
 
     def greedy_text(self, request: Mapping[str, Any], max_tokens: int, dialect: str) -> str:
-        """The text greedy decoding gives for ``request`` (stop strings not applied)."""
+        """The text greedy decoding gives for ``request`` under ``dialect``, its logit_bias and
+        penalties applied (stop strings not)."""
         return "".join(step.text for step in self._greedy_steps(request, max_tokens, dialect))
 
     def greedy_ids(self, request: Mapping[str, Any], max_tokens: int, dialect: str) -> list[int]:

@@ -13,7 +13,7 @@ from conformance._registry import CAPABILITIES
 
 __all__ = ["PROFILES", "Profile", "endpoint_claiming", "load_profile"]
 
-PROFILES = ("llamacpp", "mock", "novita", "openai", "transformers", "vllm")
+PROFILES = ("llama-cpp-python", "llamacpp", "mock", "novita", "openai", "transformers", "vllm")
 
 
 @dataclass(frozen=True)

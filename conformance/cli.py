@@ -34,7 +34,7 @@ DEFAULT_EMBEDDED_MODEL = "meta-llama/llama-3.3-70b-instruct"
 PROBE_SHARE = 1 / 3  # of --deadline: the most a --probe may take, so the checks keep the rest
 
 
-_SAMPLINGS = ("vllm", "hf", "llamacpp")
+_SAMPLINGS = ("vllm", "hf", "llamacpp", "llama-cpp-python")
 # The options of `chatcompat check`, in --help order: (flags, add_argument keywords).
 # --api-key's default ($CHATCOMPAT_API_KEY) is read when the parser is built.
 _OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (

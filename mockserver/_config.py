@@ -120,7 +120,7 @@ class MockConfig:
             ("mode", self.mode, ("replay", "generate")),
             ("on_miss", self.on_miss, ("template", "generate", "error")),
             ("match", self.match, ("exact", "loose")),
-            ("sampling", self.sampling, (None, "vllm", "hf", "llamacpp")),
+            ("sampling", self.sampling, (None, "vllm", "hf", "llamacpp", "llama-cpp-python")),
         ):
             if value not in known:
                 raise ValueError(f"unknown {name} {value!r}; known: {list(known)}")

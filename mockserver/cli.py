@@ -202,7 +202,7 @@ _MOCK_OPTIONS: tuple[Option, ...] = (
     (
         ("--sampling",),
         {
-            "choices": ("vllm", "hf", "llamacpp"),
+            "choices": ("vllm", "hf", "llamacpp", "llama-cpp-python"),
             "help": "generate mode: the reference sampler's semantics (default: the flavour's)",
         },
     ),

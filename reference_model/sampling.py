@@ -20,7 +20,15 @@ Dialects, each from its engine's own code:
   penalties over the last ``penalty_last_n`` (64) tokens of prompt + output -> top_k (exactly k)
   -> top_p (first prefix with cumsum >= p) -> min_p (logit >= max + log p) -> temperature LAST
   -> inverse-CDF draw with one uniform double. Greedy below T = 1e-5 (llama.cpp: T <= 0 keeps
-  the argmax).
+  the argmax). The penalty window holds the prompt because llama-server replays it into the
+  sampler (``tools/server/server.cpp``: "Process all prompt tokens through sampler system").
+- ``llama-cpp-python`` (abetlen/llama-cpp-python ``llama_cpp/llama.py`` ``Llama._init_sampler``,
+  a fresh chain per request in ``Llama.generate``): the ``llamacpp`` chain over the same
+  library (logit_bias as its first, custom sampler -> penalties -> top_k -> typical (1: off) ->
+  top_p -> min_p -> temperature -> dist), but the penalty window is the last
+  ``last_n_tokens_size`` (64) OUTPUT tokens only: the prompt is never accepted into the chain
+  (only ``llama_sampler_sample`` accepts, the sampled token), so the first token is never
+  penalised.
 
 All functions take float logits ``[..., V]`` and return new tensors (inputs are not modified);
 masked tokens are ``-inf``. Logprobs are always those of the RAW distribution
@@ -62,8 +70,8 @@ __all__ = [
     "top_logprobs",
 ]
 
-Dialect = Literal["vllm", "hf", "llamacpp"]
-DIALECTS: tuple[Dialect, ...] = ("vllm", "hf", "llamacpp")
+Dialect = Literal["vllm", "hf", "llamacpp", "llama-cpp-python"]
+DIALECTS: tuple[Dialect, ...] = ("vllm", "hf", "llamacpp", "llama-cpp-python")
 GREEDY_TEMPERATURE = 1e-5  # vLLM _SAMPLING_EPS: below this temperature, sampling is argmax
 _VLLM_MIN_TEMPERATURE = 1e-2  # vLLM _MAX_TEMP: 0 < T < 0.01 is clamped to 0.01
 _NEG_INF = float("-inf")
@@ -81,7 +89,7 @@ class SamplingParams:
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
     logit_bias: Mapping[int, float] = field(default_factory=dict)
-    penalty_last_n: int = 64  # llamacpp dialect only: window of prompt + output (-1: all)
+    penalty_last_n: int = 64  # llama.cpp dialects only: window of the penalised ids (-1: all)
     seed: int | None = None
 
     @property
@@ -228,7 +236,8 @@ def penalty_tokens(
 
     vllm: prompt + output, output only. hf: prompt + output (all ``input_ids``), none.
     llamacpp: the last ``last_n`` of prompt + output for both (the server replays the prompt
-    into the sampler); last_n == 0 disables penalties, -1 means the whole context.
+    into the sampler); llama-cpp-python: the last ``last_n`` of the output only (the prompt is
+    not accepted into its chain). last_n == 0 disables penalties, -1 means the whole window.
     """
     if dialect == "vllm":
         return [*prompt_ids, *output_ids], list(output_ids)
@@ -236,7 +245,7 @@ def penalty_tokens(
         return [*prompt_ids, *output_ids], []
     if last_n == 0:
         return [], []
-    window = [*prompt_ids, *output_ids]
+    window = [*prompt_ids, *output_ids] if dialect == "llamacpp" else list(output_ids)
     window = window if last_n < 0 else window[-last_n:]
     return window, window
 

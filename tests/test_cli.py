@@ -191,7 +191,7 @@ def test_check_help_says_how_the_model_is_chosen():
     done = chatcompat("check", "--help")
     assert done.returncode == 0
     assert "the first one GET /models lists" in " ".join(done.stdout.split())
-    assert "--sampling {vllm,hf,llamacpp}" in done.stdout
+    assert "--sampling {vllm,hf,llamacpp,llama-cpp-python}" in done.stdout
 
 
 def test_dialect_still_sets_the_sampling_with_a_deprecation_warning(capsys):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -93,6 +94,14 @@ class Bridge:
         return self.send("POST", "/chat/completions", body=body)
 
 
+def _whole_numpy() -> None:
+    """Import numpy, if installed, before hypothesis runs: hypothesis reads
+    ``sys.modules["numpy"].ndarray``, which a numpy half imported by another thread (the
+    oracle's torch, in reference mode) lacks; importing waits for that import to finish."""
+    with contextlib.suppress(ImportError):
+        importlib.import_module("numpy")
+
+
 async def in_thread(
     ctx: Context, work: Callable[[Bridge], None], *, exclusive: bool = True
 ) -> None:
@@ -107,6 +116,7 @@ async def in_thread(
                 return None
         _HELD.value = exclusive
         try:
+            _whole_numpy()
             work(bridge)
         except Halt as halt:
             return halt.outcome

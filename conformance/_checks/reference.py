@@ -4,6 +4,7 @@ knows the exact distributions it must sample from."""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter
 from typing import Any
 
@@ -18,9 +19,12 @@ __all__ = ["SAMPLING_CASES", "ref_greedy_chain", "ref_logprobs", "ref_sampling_f
 ALPHA = 0.001  # family-wise false-alarm rate of ref_sampling_fit (Bonferroni over its cases)
 LOGPROB_TOLERANCE = 0.02  # nats; float32 engines agree far closer, bf16 ones within this
 GREEDY_TOKENS = 24
+# The second greedy chain: penalties change it after the first tokens, where a first-token case
+# cannot see them (llama-cpp-python penalises the output only).
+GREEDY_PENALTIES = {"repetition_penalty": 1.3, "frequency_penalty": 0.5, "presence_penalty": 0.5}
 # First-token cases: each exercises a parameter, and together they tell the engines' sampling
 # semantics apart (min_p before top_p: vllm; temperature last: llamacpp; penalties over the
-# prompt: llamacpp).
+# prompt: llamacpp, not llama-cpp-python).
 SAMPLING_CASES: dict[str, dict[str, Any]] = {
     "temperature-0.7": {"temperature": 0.7},
     "top_k-3": {"temperature": 1.0, "top_k": 3},
@@ -34,6 +38,22 @@ SAMPLING_CASES: dict[str, dict[str, Any]] = {
 }
 EXT_FIELDS = ("top_k", "min_p", "repetition_penalty")  # capability ext: not OpenAI's fields
 
+# llama.cpp's servers fill an omitted field with their own default, not the neutral value
+# (llama-server, common/common.h: top_k 40, top_p 0.95, min_p 0.05; llama-cpp-python,
+# llama_cpp/server/types.py: the same and repeat_penalty 1.1), and read the repetition penalty
+# as repeat_penalty only (vLLM's repetition_penalty is ignored). In those dialects a reference
+# request states every parameter, in both spellings, so its answer depends on it alone.
+_LLAMA_CPP_NEUTRAL: dict[str, Any] = {"top_k": 0, "top_p": 1.0, "min_p": 0.0}
+
+
+def _reference_request(ctx: Context, **fields: Any) -> dict[str, Any]:
+    """``ctx.request(**fields)``, every sampling parameter stated for the llama.cpp dialects."""
+    body = ctx.request(**fields)
+    if ctx.endpoint.sampling not in ("llamacpp", "llama-cpp-python"):
+        return body
+    penalty = body.get("repetition_penalty", 1.0)
+    return {**_LLAMA_CPP_NEUTRAL, **body, "repetition_penalty": penalty, "repeat_penalty": penalty}
+
 
 async def _oracle(ctx: Context) -> Any:
     assert ctx.endpoint.reference is not None  # the capability says so
@@ -44,22 +64,30 @@ async def _oracle(ctx: Context) -> Any:
 async def ref_greedy_chain(ctx: Context) -> None:
     """At temperature 0 the answer is the reference model's greedy chain, token for token.
     With --reference: the temperature-0 answer is, token for token, the greedy chain of the
-    exported model the endpoint serves."""
+    exported model the endpoint serves, plain and with frequency and presence penalties (and the
+    repetition penalty when ext is claimed)."""
+    # The penalised chain: the claimed semantics decide which tokens the penalties count.
     oracle = await _oracle(ctx)
-    body = ctx.request(temperature=0, max_tokens=GREEDY_TOKENS)
-    exchange = await ctx.chat(body)
-    require_status(exchange, 200)
-    text = json_body(exchange)["choices"][0]["message"].get("content") or ""
-    expected = await asyncio.to_thread(
-        oracle.greedy_text, body, GREEDY_TOKENS, ctx.endpoint.sampling
-    )
-    if text != expected:
-        raise CheckFailed(
-            "the greedy answer differs from the reference model's greedy chain",
-            expected=repr(expected),
-            received=repr(text),
-            exchange=exchange,
+    claimed = ctx.endpoint.capabilities
+    penalised = {
+        k: v for k, v in GREEDY_PENALTIES.items() if k not in EXT_FIELDS or "ext" in claimed
+    }
+    for penalties in ({}, penalised):
+        body = _reference_request(ctx, temperature=0, max_tokens=GREEDY_TOKENS, **penalties)
+        exchange = await ctx.chat(body)
+        require_status(exchange, 200)
+        text = json_body(exchange)["choices"][0]["message"].get("content") or ""
+        expected = await asyncio.to_thread(
+            oracle.greedy_text, body, GREEDY_TOKENS, ctx.endpoint.sampling
         )
+        if text != expected:
+            raise CheckFailed(
+                "the greedy answer differs from the reference model's greedy chain"
+                + (f" with penalties {penalties}" if penalties else ""),
+                expected=repr(expected),
+                received=repr(text),
+                exchange=exchange,
+            )
 
 
 def _entry_id(oracle: Any, entry: dict[str, Any]) -> int | None:
@@ -107,7 +135,7 @@ async def ref_logprobs(ctx: Context) -> None:
     if "logprobs" not in ctx.endpoint.capabilities:
         raise CheckSkipped("needs capability 'logprobs' as well")
     oracle = await _oracle(ctx)
-    body = ctx.request(temperature=0, max_tokens=12, logprobs=True, top_logprobs=5)
+    body = _reference_request(ctx, temperature=0, max_tokens=12, logprobs=True, top_logprobs=5)
     exchange = await ctx.chat(body)
     require_status(exchange, 200)
     entries = (json_body(exchange)["choices"][0].get("logprobs") or {}).get("content") or []
@@ -155,10 +183,16 @@ async def _samples(ctx: Context, body: dict[str, Any], count: int) -> tuple[Coun
     """``count`` one-token answers to ``body`` (in requests of up to 100 choices when the
     endpoint claims n > 1), by category, and the last exchange."""
     per_request = min(100, count) if "n" in ctx.endpoint.capabilities else 1
+    # llama-cpp-python seeds a request without seed from the previous request's seed
+    # (llama_cpp/llama.py Llama._create_completion: random.Random(self._seed).randint), so a
+    # sample following another check's seeded request repeats that request's draw: there each
+    # sample carries its own seed, which keeps the samples independent.
+    seeds = random.Random(repr(body)) if ctx.endpoint.sampling == "llama-cpp-python" else None
     counts: Counter[str] = Counter()
     exchange = None
     while sum(counts.values()) < count:
-        exchange = await ctx.chat({**body, "n": per_request} if per_request > 1 else body)
+        sent = {**body, "seed": seeds.getrandbits(31)} if seeds is not None else body
+        exchange = await ctx.chat({**sent, "n": per_request} if per_request > 1 else sent)
         require_status(exchange, 200)
         counts.update(_category(c) for c in json_body(exchange)["choices"])
     return counts, exchange
@@ -178,7 +212,7 @@ async def _fit_case(
     """The failure of case ``name`` (sampled tokens outside the allowed set, frequencies that do
     not fit at level ``alpha``, or an answer that is not 200), None when it fits."""
     sampling = ctx.endpoint.sampling
-    body = ctx.request(max_tokens=1, **params)
+    body = _reference_request(ctx, max_tokens=1, **params)
     expected = await asyncio.to_thread(oracle.first_token_distribution, body, sampling)
     try:
         counts, exchange = await _samples(ctx, body, ctx.endpoint.reference_samples)

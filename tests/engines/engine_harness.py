@@ -369,9 +369,9 @@ def load_expectations(engine: str, folder: Path = HERE / "expectations") -> dict
             raise ValueError(f"{path.name} [{check}]: status and reason are required")
         if set(entry) - known:
             raise ValueError(f"{path.name} [{check}]: unknown keys {sorted(set(entry) - known)}")
-        if entry["status"] != "skipped" and entry.get("method", "POST") == "POST":
-            if not entry.get("request"):
-                raise ValueError(f"{path.name} [{check}]: a failure or warning needs its request")
+        needs_body = entry["status"] != "skipped" and entry.get("method", "POST") == "POST"
+        if needs_body and not entry.get("request"):
+            raise ValueError(f"{path.name} [{check}]: a failure or warning needs its request")
         expectations[check] = Expectation(check=check, **entry)
     return expectations
 

@@ -168,6 +168,7 @@ COUNTEREXAMPLES = {
             "vllm": [4 / 7, 3 / 7, 0, 0],
             "hf": [4 / 9, 3 / 9, 2 / 9, 0],
             "llamacpp": [4 / 9, 3 / 9, 2 / 9, 0],
+            "llama-cpp-python": [4 / 9, 3 / 9, 2 / 9, 0],
         },
     ),
     "temperature-position": (
@@ -179,6 +180,7 @@ COUNTEREXAMPLES = {
             "vllm": [0.7353, 0.2647, 0],
             "hf": [0.7353, 0.2647, 0],
             "llamacpp": [0.6579, 0.2368, 0.1053],
+            "llama-cpp-python": [0.6579, 0.2368, 0.1053],
         },
     ),
     "top-k-ties": (
@@ -190,6 +192,7 @@ COUNTEREXAMPLES = {
             "vllm": [*torch.tensor([3.0, 2.0, 2.0]).softmax(0).tolist(), 0],
             "hf": [*torch.tensor([3.0, 2.0, 2.0]).softmax(0).tolist(), 0],
             "llamacpp": [*torch.tensor([3.0, 2.0]).softmax(0).tolist(), 0, 0],
+            "llama-cpp-python": [*torch.tensor([3.0, 2.0]).softmax(0).tolist(), 0, 0],
         },
     ),
 }
@@ -229,6 +232,26 @@ def test_llamacpp_penalty_window_is_64_tokens():
     got = process_logits(logits, params, prompt_ids=prompt, dialect="llamacpp")
     assert got.tolist() == [0.0, 0.0, -1.0]
     assert process_logits(logits, params, prompt_ids=prompt, dialect="vllm").tolist() == [0, 0, 0]
+
+
+def test_llama_cpp_python_penalises_the_output_only():
+    # llama_cpp/llama.py Llama.generate: a fresh chain per request that accepts only the
+    # sampled tokens, so the prompt is outside the window and the first token is unpenalised.
+    logits = torch.zeros(4)
+    params = SamplingParams(repetition_penalty=2.0, presence_penalty=1.0)
+    first = process_logits(logits, params, prompt_ids=[1, 2], dialect="llama-cpp-python")
+    assert first.tolist() == [0.0, 0.0, 0.0, 0.0]
+    output = [3] + [0] * 64  # token 3 falls out of the last-64 window of the output
+    later = process_logits(
+        logits, params, prompt_ids=[1, 2], output_ids=output, dialect="llama-cpp-python"
+    )
+    assert later.tolist() == [-1.0, 0.0, 0.0, 0.0]
+    assert process_logits(logits, params, prompt_ids=[1, 2], dialect="llamacpp").tolist() == [
+        0.0,
+        -1.0,
+        -1.0,
+        0.0,
+    ]
 
 
 @pytest.mark.parametrize(
