@@ -5,7 +5,8 @@ that writes printable text and stops now and then without shipping weights, ``bu
 fits the seeded init for ``FIT_STEPS`` Adam steps on the embedded replies rendered as chat turns
 (user turn, assistant header, reply, ``<|eot_id|>``). The fit runs in float64 with a seeded
 torch.Generator for the batch windows, then casts to float32, so the result does not depend on
-thread count at float32 precision. It takes about a second and is cached per (seed, args).
+thread count at float32 precision. It takes a few seconds (about 6 s on one thread of a busy
+2-core machine) and is cached per (seed, args, steps).
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ from .tokenizer import Tokenizer, default_tokenizer
 
 __all__ = ["FIT_STEPS", "build_model", "corpus_token_stream", "init_model"]
 
-FIT_STEPS = 150
+# 80 since the model became dim 128 (issue 11; 150 at dim 64). The wider model fits faster: after
+# 150 steps its greedy answers no longer repeat themselves and its first tokens are so sure that
+# frequency/presence penalties and a default repetition_penalty of 1.3 change nothing the tests
+# and the suite's penalty and reference checks can see; after 80 they do, as at dim 64.
+FIT_STEPS = 80
 _WINDOW, _BATCH, _LR = 48, 8, 5e-3
 
 

@@ -9,10 +9,10 @@ from reference_model.model import repeat_kv
 
 def test_default_args_are_small_gqa():
     args = ModelArgs()
-    assert (args.n_layers, args.dim, args.n_heads, args.n_kv_heads) == (2, 64, 4, 2)
+    assert (args.n_layers, args.dim, args.n_heads, args.n_kv_heads) == (2, 128, 4, 2)
     assert args.n_rep == 2
-    assert args.head_dim == 16
-    assert args.hidden_dim == 192
+    assert args.head_dim == 32  # vLLM's CPU attention refuses 16 (issue 11)
+    assert args.hidden_dim == 352
 
 
 @pytest.mark.parametrize(
