@@ -21,7 +21,7 @@ __all__ = ["KVCache", "ModelArgs", "Transformer", "precompute_rope", "repeat_kv"
 @dataclass
 class ModelArgs:
     vocab_size: int = 512  # the default tokenizer's 496 base tokens + 16 specials
-    dim: int = 64
+    dim: int = 128  # head_dim 32: vLLM's CPU attention refuses head_dim 16 (issue 11)
     n_layers: int = 2
     n_heads: int = 4
     n_kv_heads: int = 2  # GQA: query head h reads KV head h // (n_heads // n_kv_heads)
