@@ -52,6 +52,6 @@ def test_each_engine_column_agrees_with_its_expectations(engine: str) -> None:
         wanted = "passed" if capability[check_id] in claimed else "skipped"
         if check_id in expectations:
             wanted = expectations[check_id].status
-        if cells[column] != wanted:
+        if cells[column] not in ((wanted,) if isinstance(wanted, str) else wanted):
             differences[check_id] = (cells[column], wanted)
     assert not differences, f"re-run `tox -e engines`: (doc, expected) {differences}"

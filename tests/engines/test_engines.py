@@ -22,7 +22,7 @@ from mockserver import MockConfig, MockServer
 
 # A request whose greedy answer runs past 32 tokens, so the comparison covers all 32.
 GREEDY_REQUEST = {
-    "messages": [{"role": "user", "content": "Count from 1 to 30, separated by spaces."}],
+    "messages": [{"role": "user", "content": "Explain how a model reads a reply."}],
     "temperature": 0,
     "max_tokens": 32,
 }
