@@ -56,6 +56,7 @@ class EngineSpec:
     start_timeout: float = 600.0
     check_args: tuple[str, ...] = ()
     install_timeout: float = 1800.0
+    neutral: Mapping[str, Any] = field(default_factory=dict)
 
 
 def load_specs(path: Path = HERE / "engines.toml") -> dict[str, EngineSpec]:
@@ -77,6 +78,7 @@ def load_specs(path: Path = HERE / "engines.toml") -> dict[str, EngineSpec]:
             start_timeout=float(entry.get("start_timeout", 600)),
             check_args=tuple(entry.get("check_args", ())),
             install_timeout=float(entry.get("install_timeout", 1800)),
+            neutral=dict(entry.get("neutral", {})),
         )
     return specs
 

@@ -73,7 +73,9 @@ def test_greedy_32_tokens_equal_the_mock(engine: EngineRun, mock_greedy: dict) -
     status, body = http_send(
         "POST",
         f"{engine.server.base_url}/chat/completions",
-        json.dumps({"model": engine.server.model_id, **GREEDY_REQUEST}).encode(),
+        json.dumps(
+            {"model": engine.server.model_id, **GREEDY_REQUEST, **engine.server.spec.neutral}
+        ).encode(),
     )
     assert status == 200, body[:500]
     answer = json.loads(body)
