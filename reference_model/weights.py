@@ -6,7 +6,7 @@ fits the seeded init for ``FIT_STEPS`` Adam steps on the embedded replies render
 (user turn, assistant header, reply, ``<|eot_id|>``). The fit runs in float64 with a seeded
 torch.Generator for the batch windows, on one torch thread, then casts to float32: the same bits
 whatever the caller's thread count (with two threads they differed by up to 7e-9, and on two busy
-cores two threads took 5 to 20 times as long as one). It takes a few seconds (about 4 s on a
+cores two threads took 3 to 20 times as long as one). It takes a few seconds (about 4 s on a
 busy 2-core machine) and is cached per (seed, args, steps).
 """
 

@@ -62,9 +62,12 @@ def test_hf_logits_match_far_positions(model, hf_model):
         torch.testing.assert_close(model(idx), hf_model(idx).logits, atol=1e-4, rtol=0)
 
 
-def test_hf_state_dict_names(model, hf_model):
+@pytest.mark.parametrize(
+    "loaded", ["hf_model", "gguf_model"], ids=["hf-export", "gguf-export-read-by-transformers"]
+)
+def test_hf_state_dict_names(request, model, loaded):
     ours = hf_state_dict(model)
-    theirs = hf_model.state_dict()
+    theirs = request.getfixturevalue(loaded).state_dict()
     assert sorted(ours) == sorted(theirs)
     for k, v in ours.items():
         assert torch.equal(v, theirs[k]), k
