@@ -19,7 +19,7 @@ DOC = ROOT / "docs" / "compatibility.md"
 SPECS = load_specs()
 # Mock columns: (label, MockConfig, extra `chatcompat check` arguments)
 MOCK_RUNS = [
-    (f"mock ({flavour})", MockConfig(flavour=flavour), ["--profile", "mock"])
+    (f"mock ({flavour})", MockConfig(flavour=flavour, models=("ref",)), ["--profile", "mock"])
     for flavour in FLAVOURS
 ]
 
@@ -55,7 +55,7 @@ def _preface(reports: dict[str, Path]) -> str:
         "`tests/engines/expectations/ENGINE.toml`; the tier fails when an outcome differs.\n\n"
         "| Column | Engine | Suite options |\n|---|---|---|\n"
         f"{rows}\n"
-        "| mock (FLAVOUR) | `chatcompat mock --flavour FLAVOUR` (template answers) | "
+        "| mock (FLAVOUR) | `chatcompat mock --flavour FLAVOUR --model ref` (template answers) | "
         "`--profile mock` |\n\n"
     )
 
