@@ -57,6 +57,7 @@ class EngineSpec:
     check_args: tuple[str, ...] = ()
     install_timeout: float = 1800.0
     neutral: Mapping[str, Any] = field(default_factory=dict)
+    install_env: Mapping[str, str] = field(default_factory=dict)
 
 
 def load_specs(path: Path = HERE / "engines.toml") -> dict[str, EngineSpec]:
@@ -79,6 +80,7 @@ def load_specs(path: Path = HERE / "engines.toml") -> dict[str, EngineSpec]:
             check_args=tuple(entry.get("check_args", ())),
             install_timeout=float(entry.get("install_timeout", 1800)),
             neutral=dict(entry.get("neutral", {})),
+            install_env=dict(entry.get("install_env", {})),
         )
     return specs
 
@@ -94,9 +96,15 @@ def cache_root() -> Path:
 
 def venv_dir(spec: EngineSpec, root: Path) -> Path:
     """The environment of ``spec``: a new one whenever what it installs changes (requirements,
-    removals, constraints, this Python's version)."""
+    removals, the install's environment, constraints, this Python's version)."""
     key = json.dumps(
-        [spec.requirements, spec.remove, CONSTRAINTS.read_text(), sys.version_info[:2]]
+        [
+            spec.requirements,
+            spec.remove,
+            sorted(spec.install_env.items()),
+            CONSTRAINTS.read_text(),
+            sys.version_info[:2],
+        ]
     )
     return root / f"{spec.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
@@ -143,7 +151,7 @@ def ensure_venv(spec: EngineSpec, root: Path | None = None) -> Path:
             [*pip, "install", "-c", str(CONSTRAINTS), *spec.requirements],
             log,
             spec.install_timeout,
-            spec.env,
+            spec.install_env,
         )
         if spec.remove:
             _run_logged([*pip, "uninstall", "-y", *spec.remove], log, 300)
