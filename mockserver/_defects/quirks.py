@@ -38,13 +38,6 @@ def _completion_choices(change: Hook) -> Hook:
     return lambda body: {**body, "choices": [change(c) for c in body.get("choices") or []]}
 
 
-def _created_ms(value: dict[str, Any]) -> dict[str, Any]:
-    """``created`` times 1000. The sentinel ``created`` of a kept answer becomes its digits and
-    "000", so the stamp that replaces those digits gives this request's time in milliseconds."""
-    created = value.get("created")
-    return {**value, "created": created * 1000} if isinstance(created, int) else value
-
-
 def _without_finish_key(choice: dict[str, Any]) -> dict[str, Any]:
     if choice.get("finish_reason") is not None:
         return choice
@@ -54,34 +47,6 @@ def _without_finish_key(choice: dict[str, Any]) -> dict[str, Any]:
 def _no_call_index(chunks: list[dict[str, Any]]) -> None:
     for _, fragment in fragments(chunks):
         fragment.pop("index", None)
-
-
-def _index_counts_chunks(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {**c, "choices": [{**x, "index": i} for x in choices(c)]} if choices(c) else c
-        for i, c in enumerate(chunks)
-    ]
-
-
-def _one_of_n(usage: dict[str, Any], n: int) -> dict[str, Any]:
-    """``usage`` with completion_tokens of one choice of ``n`` (the total over n, rounded)."""
-    one = round(usage["completion_tokens"] / n)
-    return {**usage, "completion_tokens": one, "total_tokens": usage["prompt_tokens"] + one}
-
-
-def _usage_one_of_n_completion(body: dict[str, Any]) -> dict[str, Any]:
-    usage, n = body.get("usage"), len(body.get("choices") or [])
-    return {**body, "usage": _one_of_n(usage, n)} if isinstance(usage, dict) and n > 1 else body
-
-
-def _usage_one_of_n_chunks(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    n = len({x.get("index") for c in chunks for x in choices(c)})
-    if n <= 1:
-        return chunks
-    return [
-        {**c, "usage": _one_of_n(c["usage"], n)} if isinstance(c.get("usage"), dict) else c
-        for c in chunks
-    ]
 
 
 def _error_as_string(answer: tuple[int, dict[str, Any]]) -> tuple[int, dict[str, Any]]:
@@ -118,24 +83,6 @@ DEFECTS = (
         "Stream chunks before the finish chunk leave the finish_reason key out (LiteLLM proxy).",
         {"chunks": _each_choice(_without_finish_key)},
         report="https://github.com/BerriAI/liteLLM-proxy/issues/19",
-    ),
-    Defect(
-        "choice-index-counts-chunks",
-        "A stream's choice index counts its chunks (0, 1, 2, ...) instead of naming the choice "
-        "(Foundry Local).",
-        {"chunks": _index_counts_chunks},
-        report="https://github.com/microsoft/foundry-local/issues/263",
-    ),
-    Defect(
-        "created-ms",
-        "created is a Unix time in milliseconds, not seconds (mistral.rs).",
-        {"completion": _created_ms, "chunks": lambda chunks: [_created_ms(c) for c in chunks]},
-        report="https://github.com/EricLBuehler/mistral.rs/issues/1805",
-    ),
-    Defect(
-        "usage-one-of-n",
-        "With n > 1, usage counts the completion tokens of one choice, not of all n.",
-        {"completion": _usage_one_of_n_completion, "chunks": _usage_one_of_n_chunks},
     ),
     Defect(
         "error-as-string",
