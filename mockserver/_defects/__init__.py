@@ -111,9 +111,8 @@ class RequestDefects:
         bound = self._bound.get(names)
         if bound is None:
             bound = ActiveDefects(names)
-            if len(self._bound) >= self._capacity:
-                self._bound.pop(next(iter(self._bound)))
-            self._bound = {**self._bound, names: bound}
+            kept = list(self._bound.items())[-(self._capacity - 1) :] if self._capacity > 1 else []
+            self._bound = {**dict(kept), names: bound}  # the oldest dropped past the capacity
         return bound
 
 

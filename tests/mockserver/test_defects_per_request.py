@@ -131,3 +131,12 @@ def test_the_catalogue_is_every_defect_with_a_report():
 def test_a_report_must_be_an_https_url():
     with pytest.raises(ValueError, match="not an https URL"):
         Defect("x", "Nothing.", {"completion": lambda body: body}, report="github.com/a/b/1")
+
+
+def test_request_defects_keep_at_most_capacity_combinations():
+    defects = RequestDefects(capacity=2)
+    first = defects.of(("no-usage",))
+    defects.of(("missing-done",))
+    third = defects.of(("null-event",))
+    assert defects.of(("null-event",)) is third
+    assert defects.of(("no-usage",)) is not first  # the oldest was dropped, bound afresh
