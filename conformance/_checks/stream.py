@@ -399,13 +399,12 @@ async def finish_reason_in_every_chunk(ctx: Context) -> None:
     a missing key as None, but clients that test `finish_reason !== null` (JavaScript) take the
     first chunk for the last, and LibreChat had to add the key back for providers that leave
     it out (LiteLLM proxy, AWS Bedrock); transformers serve leaves it out too."""
-    exchange = await ctx.stream()
-    _, chunks = chunks_of(exchange)
-    for position, chunk in enumerate(chunks):
-        for choice in chunk.get("choices") or []:
-            if isinstance(choice, dict) and "finish_reason" not in choice:
+    exchange, indices = _indices(await ctx.stream())
+    for index, entries in indices.items():
+        for position, choice in entries:
+            if "finish_reason" not in choice:
                 raise CheckFailed(
-                    f"chunk {position} has a choice without the finish_reason key",
+                    f"choice {index} of chunk {position} has no finish_reason key",
                     expected="finish_reason in every choice: null, or the reason it finished",
                     received=json.dumps(choice)[:200],
                     exchange=exchange,
