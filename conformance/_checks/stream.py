@@ -396,9 +396,10 @@ async def finish_reason_in_every_chunk(ctx: Context) -> None:
     finishes, then its reason.
 
     OpenAI sends the key in every chunk (its schema requires it, nullable). The Python SDK reads
-    a missing key as None, but clients that test `finish_reason !== null` (JavaScript) take the
-    first chunk for the last, and LibreChat had to add the key back for providers that leave
-    it out (LiteLLM proxy, AWS Bedrock); transformers serve leaves it out too."""
+    a missing key as None, but a client that tests `finish_reason !== null` in JavaScript (where
+    a missing key is undefined) takes the first chunk for the last; LibreChat added the key back
+    for providers that leave it out (danny-avila/LibreChat#5563: AWS Bedrock; also reported of
+    the LiteLLM proxy), and transformers serve leaves it out too."""
     exchange, indices = _indices(await ctx.stream())
     for index, entries in indices.items():
         for position, choice in entries:
