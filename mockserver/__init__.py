@@ -15,7 +15,7 @@ from mockserver._cassettes import (
     save_cassette,
 )
 from mockserver._config import DEFAULT_MODEL, ConnectionLimits, MockConfig
-from mockserver._defects import DEFECTS, Defect
+from mockserver._defects import DEFECTS, QUIRKS, Defect
 from mockserver._faults import FAULT_HEADER, FAULT_KEY_HEADER, Fault, parse_fault
 from mockserver._flavours import FLAVOURS, Flavour
 from mockserver._generate import ModelUnavailable, ModelWorker
@@ -30,6 +30,7 @@ __all__ = [
     "FAULT_HEADER",
     "FAULT_KEY_HEADER",
     "FLAVOURS",
+    "QUIRKS",
     "WORKER_HEADER",
     "Cassette",
     "CassetteError",

@@ -16,6 +16,7 @@ from aiohttp import web
 from mockserver._body import read_body
 from mockserver._cassettes import CassetteStore, ScriptedCassettes
 from mockserver._config import MockConfig
+from mockserver._defects import RequestDefects
 from mockserver._delivery import send_cassette
 from mockserver._errors import ApiError, Handler, error_answer, error_body
 from mockserver._faults import FailCounter, ScriptedFaults
@@ -31,6 +32,7 @@ __all__ = [
     "CONFIG",
     "FAIL_COUNTER",
     "SCRIPTED_CASSETTES",
+    "SCRIPTED_DEFECTS",
     "SCRIPTED_FAULTS",
     "STATE",
     "create_app",
@@ -43,6 +45,7 @@ MODEL = web.AppKey("model", ModelWorker)
 FAIL_COUNTER = web.AppKey("fail_counter", FailCounter)  # fail-first attempts per key
 SCRIPTED_FAULTS = web.AppKey("scripted_faults", ScriptedFaults)  # rules added at run time
 SCRIPTED_CASSETTES = web.AppKey("scripted_cassettes", ScriptedCassettes)  # loaded at run time
+SCRIPTED_DEFECTS = web.AppKey("scripted_defects", RequestDefects)  # added at run time
 
 Route = Callable[[MockState, Call], Awaitable[web.StreamResponse]]
 ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
@@ -65,12 +68,13 @@ def endpoint(
     replaying = replay and state.replaying
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        call = Call(request, state.ids.request_id())
+        call = Call(request, state.ids.request_id(), state.defects)
         try:
             response = None
+            state.read_fault_header(call)
             if _under_api(state, api, request):
                 if state.config.api_key is not None:
-                    _authorise(state, request)
+                    _authorise(state, call)
                 call.raw = await read_body(request)
                 found = find_cassette(state, call) if replaying else None
                 if found is not None:
@@ -111,7 +115,9 @@ def _expect(state: MockState, *, api: bool | None = True) -> ExpectHandler:
             error = ApiError(413, "Request body too large.", code="request_too_large")
         elif _under_api(state, api, request) and state.config.api_key is not None:
             try:
-                _authorise(state, request)
+                call = Call(request, "", state.defects)
+                state.read_fault_header(call)
+                _authorise(state, call)
             except ApiError as exc:
                 error = exc
         if error is None:
@@ -119,7 +125,7 @@ def _expect(state: MockState, *, api: bool | None = True) -> ExpectHandler:
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 request.writer.output_size = 0  # the answer's own bytes are still to come
             return None
-        call = Call(request, state.ids.request_id())
+        call = Call(request, state.ids.request_id(), state.defects)
         request.content.feed_eof()  # the body is not read: no lingering read after the answer
         response = _render_error(state, call, error)
         response.headers["x-request-id"] = call.id
@@ -130,9 +136,9 @@ def _expect(state: MockState, *, api: bool | None = True) -> ExpectHandler:
 
 
 def _render_error(state: MockState, call: Call, error: ApiError) -> web.Response:
-    """The error envelope, after the active defects have had their say."""
-    status, body = state.defects.apply("error", (error.status, error_body(error)))
-    if call.stream_asked and state.defects.apply("stream_error", False):
+    """The error envelope, after the call's defects have had their say."""
+    status, body = call.defects.apply("error", (error.status, error_body(error)))
+    if call.stream_asked and call.defects.apply("stream_error", False):
         event = encode_error(body)  # an event of a 200 stream
         return web.Response(body=event + DONE, content_type="text/event-stream")
     response = _json(body, status)
@@ -142,11 +148,11 @@ def _render_error(state: MockState, call: Call, error: ApiError) -> web.Response
     return response
 
 
-def _authorise(state: MockState, request: web.Request) -> None:
+def _authorise(state: MockState, call: Call) -> None:
     """Raise the 401 of a request without ``Authorization: Bearer <the key>``."""
-    if not state.defects.apply("auth", True):
+    if not call.defects.apply("auth", True):
         return
-    header = request.headers.get("Authorization", "")
+    header = call.request.headers.get("Authorization", "")
     if not header:
         raise ApiError(
             401,
@@ -177,19 +183,19 @@ def _model_object(config: MockConfig, model_id: str) -> dict[str, Any]:
 async def list_models(state: MockState, call: Call) -> web.Response:
     """GET /models: the listed models."""
     config = state.config
-    state.fault_for(call.request, None)
+    state.fault_for(call, None)
     listing = {
         "object": "list",
         "data": [_model_object(config, m) for m in config.listed_models],
     }
-    return _json(state.defects.apply("models", listing))
+    return _json(call.defects.apply("models", listing))
 
 
 async def retrieve_model(state: MockState, call: Call) -> web.Response:
     """GET /models/{model}: one listed model, else 404 model_not_found."""
     model_id = call.request.match_info["model"]
-    if model_id in state.config.listed_models or state.defects.apply("retrieve_unknown", False):
-        state.fault_for(call.request, model_id)
+    if model_id in state.config.listed_models or call.defects.apply("retrieve_unknown", False):
+        state.fault_for(call, model_id)
         return _json(_model_object(state.config, model_id))
     raise ApiError(
         404,
@@ -277,6 +283,7 @@ def create_app(config: MockConfig | None = None) -> web.Application:
     app[FAIL_COUNTER] = state.fail_counter
     app[SCRIPTED_FAULTS] = state.scripted_faults
     app[SCRIPTED_CASSETTES] = state.scripted_cassettes
+    app[SCRIPTED_DEFECTS] = state.request_defects
     if state.model is not None:
         app[MODEL] = state.model
         app.cleanup_ctx.append(_model_lifecycle)

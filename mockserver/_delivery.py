@@ -49,7 +49,7 @@ async def send_cassette(
     this request gets: a status fault instead of it (raised), a mid-stream fault on its events
     (when it is a 200 stream); else replayed byte for byte at the configured speed."""
     model = body.get("model") if isinstance(body, dict) else None
-    fault = state.fault_for(call.request, model if isinstance(model, str) else None)
+    fault = state.fault_for(call, model if isinstance(model, str) else None)
     if fault is None or not cassette.stream or cassette.status != 200:
         return await replay(call.request, cassette, speed=state.config.speed)
     events = [event + b"\n\n" for event in cassette.content.split(b"\n\n") if event]

@@ -3,8 +3,9 @@
 A fault is a spec string, ``;``-separated ``name=value`` items and flags (see
 :func:`parse_fault`), given as a config rule (``MockConfig.faults``, ``chatcompat mock --fault``),
 optionally scoped with ``model=`` / ``path=``, or per request in the ``X-Chatcompat-Fault``
-header (which wins over the rules). Status faults apply only to requests that are otherwise
-valid, so a bad request still gets its 4xx; mid-stream faults apply to streams only.
+header (which wins over the rules). The header may also name mock defects for its request
+(``defect=NAME``, see :func:`split_defects`). Status faults apply only to requests that are
+otherwise valid, so a bad request still gets its 4xx; mid-stream faults apply to streams only.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "break_stream",
     "parse_fault",
     "select_fault",
+    "split_defects",
     "status_error",
     "with_multibyte",
 ]
@@ -97,6 +99,25 @@ def _number(name: str, text: str, *, low: float, high: float, integer: bool) -> 
     if not (low <= value <= high) or not math.isfinite(value):
         raise ValueError(f"{name}={text!r}: expected a value in [{low:g}, {high:g}]")
     return value
+
+
+def split_defects(spec: str) -> tuple[tuple[str, ...], str | None]:
+    """The defect names that the ``defect=NAME`` items of a fault header ask for (NAME may list
+    several, comma-separated; the item may repeat) and the rest of the spec, None when nothing
+    else is left. The names are not checked here; a ``defect`` item without one is a
+    ValueError."""
+    names: list[str] = []
+    rest: list[str] = []
+    for item in spec.split(";"):
+        name, eq, text = (s.strip() for s in item.partition("="))
+        if name != "defect":
+            rest += [item] if item.strip() else []
+            continue
+        found = [n.strip() for n in text.split(",") if n.strip()]
+        if not eq or not found:
+            raise ValueError("defect needs a value (defect=NAME)")
+        names += found
+    return tuple(names), ";".join(rest) if rest else None
 
 
 def parse_fault(spec: str) -> Fault:

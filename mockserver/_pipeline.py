@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator
 from aiohttp import web
 
 from mockserver._answer import Answer
+from mockserver._defects import ActiveDefects
 from mockserver._delivery import send, send_cassette
 from mockserver._errors import ApiError, error_body
 from mockserver._faults import with_multibyte
@@ -49,7 +50,9 @@ JSON_CONTENT_TYPE = "application/json"
 async def chat_completion(state: MockState, call: Call) -> web.StreamResponse:
     """The answer to a chat completion request, stage by stage."""
     _check_content_type(call.request)
-    kept = state.answers.get(call.raw)  # this body was validated and answered before
+    # this body was validated and answered before (by the server's own defects)
+    own = call.defects is state.defects
+    kept = state.answers.get(call.raw) if own else None
     found = find_cassette(state, call, kept=kept is not None)
     if found is not None:
         return await send_cassette(state, call, *found)
@@ -62,8 +65,8 @@ async def chat_completion(state: MockState, call: Call) -> web.StreamResponse:
     answer = await whole_answer(state, plan.source, body, call)
     if plan.split_utf8:
         answer = with_multibyte(answer)  # a multi-byte character for the fault to split
-    rendered = render(state, answer, stream=bool(body.get("stream")))
-    if plan.keep:
+    rendered = render(state, answer, stream=bool(body.get("stream")), defects=call.defects)
+    if plan.keep and own:
         state.answers.put(call.raw, rendered)
     return await send(state, call, rendered, plan)
 
@@ -78,10 +81,13 @@ def _check_content_type(request: web.Request) -> None:
         )
 
 
-def render(state: MockState, answer: Answer, *, stream: bool) -> Rendered:
-    """``answer`` shaped in the server's flavour, passed through the defects and encoded: one
-    JSON body, or the SSE events of a ``stream``."""
-    flavour, defects, tokens = state.flavour, state.defects, answer.usage.completion_tokens
+def render(
+    state: MockState, answer: Answer, *, stream: bool, defects: ActiveDefects | None = None
+) -> Rendered:
+    """``answer`` shaped in the server's flavour, passed through the ``defects`` (the
+    server's when None) and encoded: one JSON body, or the SSE events of a ``stream``."""
+    flavour, tokens = state.flavour, answer.usage.completion_tokens
+    defects = state.defects if defects is None else defects
     if not stream:
         completion = defects.apply("completion", completion_body(answer, flavour))
         payload = json.dumps(completion).encode()

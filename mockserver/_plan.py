@@ -56,7 +56,7 @@ def plan_answer(
     with that fault the body is validated and its answer made again."""
     if kept is not None:
         call.stream_asked = kept.stream
-        fault = state.fault_for(call.request, kept.model)
+        fault = state.fault_for(call, kept.model)
         if fault is None:
             return _KEPT[state.timed], None
         if not fault.split_utf8:
@@ -64,15 +64,16 @@ def plan_answer(
         body = valid_body(state, call)
     else:
         body = valid_body(state, call)
-        fault = state.fault_for(call.request, body["model"])
-    return Plan(choose_source(state, call.request, body, fault), fault, state.timed), body
+        fault = state.fault_for(call, body["model"])
+    source = choose_source(state, call.request, body, fault, defects=bool(call.defects))
+    return Plan(source, fault, state.timed), body
 
 
 def valid_body(state: MockState, call: Call) -> dict[str, Any]:
-    """The parsed request body, after the request defects (``request_raw`` before validation,
-    ``request`` after it); an ApiError 400 when it is not a valid request."""
+    """The parsed request body, after the call's request defects (``request_raw`` before
+    validation, ``request`` after it); an ApiError 400 when it is not a valid request."""
     body = parse_body(call.raw)
     call.stream_asked = body.get("stream") is True
-    body = state.defects.apply("request_raw", body)
+    body = call.defects.apply("request_raw", body)
     validate_request(body, state.config)
-    return cast("dict[str, Any]", state.defects.apply("request", integral(body)))
+    return cast("dict[str, Any]", call.defects.apply("request", integral(body)))

@@ -46,17 +46,23 @@ def find_cassette(
 
 
 def choose_source(
-    state: MockState, request: web.Request, body: dict[str, Any], fault: Fault | None
+    state: MockState,
+    request: web.Request,
+    body: dict[str, Any],
+    fault: Fault | None,
+    *,
+    defects: bool = False,
 ) -> Source:
     """The source of the answer to the valid ``body``: the reference model when the server
     generates, ``live`` for a stream it can make live that nothing else changes (no fault,
-    defect or timing); else a template. A replay miss with ``on_miss=error`` raises its 404."""
+    ``defects`` or timing); else a template. A replay miss with ``on_miss=error`` raises its
+    404."""
     if state.replaying and state.config.on_miss == "error":
         raise _cassette_miss(request, body)
     model = state.model
     if model is None:
         return "template"
-    plain = fault is None and not state.config.defects and not state.timed
+    plain = fault is None and not defects and not state.timed
     return "live" if plain and model.streams_live(body) else "model"
 
 

@@ -12,7 +12,8 @@ from aiohttp import web
 
 from mockserver._cassettes import CassetteStore, ScriptedCassettes
 from mockserver._config import MockConfig
-from mockserver._defects import ActiveDefects
+from mockserver._defects import ActiveDefects, RequestDefects, known
+from mockserver._errors import ApiError
 from mockserver._faults import (
     FAULT_HEADER,
     FAULT_KEY_HEADER,
@@ -20,6 +21,7 @@ from mockserver._faults import (
     Fault,
     ScriptedFaults,
     select_fault,
+    split_defects,
     status_error,
 )
 from mockserver._flavours import FLAVOURS
@@ -51,6 +53,8 @@ class Call:
 
     request: web.Request
     id: str  # its x-request-id
+    defects: ActiveDefects  # the server's, the test's and its fault header's (read_fault_header)
+    fault_spec: str | None = None  # its fault header without the defect= items
     raw: bytes = b""  # the body (read for the API routes)
     stream_asked: bool = False  # the body asked for a stream (its error may be a stream event)
 
@@ -63,7 +67,8 @@ class MockState:
     def __init__(self, config: MockConfig) -> None:
         self.config = config
         self.flavour = FLAVOURS[config.flavour]
-        self.defects = ActiveDefects(config.defects)  # their hooks, bound to this server
+        self.request_defects = RequestDefects(config.defects)  # + scripted, + per request
+        self.defects = self.request_defects.server  # the configured ones, bound to this server
         self.cassettes = CassetteStore.from_directories(
             config.cassettes, builtin=config.builtin_cassettes, loose=config.match == "loose"
         )
@@ -82,11 +87,27 @@ class MockState:
         self.scripted_faults = ScriptedFaults()  # rules added at run time
         self.may_fault = bool(config.fault_rules or config.defects)  # without a header
 
-    def fault_for(self, request: web.Request, model: str | None) -> Fault | None:
+    def read_fault_header(self, call: Call) -> None:
+        """Set ``call``'s defects (the server's, the scripted ones and those its fault header
+        names) and its fault spec (the header's other items); an ApiError 400 for a header
+        naming an unknown defect."""
+        header = call.request.headers.get(FAULT_HEADER)
+        named: tuple[str, ...] = ()
+        if header is not None:
+            try:
+                named, call.fault_spec = split_defects(header)
+                for name in named:
+                    known(name)
+            except ValueError as exc:
+                raise ApiError(400, f"Invalid {FAULT_HEADER} header: {exc}.") from None
+        call.defects = self.request_defects.of(named)
+
+    def fault_for(self, call: Call, model: str | None) -> Fault | None:
         """The fault injected into this valid request (for ``model``, None where the route
         has none): a status fault is raised as its error, a mid-stream fault returned."""
-        scripted, header = self.scripted_faults.rules, request.headers.get(FAULT_HEADER)
-        if not (self.may_fault or scripted or header is not None):
+        request, defects = call.request, call.defects
+        scripted, header = self.scripted_faults.rules, call.fault_spec
+        if not (self.may_fault or scripted or header is not None or defects is not self.defects):
             return None  # the common case: nothing can inject a fault
         fault = select_fault(
             header,
@@ -97,7 +118,7 @@ class MockState:
             prefix=self.config.prefix,
             model=model,
         )
-        fault = cast("Fault | None", self.defects.apply("fault", fault))
+        fault = cast("Fault | None", defects.apply("fault", fault))
         if fault is not None and not fault.mid_stream:
             raise status_error(fault)
         return fault

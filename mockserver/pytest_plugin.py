@@ -2,10 +2,10 @@
 
 ``chat_mock_config`` and ``chat_mock_listen_address`` (session-scoped: override them in a
 conftest) → ``chat_mock_server`` (one mock per session, in a thread on a loopback port) →
-``chat_mock`` (per test: that server; what a test scripts on it, faults and cassettes, and the
-fail-first counts and replay order are reset before and after each test). With pytest-asyncio,
-``chat_mock_async`` runs a mock of the test's own in the test's event loop. A session hook stops
-any server left running.
+``chat_mock`` (per test: that server; what a test scripts on it, faults, defects and cassettes,
+and the fail-first counts and replay order are reset before and after each test). With
+pytest-asyncio, ``chat_mock_async`` runs a mock of the test's own in the test's event loop. A
+session hook stops any server left running.
 """
 
 from __future__ import annotations
@@ -18,9 +18,17 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from mockserver._app import CASSETTES, CONFIG, FAIL_COUNTER, SCRIPTED_CASSETTES, SCRIPTED_FAULTS
+from mockserver._app import (
+    CASSETTES,
+    CONFIG,
+    FAIL_COUNTER,
+    SCRIPTED_CASSETTES,
+    SCRIPTED_DEFECTS,
+    SCRIPTED_FAULTS,
+)
 from mockserver._cassettes import Cassette, load_cassette, load_directory
 from mockserver._config import MockConfig
+from mockserver._defects import Defect
 from mockserver._faults import FAULT_HEADER, Fault
 from mockserver._server import MockServer
 
@@ -65,6 +73,17 @@ class ChatMock:
         """The request headers that inject ``spec`` into one request only."""
         return {FAULT_HEADER: spec}
 
+    def defect(self, name: str) -> Defect:
+        """Break the mock as the defect ``name`` does (``mockserver.DEFECTS``, the quirks of
+        ``mockserver.QUIRKS``) for the following requests until the test ends; an unknown name
+        is a ValueError here."""
+        return self.app[SCRIPTED_DEFECTS].add(name)
+
+    @staticmethod
+    def defect_headers(*names: str) -> dict[str, str]:
+        """The request headers that break one request only as the defects ``names`` do."""
+        return {FAULT_HEADER: "defect=" + ",".join(names)}
+
     def load_cassettes(self, *paths: str | os.PathLike[str], loose: bool = False) -> list[Cassette]:
         """Replay the cassettes of ``paths`` (cassette files, or folders of ``*.json`` ones) to
         the requests they match until the test ends, before the configured ones; ``loose``
@@ -76,9 +95,10 @@ class ChatMock:
         return cassettes
 
     def reset(self) -> None:
-        """Drop the scripted faults and loaded cassettes; restart every fail-first count and
-        the replay order of the configured cassettes."""
+        """Drop the scripted faults, defects and loaded cassettes; restart every fail-first
+        count and the replay order of the configured cassettes."""
         self.app[SCRIPTED_FAULTS].clear()
+        self.app[SCRIPTED_DEFECTS].clear()
         self.app[FAIL_COUNTER].clear()
         self.app[SCRIPTED_CASSETTES].clear()
         self.app[CASSETTES].rewind()

@@ -25,6 +25,7 @@ __all__ = [
     "finish_empty_delta",
     "finish_once",
     "finish_position",
+    "finish_reason_in_every_chunk",
     "greedy",
     "greedy_stream",
     "no_empty_choices_unless_usage",
@@ -386,6 +387,29 @@ def _require_empty_finish(
                 received=json.dumps(choice.get("delta"))[:200],
                 exchange=exchange,
             )
+
+
+@check(group="stream", severity="should")
+async def finish_reason_in_every_chunk(ctx: Context) -> None:
+    """Every choice of every chunk carries finish_reason, null until its finish chunk.
+    Each choice object in the basic stream has the finish_reason key: null before the choice
+    finishes, then its reason.
+
+    OpenAI sends the key in every chunk (its schema requires it, nullable). The Python SDK reads
+    a missing key as None, but a client that tests `finish_reason !== null` in JavaScript (where
+    a missing key is undefined) takes the first chunk for the last; LibreChat added the key back
+    for providers that leave it out (danny-avila/LibreChat#5563: AWS Bedrock; also reported of
+    the LiteLLM proxy), and transformers serve leaves it out too."""
+    exchange, indices = _indices(await ctx.stream())
+    for index, entries in indices.items():
+        for position, choice in entries:
+            if "finish_reason" not in choice:
+                raise CheckFailed(
+                    f"choice {index} of chunk {position} has no finish_reason key",
+                    expected="finish_reason in every choice: null, or the reason it finished",
+                    received=json.dumps(choice)[:200],
+                    exchange=exchange,
+                )
 
 
 @check(group="stream", severity="must")

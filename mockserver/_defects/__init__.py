@@ -14,13 +14,19 @@ first):
 - ``stream``: ``chunks`` (the stream's chunk objects): list[dict] -> list[dict]; ``events`` (the
   stream's SSE event bytes, [DONE] last): list[bytes] -> list[bytes]; ``stream_content_type``:
   str -> str
+- ``quirks``: real-world quirks at any stage, each with the public report it comes from
 - ``errors``: ``error`` (status, envelope): tuple -> tuple; ``auth`` (whether the API key is
   checked), ``stream_error`` (whether the error of a stream request is sent as an event of a 200
   stream), ``retrieve_unknown`` (whether GET /models/{id} serves an unlisted id): bool -> bool;
   ``fault`` (the fault injected into a valid request, or None): Fault | None -> Fault | None
 
 Adding a defect: one ``Defect(name, doc, hooks)`` in its stage module's ``DEFECTS``, and its row
-in tests/conformance/kill_matrix.toml.
+in tests/conformance/kill_matrix.toml; ``report=URL`` (the public report of a real server doing
+it) puts it in the catalogue of quirks (:data:`QUIRKS`, the README's table of quirks).
+
+A server applies its configured defects to every request (:class:`ActiveDefects`); a request
+gets more through the fault header's ``defect=NAME`` items and a test through
+``chat_mock.defect(NAME)`` (:class:`RequestDefects`).
 """
 
 from __future__ import annotations
@@ -28,10 +34,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from mockserver._defects import answer, errors, request, stream
+from mockserver._defects import answer, errors, quirks, request, stream
 from mockserver._defects.defect import STAGES, Defect, Hook
 
-__all__ = ["DEFECTS", "STAGES", "ActiveDefects", "Defect"]
+__all__ = ["DEFECTS", "QUIRKS", "STAGES", "ActiveDefects", "Defect", "RequestDefects", "known"]
 
 
 def _registry(*tables: tuple[Defect, ...]) -> dict[str, Defect]:
@@ -44,7 +50,9 @@ def _registry(*tables: tuple[Defect, ...]) -> dict[str, Defect]:
     return registry
 
 
-DEFECTS = _registry(request.DEFECTS, answer.DEFECTS, stream.DEFECTS, errors.DEFECTS)
+DEFECTS = _registry(request.DEFECTS, answer.DEFECTS, stream.DEFECTS, errors.DEFECTS, quirks.DEFECTS)
+# The catalogue of real-world quirks: every defect with the public report it comes from
+QUIRKS = {name: defect for name, defect in DEFECTS.items() if defect.report}
 
 
 class ActiveDefects:
@@ -68,3 +76,49 @@ class ActiveDefects:
         for hook in self._stages.get(stage, ()):
             value = hook(value)
         return value
+
+
+class RequestDefects:
+    """The defects each request gets: the server's (configured), those a test scripted
+    (:meth:`add`) and those its fault header names. Each combination is bound once and kept
+    until :meth:`clear` (at most ``capacity`` of them), so a stateful defect asked for per
+    request or per test keeps its state across the requests that ask for it. Scripted names
+    are replaced whole, so another thread may add them safely."""
+
+    def __init__(self, configured: Iterable[str] = (), capacity: int = 64) -> None:
+        self.server = ActiveDefects(configured)
+        self.scripted: tuple[str, ...] = ()
+        self._capacity = capacity
+        self._bound: dict[tuple[str, ...], ActiveDefects] = {}
+
+    def add(self, name: str) -> Defect:
+        """Apply the defect ``name`` to every following request (a ValueError if unknown)."""
+        defect = known(name)
+        if name not in self.scripted:
+            self.scripted = (*self.scripted, name)
+        return defect
+
+    def clear(self) -> None:
+        """Drop the scripted defects and the state of every combination bound."""
+        self.scripted = ()
+        self._bound = {}
+
+    def of(self, named: tuple[str, ...] = ()) -> ActiveDefects:
+        """The defects of a request whose fault header names ``named`` (known names)."""
+        if not named and not self.scripted:
+            return self.server  # the common case: the server's own
+        names = tuple(dict.fromkeys((*self.server.names, *self.scripted, *named)))
+        bound = self._bound.get(names)
+        if bound is None:
+            bound = ActiveDefects(names)
+            kept = list(self._bound.items())[-(self._capacity - 1) :] if self._capacity > 1 else []
+            self._bound = {**dict(kept), names: bound}  # the oldest dropped past the capacity
+        return bound
+
+
+def known(name: str) -> Defect:
+    """The defect ``name``; a ValueError naming the known ones when there is none."""
+    defect = DEFECTS.get(name)
+    if defect is None:
+        raise ValueError(f"unknown defect {name!r}; known: {', '.join(sorted(DEFECTS))}")
+    return defect

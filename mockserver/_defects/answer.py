@@ -181,8 +181,10 @@ DEFECTS = (
     # Tool calls (completion; tool-ids-repeated in streams too).
     Defect(
         "tool-arguments-object",
-        "Non-stream tool calls carry arguments as a JSON object, not a JSON string (Ollama).",
+        "Non-stream tool calls carry arguments as a JSON object, not a JSON string (llama.cpp "
+        "server).",
         {"completion": copied(_arguments_as_objects)},
+        report="https://github.com/ggml-org/llama.cpp/issues/20198",
     ),
     Defect(
         "tool-ids-repeated",

@@ -77,6 +77,28 @@ def test_a_stream_cut_midway(chat_mock, client):
 def test_one_server_per_session(chat_mock, chat_mock_server):
     assert chat_mock.base_url == chat_mock_server.base_url
     assert chat_mock.port != 0
+
+
+def test_a_quirk_for_one_test(chat_mock, client):
+    chat_mock.defect("finish-reason-eos")  # mockserver.QUIRKS: what real servers got wrong
+    for _ in range(2):
+        answer = client.chat.completions.create(model="m", messages=MESSAGES)
+        assert answer.choices[0].finish_reason == "eos"
+
+
+def test_the_quirk_is_gone_in_the_next_test(client):
+    answer = client.chat.completions.create(model="m", messages=MESSAGES)
+    assert answer.choices[0].finish_reason == "stop"
+
+
+def test_a_quirk_for_one_request(chat_mock, client):
+    headers = chat_mock.defect_headers("error-as-string")
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model="m", messages=MESSAGES, n=0, extra_headers=headers)
+    assert isinstance(raised.value.body, str)
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model="m", messages=MESSAGES, n=0)
+    assert raised.value.code is not None
 '''
 
 CONFIGURED_IN_A_CONFTEST = """
@@ -234,12 +256,12 @@ def test_the_plugin_is_a_pytest11_entry_point():
     assert plugin.value == "mockserver.pytest_plugin"
 
 
-def test_session_mock_per_test_faults_and_reset(pytester):
+def test_session_mock_per_test_faults_defects_and_reset(pytester):
     pytester.makeini(INI)
     pytester.makepyfile(test_session_mock=USING_THE_SESSION_MOCK)
     before = mock_threads()
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=11)
     assert mock_threads() == before  # the session's server was stopped
 
 
