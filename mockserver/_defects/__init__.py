@@ -19,6 +19,9 @@ first):
   stream), ``retrieve_unknown`` (whether GET /models/{id} serves an unlisted id): bool -> bool;
   ``fault`` (the fault injected into a valid request, or None): Fault | None -> Fault | None
 
+Two modules hold the defects of one class of text whatever their stages: ``text`` (non-ASCII
+text broken in streams or counted wrong) and ``reasoning`` (the answer moved out of content).
+
 Adding a defect: one ``Defect(name, doc, hooks)`` in its stage module's ``DEFECTS``, and its row
 in tests/conformance/kill_matrix.toml.
 """
@@ -28,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from mockserver._defects import answer, errors, request, stream
+from mockserver._defects import answer, errors, reasoning, request, stream, text
 from mockserver._defects.defect import STAGES, Defect, Hook
 
 __all__ = ["DEFECTS", "STAGES", "ActiveDefects", "Defect"]
@@ -44,7 +47,9 @@ def _registry(*tables: tuple[Defect, ...]) -> dict[str, Defect]:
     return registry
 
 
-DEFECTS = _registry(request.DEFECTS, answer.DEFECTS, stream.DEFECTS, errors.DEFECTS)
+DEFECTS = _registry(
+    request.DEFECTS, answer.DEFECTS, stream.DEFECTS, errors.DEFECTS, text.DEFECTS, reasoning.DEFECTS
+)
 
 
 class ActiveDefects:
