@@ -71,7 +71,8 @@ def _require_content(what: str, exchange: Exchange, *, thinking_may_run: bool) -
     raise CheckFailed(
         f"the answer to {what} is in {field}, and content is empty",
         expected="the answer in message.content (reasoning fields are extras beside it)",
-        received=f"content {content!r}, {field} {json.dumps(text)[:120]}, finish_reason {finish!r}",
+        received=f"content {json.dumps(content)}, {field} {json.dumps(text)[:120]}, "
+        f"finish_reason {json.dumps(finish)}",
         exchange=exchange,
     )
 
