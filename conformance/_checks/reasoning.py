@@ -48,7 +48,7 @@ def _placed(exchange: Exchange) -> tuple[Any, dict[str, str], Any] | None:
     choices = body.get("choices") if isinstance(body, dict) else None
     first = choices[0] if isinstance(choices, list) and choices else None
     message = first.get("message") if isinstance(first, dict) else None
-    if not isinstance(message, dict):
+    if not isinstance(first, dict) or not isinstance(message, dict):
         return None
     reasoning = {f: _text(message.get(f)) for f in REASONING_FIELDS}
     return message.get("content"), reasoning, first.get("finish_reason")

@@ -108,10 +108,8 @@ async def non_ascii_stream_text(ctx: Context) -> None:
             exchange=streamed,
         )
     if joined != content:
-        at = next(
-            (i for i, (a, b) in enumerate(zip(joined, content, strict=False)) if a != b), None
-        )
-        at = min(len(joined), len(content)) if at is None else at
+        pairs = enumerate(zip(joined, content, strict=False))
+        at = next((i for i, (a, b) in pairs if a != b), min(len(joined), len(content)))
         raise CheckFailed(
             f"the streamed non-ASCII text differs from the non-stream text from character {at}",
             expected=_around(content, at),
