@@ -10,7 +10,8 @@ parameters (no call, finish "length", when the token limit cannot hold them), an
 does not fit the context is refused (by the approximate count). The template's own choices:
 ``tool_choice`` "auto" (the default with tools) calls the first function tool, ``logprobs`` /
 ``top_logprobs`` give deterministic, well-formed entries (the sampled token first), and
-``response_format`` json_object / json_schema give JSON (a schema-valid instance).
+``response_format`` json_object / json_schema give JSON (a schema-valid instance); a prompt
+with non-ASCII text gets a text answer that opens with :data:`MULTILINGUAL_TEXT`.
 """
 
 from __future__ import annotations
@@ -106,8 +107,27 @@ def _called_tools(request: dict[str, Any]) -> tuple[Mapping[str, Any], ...]:
     return function_tools(tools)[:1]
 
 
+# Said first by a text answer to a prompt with non-ASCII text: the languages of the seed's model
+# page (German, French, Italian, Portuguese, Hindi, Spanish, Thai) and emoji outside the BMP.
+MULTILINGUAL_TEXT = "Grüße! Ça va ? Città, coração. नमस्ते! ¡Hola, señor! สวัสดีครับ 👋🌍\n\n"
+
+
+def _asks_non_ascii(messages: Any) -> bool:
+    """Whether any message's text (string content or text parts) holds a non-ASCII character."""
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get("content") if isinstance(message, dict) else None
+        parts = content if isinstance(content, list) else [{"text": content}]
+        for part in parts:
+            text = part.get("text") if isinstance(part, dict) else None
+            if isinstance(text, str) and not text.isascii():
+                return True
+    return False
+
+
 def _text_for(request: dict[str, Any], index: int, budget: BuildBudget) -> str:
     text = seed_texts()[index % len(seed_texts())]
+    if _asks_non_ascii(request.get("messages")):
+        text = MULTILINGUAL_TEXT + text
     response_format = request.get("response_format") or {}
     if response_format.get("type") == "json_schema":
         schema = (response_format.get("json_schema") or {}).get("schema") or {}

@@ -20,6 +20,9 @@ first):
   stream), ``retrieve_unknown`` (whether GET /models/{id} serves an unlisted id): bool -> bool;
   ``fault`` (the fault injected into a valid request, or None): Fault | None -> Fault | None
 
+Two modules hold the defects of one class of text whatever their stages: ``text`` (non-ASCII
+text broken in streams or counted wrong) and ``reasoning`` (the answer moved out of content).
+
 Adding a defect: one ``Defect(name, doc, hooks)`` in its stage module's ``DEFECTS``, and its row
 in tests/conformance/kill_matrix.toml; ``report=URL`` (the public report of a real server doing
 it) puts it in the catalogue of quirks (:data:`QUIRKS`, the README's table of quirks).
@@ -34,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from mockserver._defects import answer, errors, quirks, request, stream
+from mockserver._defects import answer, errors, quirks, reasoning, request, stream, text
 from mockserver._defects.defect import STAGES, Defect, Hook
 
 __all__ = ["DEFECTS", "QUIRKS", "STAGES", "ActiveDefects", "Defect", "RequestDefects", "known"]
@@ -50,7 +53,15 @@ def _registry(*tables: tuple[Defect, ...]) -> dict[str, Defect]:
     return registry
 
 
-DEFECTS = _registry(request.DEFECTS, answer.DEFECTS, stream.DEFECTS, errors.DEFECTS, quirks.DEFECTS)
+DEFECTS = _registry(
+    request.DEFECTS,
+    answer.DEFECTS,
+    stream.DEFECTS,
+    errors.DEFECTS,
+    quirks.DEFECTS,
+    text.DEFECTS,
+    reasoning.DEFECTS,
+)
 # The catalogue of real-world quirks: every defect with the public report it comes from
 QUIRKS = {name: defect for name, defect in DEFECTS.items() if defect.report}
 
