@@ -14,6 +14,9 @@ first):
 - ``stream``: ``chunks`` (the stream's chunk objects): list[dict] -> list[dict]; ``events`` (the
   stream's SSE event bytes, [DONE] last): list[bytes] -> list[bytes]; ``stream_content_type``:
   str -> str
+- ``framing``: valid SSE framings OpenAI never sends (``events``), and ``stream_plan`` (what
+  the SSE writer sends: events and the pause before each, after the timing is drawn):
+  StreamPlan -> StreamPlan
 - ``errors``: ``error`` (status, envelope): tuple -> tuple; ``auth`` (whether the API key is
   checked), ``stream_error`` (whether the error of a stream request is sent as an event of a 200
   stream), ``retrieve_unknown`` (whether GET /models/{id} serves an unlisted id): bool -> bool;
@@ -28,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from mockserver._defects import answer, errors, request, stream
+from mockserver._defects import answer, errors, framing, request, stream
 from mockserver._defects.defect import STAGES, Defect, Hook
 
 __all__ = ["DEFECTS", "STAGES", "ActiveDefects", "Defect"]
@@ -44,7 +47,9 @@ def _registry(*tables: tuple[Defect, ...]) -> dict[str, Defect]:
     return registry
 
 
-DEFECTS = _registry(request.DEFECTS, answer.DEFECTS, stream.DEFECTS, errors.DEFECTS)
+DEFECTS = _registry(
+    request.DEFECTS, answer.DEFECTS, stream.DEFECTS, framing.DEFECTS, errors.DEFECTS
+)
 
 
 class ActiveDefects:

@@ -20,6 +20,7 @@ STAGES = (
     "chunks",
     "events",
     "stream_content_type",
+    "stream_plan",
     "error",
     "auth",
     "stream_error",
