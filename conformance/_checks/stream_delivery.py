@@ -153,14 +153,14 @@ class StreamTiming:
         """Time to first token and the inter-event gaps, in one line."""
         gaps = [b - a for a, b in zip(self.content, self.content[1:], strict=False)]
         text = (
-            f"{len(self.content)} content events in {self.reads} reads; headers at {self.headers:.3f} s, "
+            f"{len(self.content)} content events in {self.reads} reads; "
+            f"headers at {self.headers:.3f} s, "
             f"time to first token {self.content[0] if self.content else self.end:.3f} s, "
             f"end at {self.end:.3f} s"
         )
         if gaps:
             text += (
-                f"; inter-event gaps median {statistics.median(gaps):.3f} s, "
-                f"max {max(gaps):.3f} s"
+                f"; inter-event gaps median {statistics.median(gaps):.3f} s, max {max(gaps):.3f} s"
             )
         return text
 
