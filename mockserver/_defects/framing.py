@@ -17,7 +17,7 @@ from mockserver._defects.defect import Defect
 
 __all__ = ["BUFFER_PACE", "DEFECTS"]
 
-BUFFER_PACE = 0.025  # seconds per event a buffering server takes to make an untimed stream
+BUFFER_PACE = 0.05  # seconds per event a buffering server takes to make an untimed stream
 
 _BOM = b"\xef\xbb\xbf"
 

@@ -110,7 +110,7 @@ def test_timed_clean_mock_is_not_called_buffered(start_mock):
 
 
 def test_buffered_timed_stream_warns_with_its_timing(start_mock):
-    server = start_mock(models=("m",), ttft=0.05, itl=0.02, defects=("stream-buffered",))
+    server = start_mock(models=("m",), ttft=0.05, itl=0.04, defects=("stream-buffered",))
     result = run(Endpoint(server.base_url, "m", timeout=60), ["stream_not_buffered"])
     outcome = result.results[0]
     assert outcome.status == "warning"
