@@ -17,6 +17,7 @@ from jsonschema.exceptions import best_match
 from chatcompat import schemas
 from conformance._http import Endpoint, Exchange, send
 from conformance._outcome import CheckSkipped
+from conformance._sse import parse_events
 
 __all__ = [
     "BASE_MESSAGES",
@@ -40,15 +41,18 @@ _MAX_RETRY_WAIT = 20.0  # seconds: a Retry-After longer than this is not waited 
 
 
 def tokens_of(exchange: Exchange) -> int:
-    """The tokens an exchange spent by its own usage report (0 when it gives none)."""
+    """The tokens an exchange spent by its own usage report (0 when it gives none); a stream's
+    is the last event whose JSON carries a usage object, read by the WHATWG rules
+    (conformance._sse), so ``data:{`` without the space, CRLF and multi-line data count too."""
     if exchange.status != 200 or not exchange.body:
         return 0
     try:
         if exchange.content_type == "text/event-stream":
             usage: dict[str, Any] = {}
-            for line in reversed(exchange.body.splitlines()):
-                if line.startswith(b"data: {") and b'"usage"' in line:
-                    usage = json.loads(line[6:]).get("usage") or {}
+            for event in reversed(parse_events(exchange.body)[0]):
+                if '"usage"' in event.data:
+                    found = json.loads(event.data)
+                    usage = (found.get("usage") if isinstance(found, dict) else None) or {}
                     if usage:
                         break
         else:

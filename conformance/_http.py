@@ -63,6 +63,10 @@ class Exchange:
     elapsed: float = 0.0  # seconds from sending to the answer's end (or to the trouble)
     timed_out: bool = False  # the endpoint's timeout passed before the answer was whole
     redirects: tuple[Redirect, ...] = ()  # followed before the answer, in order
+    headers_at: float | None = None  # seconds from sending to the status and headers
+    # after each read of the body: (bytes of the body read so far, seconds from sending), as
+    # the client saw them (the key's redaction may shift later offsets by a few bytes)
+    arrivals: tuple[tuple[int, float], ...] = ()
 
     @property
     def content_type(self) -> str:
@@ -241,6 +245,7 @@ async def _attempt(
     )
     started = time.monotonic()
     body_parts: list[bytes] = []
+    arrivals: list[tuple[int, float]] = []
     size = 0
     try:
         async with session.request(
@@ -249,9 +254,11 @@ async def _attempt(
             exchange.status = response.status
             exchange.redirects = redirects_of(response)
             exchange.headers = {k.lower(): v for k, v in response.headers.items()}
+            exchange.headers_at = time.monotonic() - started
             async for part in response.content.iter_any():
                 body_parts.append(part)
                 size += len(part)
+                arrivals.append((size, time.monotonic() - started))
                 if size > endpoint.max_body_bytes:
                     exchange.error = f"answer larger than {endpoint.max_body_bytes} bytes; cut"
                     break
@@ -267,4 +274,5 @@ async def _attempt(
         exchange.error = f"{type(exc).__name__}: {exc}"
     finally:
         exchange.body = b"".join(body_parts)
+        exchange.arrivals = tuple(arrivals)
         exchange.elapsed = time.monotonic() - started

@@ -39,7 +39,8 @@ async def send(state: MockState, call: Call, rendered: Rendered, plan: Plan) -> 
     else:
         events = [stamp(e, completion_id, created) for e in rendered.events]
     delays = timing.stream_delays(len(events), rng) if plan.timed else None
-    return await _write(call, StreamPlan(events, delays), plan.fault, rendered.content_type)
+    stream = state.defects.apply("stream_plan", StreamPlan(events, delays))
+    return await _write(call, stream, plan.fault, rendered.content_type)
 
 
 async def send_cassette(

@@ -15,6 +15,9 @@ first):
   stream's SSE event bytes, [DONE] last): list[bytes] -> list[bytes]; ``stream_content_type``:
   str -> str
 - ``quirks``: real-world quirks at any stage, each with the public report it comes from
+- ``framing``: valid SSE framings OpenAI never sends (``events``), and ``stream_plan`` (what
+  the SSE writer sends: events and the pause before each, after the timing is drawn):
+  StreamPlan -> StreamPlan
 - ``errors``: ``error`` (status, envelope): tuple -> tuple; ``auth`` (whether the API key is
   checked), ``stream_error`` (whether the error of a stream request is sent as an event of a 200
   stream), ``retrieve_unknown`` (whether GET /models/{id} serves an unlisted id): bool -> bool;
@@ -37,7 +40,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from mockserver._defects import answer, errors, quirks, reasoning, request, stream, text
+from mockserver._defects import (
+    answer,
+    errors,
+    framing,
+    quirks,
+    reasoning,
+    request,
+    stream,
+    text,
+)
 from mockserver._defects.defect import STAGES, Defect, Hook
 
 __all__ = ["DEFECTS", "QUIRKS", "STAGES", "ActiveDefects", "Defect", "RequestDefects", "known"]
@@ -57,6 +69,7 @@ DEFECTS = _registry(
     request.DEFECTS,
     answer.DEFECTS,
     stream.DEFECTS,
+    framing.DEFECTS,
     errors.DEFECTS,
     quirks.DEFECTS,
     text.DEFECTS,

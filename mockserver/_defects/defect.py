@@ -21,6 +21,7 @@ STAGES = (
     "chunks",
     "events",
     "stream_content_type",
+    "stream_plan",
     "error",
     "auth",
     "stream_error",
