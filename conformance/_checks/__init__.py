@@ -22,6 +22,7 @@ from conformance._checks import (
     tool_streams,
     tools,
     usage,
+    values,
 )
 
 __all__ = [
@@ -43,4 +44,5 @@ __all__ = [
     "tool_streams",
     "tools",
     "usage",
+    "values",
 ]

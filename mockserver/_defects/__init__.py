@@ -18,6 +18,8 @@ first):
   checked), ``stream_error`` (whether the error of a stream request is sent as an event of a 200
   stream), ``retrieve_unknown`` (whether GET /models/{id} serves an unlisted id): bool -> bool;
   ``fault`` (the fault injected into a valid request, or None): Fault | None -> Fault | None
+- ``values``: well-typed but wrong values (created, indices, usage of n choices, logprobs with
+  sampling parameters), whose hooks span the request, completion and chunks stages
 
 Adding a defect: one ``Defect(name, doc, hooks)`` in its stage module's ``DEFECTS``, and its row
 in tests/conformance/kill_matrix.toml.
@@ -28,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from mockserver._defects import answer, errors, request, stream
+from mockserver._defects import answer, errors, request, stream, values
 from mockserver._defects.defect import STAGES, Defect, Hook
 
 __all__ = ["DEFECTS", "STAGES", "ActiveDefects", "Defect"]
@@ -44,7 +46,7 @@ def _registry(*tables: tuple[Defect, ...]) -> dict[str, Defect]:
     return registry
 
 
-DEFECTS = _registry(request.DEFECTS, answer.DEFECTS, stream.DEFECTS, errors.DEFECTS)
+DEFECTS = _registry(request.DEFECTS, answer.DEFECTS, stream.DEFECTS, errors.DEFECTS, values.DEFECTS)
 
 
 class ActiveDefects:
