@@ -23,20 +23,27 @@ from conformance._outcome import CheckFailed, CheckSkipped
 from conformance._registry import check
 from conformance._sse import parse_events
 
-__all__ = ["SAMPLED_TOP", "lp_sampling_finite", "lp_top_sorted", "sampled_logprobs"]
+__all__ = [
+    "SAMPLED_TOP",
+    "STREAMED_NAME",
+    "lp_sampling_finite",
+    "lp_top_sorted",
+    "sampled_logprobs",
+]
 
 SAMPLED_TOP = 5  # top_logprobs of the sampled requests: more alternatives than a filter keeps
 # name -> the sampling parameters sent with logprobs; "ext" ones only where ext is claimed
-_STANDARD = {
+_STANDARD: dict[str, dict[str, Any]] = {
     "top_p": {"top_p": 0.5},
     "penalties": {"presence_penalty": 1.5, "frequency_penalty": 1.5},
 }
-_EXT = {
+_EXT: dict[str, dict[str, Any]] = {
     "top_k": {"top_k": 2},
     "min_p": {"min_p": 0.3},
     "repetition_penalty": {"repetition_penalty": 1.3},
 }
-_STREAMED = "top_p"  # the one also sent with stream: true
+_STREAMED = "top_p"  # the one also sent with stream: true, as STREAMED_NAME
+STREAMED_NAME = f"{_STREAMED}, streamed"
 
 
 def _bodies(ctx: Context) -> dict[str, dict[str, Any]]:
@@ -46,7 +53,7 @@ def _bodies(ctx: Context) -> dict[str, dict[str, Any]]:
         name: logprobs_request(ctx, temperature=0.8, top_logprobs=SAMPLED_TOP, **params)
         for name, params in cases.items()
     }
-    bodies[f"{_STREAMED}, streamed"] = {**bodies[_STREAMED], "stream": True}
+    bodies[STREAMED_NAME] = {**bodies[_STREAMED], "stream": True}
     return bodies
 
 
@@ -63,10 +70,11 @@ async def sampled_logprobs(ctx: Context) -> list[tuple[str, Exchange]]:
     return list(zip(bodies, exchanges, strict=True))
 
 
-def _documents(exchange: Exchange) -> list[tuple[str, Any]]:
-    """(where, parsed JSON) of a 200 answer: its body, or each event of a stream; raises
-    ValueError naming the place when one is not JSON (NaN and Infinity are not)."""
-    if exchange.content_type != "text/event-stream":
+def _documents(name: str, exchange: Exchange) -> list[tuple[str, Any]]:
+    """(where, parsed JSON) of the 200 answer to the request ``name``: its body, or each event
+    of the stream; raises ValueError naming the place when one is not JSON (NaN and Infinity
+    are not)."""
+    if name != STREAMED_NAME:
         try:
             return [("the body", strict_json.loads(exchange.body))]
         except ValueError as exc:
@@ -103,7 +111,7 @@ def _infinite(entries: list[dict[str, Any]]) -> str | None:
 
 def _require_finite(name: str, exchange: Exchange) -> None:
     try:
-        documents = _documents(exchange)
+        documents = _documents(name, exchange)
     except ValueError as exc:
         raise CheckFailed(
             f"the answer to logprobs with {name} is not JSON",
@@ -172,7 +180,7 @@ async def lp_top_sorted(ctx: Context) -> None:
         if exchange.status != 200:
             continue  # lp_shape, lp_sampling_finite report it
         try:
-            documents = _documents(exchange)
+            documents = _documents(name, exchange)
         except ValueError:
             continue  # lp_sampling_finite reports it
         for where, document in documents:

@@ -60,9 +60,9 @@ async def created_recent(ctx: Context) -> None:
     Clients sort, cache and expire answers by created (the SDKs type it as Unix seconds); a
     created in milliseconds reads as a date thousands of years ahead, and a fixed or stale one
     (the model's date, a server clock that is off) orders answers wrongly."""
-    for exchange in (await ctx.completion(), await ctx.stream()):
+    for exchange, streamed in ((await ctx.completion(), False), (await ctx.stream(), True)):
         require_status(exchange, 200)
-        if exchange.content_type == "text/event-stream":
+        if streamed:
             _, chunks = chunks_of(exchange)
             created, where = chunks[0].get("created"), "the first chunk's created"
         else:
@@ -81,12 +81,14 @@ async def created_recent(ctx: Context) -> None:
 
 def _wrong_indices(chunks: list[dict[str, Any]]) -> list[tuple[int, Any]]:
     """(chunk position, index) of every streamed choice whose index is not 0."""
-    return [
-        (position, choice.get("index") if isinstance(choice, dict) else None)
-        for position, chunk in enumerate(chunks)
-        for choice in (chunk.get("choices") if isinstance(chunk.get("choices"), list) else [])
-        if not isinstance(choice, dict) or choice.get("index") != 0
-    ]
+    wrong = []
+    for position, chunk in enumerate(chunks):
+        found = chunk.get("choices")
+        for choice in found if isinstance(found, list) else []:
+            index = choice.get("index") if isinstance(choice, dict) else None
+            if index != 0:
+                wrong.append((position, index))
+    return wrong
 
 
 def _index_failure(exchange: Exchange, wrong: list[tuple[int, Any]]) -> CheckFailed:

@@ -25,12 +25,14 @@ _MODEL_DATE = 1731542400  # 2024-11-14T00:00:00Z, the listed models' created
 
 
 def _created(value: Any) -> Hook:
-    """A completion or chunks hook giving every object ``value()`` as its created."""
+    """A completion or chunks hook giving the answer (every chunk) ``value()`` as its created,
+    the same in every chunk."""
 
     def hook(body: Any) -> Any:
+        created = value()
         if isinstance(body, list):
-            return [{**c, "created": value()} for c in body]
-        return {**body, "created": value()}
+            return [{**c, "created": created} for c in body]
+        return {**body, "created": created}
 
     return hook
 
@@ -101,17 +103,19 @@ def _infinite_when_filtered() -> dict[str, Hook]:
                 if entry.get("top_logprobs"):
                     entry["top_logprobs"][-1]["logprob"] = float("-inf")
 
-    def answer(body: dict[str, Any]) -> dict[str, Any]:
-        return (
-            copied(lambda b: last_infinite(b.get("choices") or []))(body) if marked.get() else body
-        )
+    def in_answer(body: dict[str, Any]) -> None:
+        last_infinite(body.get("choices") or [])
 
-    def stream(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if not marked.get():
-            return chunks
-        return copied(lambda cs: [last_infinite(choices(c)) for c in cs])(chunks)
+    def in_chunks(chunks: list[dict[str, Any]]) -> None:
+        for chunk in chunks:
+            last_infinite(choices(chunk))
 
-    return {"request": mark, "completion": answer, "chunks": stream}
+    answer, stream = copied(in_answer), copied(in_chunks)
+    return {
+        "request": mark,
+        "completion": lambda body: answer(body) if marked.get() else body,
+        "chunks": lambda chunks: stream(chunks) if marked.get() else chunks,
+    }
 
 
 def _reverse_alternatives(body: dict[str, Any]) -> None:
