@@ -6,6 +6,7 @@ import json
 from collections.abc import Collection
 from typing import Any
 
+from conformance import _json as strict_json
 from conformance._http import Exchange
 from conformance._outcome import CheckFailed
 from conformance._sse import Event, parse_events
@@ -100,7 +101,7 @@ def chunks_of(
         if event.data == "[DONE]":
             continue
         try:
-            chunk = json.loads(event.data)
+            chunk = strict_json.loads(event.data)
         except ValueError:
             continue
         if isinstance(chunk, dict) and (prompt_filters or not is_prompt_filter_chunk(chunk)):

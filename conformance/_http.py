@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 
+from conformance import _json as strict_json
 from conformance._redirects import Redirect, note, redirects_of
 from conformance._shown import inline, redact, redact_bytes, shown
 
@@ -79,8 +80,8 @@ class Exchange:
         return self.headers.get("x-request-id") or self.headers.get("request-id")
 
     def json(self) -> Any:
-        """The body as JSON (raises ValueError when it is not)."""
-        return json.loads(self.body)
+        """The body as JSON (raises ValueError when it is not, NaN and Infinity included)."""
+        return strict_json.loads(self.body)
 
     def redacted(self, secret: str | None, *, fragments: bool = True) -> Exchange:
         """A copy with ``secret`` replaced by ``<redacted>`` in the URL, the bodies, the headers

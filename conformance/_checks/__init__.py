@@ -8,6 +8,7 @@ from conformance._checks import (
     errors,
     json,
     logprobs,
+    logprobs_sampling,
     models,
     n,
     parameters,
@@ -25,6 +26,7 @@ from conformance._checks import (
     tool_streams,
     tools,
     usage,
+    values,
 )
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "errors",
     "json",
     "logprobs",
+    "logprobs_sampling",
     "models",
     "n",
     "parameters",
@@ -49,4 +52,5 @@ __all__ = [
     "tool_streams",
     "tools",
     "usage",
+    "values",
 ]

@@ -20,6 +20,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, Verbosity, example, given, settings
 
+from conformance import _json as strict_json
 from conformance import strategies
 from conformance._assertions import envelope_problem, is_prompt_filter_chunk
 from conformance._context import Context
@@ -208,7 +209,7 @@ def stream_problem(ctx: Context, exchange: Exchange) -> str | None:
         if event.data == "[DONE]":
             return f"event {position} is [DONE] but more events follow"
         try:
-            chunk = json.loads(event.data)
+            chunk = strict_json.loads(event.data)
         except ValueError:
             return f"event {position} is not JSON: {event.data[:200]!r}"
         if is_prompt_filter_chunk(chunk):

@@ -7,6 +7,7 @@ import json
 from collections.abc import Awaitable, Iterator
 from typing import Any
 
+from conformance import _json as strict_json
 from conformance._assertions import chunks_of, is_prompt_filter_chunk, json_body, require_status
 from conformance._context import Context
 from conformance._http import Exchange
@@ -88,7 +89,7 @@ async def sse_done(ctx: Context) -> None:
                 f"event {position} is [DONE] but more events follow", exchange=exchange
             )
         try:
-            value = json.loads(event.data)
+            value = strict_json.loads(event.data)
         except ValueError:
             value = None
         if not isinstance(value, dict):

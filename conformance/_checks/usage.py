@@ -7,7 +7,14 @@ import json
 from typing import Any
 
 from conformance._assertions import json_body, require_refused, require_status
-from conformance._checks.stream import GREEDY_MAX_TOKENS, complete_chunks, greedy, greedy_stream
+from conformance._checks.n import N_MAX_TOKENS, N, n_answer, sampled
+from conformance._checks.stream import (
+    GREEDY_MAX_TOKENS,
+    by_index,
+    complete_chunks,
+    greedy,
+    greedy_stream,
+)
 from conformance._context import WEATHER_TOOL, Context
 from conformance._http import Exchange
 from conformance._outcome import CheckFailed, CheckSkipped
@@ -15,6 +22,7 @@ from conformance._registry import check
 
 __all__ = [
     "usage_final_chunk",
+    "usage_n",
     "usage_nonstream",
     "usage_opt_in",
     "usage_reported",
@@ -72,8 +80,8 @@ async def usage_nonstream(ctx: Context) -> None:
     their sum, completion_tokens <= max_tokens and equal to it on finish_reason "length", in the
     run's basic answer and in its temperature-0 answer.
 
-    An answer without usage is inconclusive here (usage_reported warns about it): clients that
-    budget by these numbers are misled by wrong counts, not by missing ones."""
+    An answer without usage is inconclusive here (usage_reported fails it): clients that budget
+    by these numbers are misled by wrong counts."""
     answers = await _nonstream_answers(ctx)
     for exchange, limit in zip(
         answers, (ctx.request()["max_tokens"], GREEDY_MAX_TOKENS), strict=True
@@ -94,15 +102,15 @@ async def usage_nonstream(ctx: Context) -> None:
             )
 
 
-@check(group="usage", severity="should")
+@check(group="usage", severity="must")
 async def usage_reported(ctx: Context) -> None:
     """A non-stream answer reports usage.
     The run's basic answer and its temperature-0 answer each carry a usage object (not left out,
     not null).
 
-    OpenAI reports usage on every non-stream answer, and clients count, bill and budget tokens by
-    it (the SDKs' ``response.usage``, LangChain's token callbacks); an answer without it is still
-    an answer, so its absence is a warning. What the counts say is usage_nonstream's
+    OpenAI (and the seed's provider) report usage on every non-stream answer; metering, cost
+    tracking and token budgets depend on it (the SDKs' ``response.usage``, LangChain's token
+    callbacks), so an answer without it is a failure. What the counts say is usage_nonstream's
     requirement."""
     for exchange in await _nonstream_answers(ctx):
         require_status(exchange, 200)
@@ -147,7 +155,8 @@ async def usage_opt_in(ctx: Context) -> None:
 async def usage_final_chunk(ctx: Context) -> None:
     """With include_usage, one last chunk before [DONE] has choices [] and the full usage.
     Only the last chunk before [DONE] carries usage, with choices [] and counts that add up
-    (prompt_tokens > 0, completion_tokens > 0, total_tokens their sum).
+    (prompt_tokens > 0, completion_tokens > 0, total_tokens their sum, completion_tokens within
+    max_tokens and equal to it when the stream finished by "length").
 
     The SDKs read a stream's usage from that chunk, where OpenAI sends it; usage in other chunks,
     or none, leaves streamed answers unbilled or billed twice."""
@@ -176,11 +185,14 @@ async def usage_final_chunk(ctx: Context) -> None:
             received=json.dumps(last.get("choices"))[:200],
             exchange=exchange,
         )
-    problem = usage_problem(last["usage"], GREEDY_MAX_TOKENS)
+    finishes = [c.get("finish_reason") for _, c in by_index(chunks).get(0, [])]
+    finish = next((f for f in finishes if f is not None), None)
+    problem = usage_problem(last["usage"], GREEDY_MAX_TOKENS, finish)
     if problem:
         raise CheckFailed(
             "the usage chunk's usage is wrong",
-            expected="prompt_tokens > 0, completion_tokens > 0, total = their sum",
+            expected="prompt_tokens > 0, completion_tokens > 0, total = their sum, "
+            f'completion_tokens <= max_tokens ({GREEDY_MAX_TOKENS}), == it on "length"',
             received=problem,
             exchange=exchange,
         )
@@ -227,3 +239,77 @@ async def usage_stream_eq_nonstream(ctx: Context) -> None:
         ctx.shared("usage:tools-stream", lambda: ctx.chat(stream_body)),
     )
     await _compare(plain, streamed)
+
+
+def _n_usage_problem(usage: Any, finishes: list[Any], prompt: Any) -> str | None:
+    """What is wrong with the usage of an answer of len(finishes) choices, or None: counts that
+    add up, completion_tokens the sum over the choices (N_MAX_TOKENS for each cut by "length",
+    at most N_MAX_TOKENS for the others), prompt_tokens ``prompt`` (the prompt's count with n 1,
+    None when unknown)."""
+    problem = usage_problem(usage)
+    if problem:
+        return problem
+    cut = sum(f == "length" for f in finishes)
+    floor, ceiling = cut * N_MAX_TOKENS, len(finishes) * N_MAX_TOKENS
+    if not floor <= usage["completion_tokens"] <= ceiling:
+        return (
+            f"completion_tokens {usage['completion_tokens']} is not the sum over "
+            f"{len(finishes)} choices ({cut} cut by length): between {floor} and {ceiling}"
+        )
+    if prompt is not None and usage["prompt_tokens"] != prompt:
+        return f"prompt_tokens {usage['prompt_tokens']} != {prompt} (the same prompt with n 1)"
+    return None
+
+
+def _require_n_usage(exchange: Exchange, usage: Any, finishes: list[Any], prompt: Any) -> None:
+    problem = _n_usage_problem(usage, finishes, prompt)
+    if problem:
+        raise CheckFailed(
+            f"usage does not add up over the n={N} choices",
+            expected=f"prompt_tokens counted once, completion_tokens summed over the {N} choices, "
+            "total_tokens their sum",
+            received=problem,
+            exchange=exchange,
+        )
+
+
+@check(group="usage", severity="must", capability="n")
+async def usage_n(ctx: Context) -> None:
+    """With n=3, usage counts the prompt once and every choice's tokens, streamed or not.
+    In the non-stream answer with n 3 (temperature 1) and in the usage chunk of the same request
+    streamed with include_usage: prompt_tokens equals the same prompt's with n 1,
+    completion_tokens sums the 3 choices (max_tokens for each cut by "length", at most
+    3 x max_tokens), total_tokens is their sum; a non-stream answer without usage fails.
+
+    Metering and cost tracking take n choices' tokens from one usage object: usage that counts
+    one choice, or the prompt n times, bills the wrong amount."""
+    stream_body = sampled(ctx, n=N, stream=True, stream_options={"include_usage": True})
+    plain, streamed, single = await asyncio.gather(
+        n_answer(ctx),
+        ctx.shared("usage:n-stream", lambda: ctx.chat(stream_body)),
+        ctx.shared("n:single", lambda: ctx.chat(sampled(ctx))),
+    )
+    reference = json_body(single) if single.status == 200 else None
+    reference_usage = reference.get("usage") if isinstance(reference, dict) else None
+    prompt = reference_usage.get("prompt_tokens") if isinstance(reference_usage, dict) else None
+    require_status(plain, 200)
+    body = json_body(plain)
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not isinstance(choices, list) or not isinstance(body.get("usage"), dict):
+        raise CheckFailed(
+            f"the n={N} answer has no choices list or no usage object",
+            expected=f"{N} choices and usage",
+            received=json.dumps(body)[:200],
+            exchange=plain,
+        )
+    finishes = [c.get("finish_reason") if isinstance(c, dict) else None for c in choices]
+    _require_n_usage(plain, body["usage"], finishes, prompt)
+    usage = _stream_usage(streamed)
+    if usage is None:
+        return  # a stream without usage is usage_final_chunk's
+    entries = by_index(complete_chunks(streamed))
+    finishes = [
+        next((c["finish_reason"] for _, c in e if c.get("finish_reason")), None)
+        for e in entries.values()
+    ]
+    _require_n_usage(streamed, usage, finishes, prompt)

@@ -22,6 +22,8 @@ first):
   checked), ``stream_error`` (whether the error of a stream request is sent as an event of a 200
   stream), ``retrieve_unknown`` (whether GET /models/{id} serves an unlisted id): bool -> bool;
   ``fault`` (the fault injected into a valid request, or None): Fault | None -> Fault | None
+- ``values``: well-typed but wrong values (created, indices, usage of n choices, logprobs with
+  sampling parameters), whose hooks span the request, completion and chunks stages
 
 Two modules hold the defects of one class of text whatever their stages: ``text`` (non-ASCII
 text broken in streams or counted wrong) and ``reasoning`` (the answer moved out of content).
@@ -49,6 +51,7 @@ from mockserver._defects import (
     request,
     stream,
     text,
+    values,
 )
 from mockserver._defects.defect import STAGES, Defect, Hook
 
@@ -74,6 +77,7 @@ DEFECTS = _registry(
     quirks.DEFECTS,
     text.DEFECTS,
     reasoning.DEFECTS,
+    values.DEFECTS,
 )
 # The catalogue of real-world quirks: every defect with the public report it comes from
 QUIRKS = {name: defect for name, defect in DEFECTS.items() if defect.report}

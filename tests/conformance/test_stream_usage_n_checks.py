@@ -76,11 +76,11 @@ def test_null_role_later_and_null_finish_content_pass():
         assert _statuses(server, ids) == dict.fromkeys(ids, "passed")
 
 
-def test_no_usage_is_a_warning_not_a_failure():
+def test_no_usage_is_a_failure():
     ids = ["usage_reported", "usage_nonstream", "usage_stream_eq_nonstream", "usage_opt_in"]
     with _server("content") as server:
         statuses = _statuses(server, ids)
-    assert statuses["usage_reported"] == "warning"
+    assert statuses["usage_reported"] == "failed"  # issue 12: metering depends on it
     assert statuses["usage_nonstream"] == "skipped"  # no counts to judge
     assert statuses["usage_stream_eq_nonstream"] == "skipped"
     assert statuses["usage_opt_in"] == "failed"  # this server accepts stream_options unasked
