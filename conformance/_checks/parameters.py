@@ -23,7 +23,9 @@ from conformance._outcome import CheckFailed, CheckSkipped
 from conformance._registry import check
 
 __all__ = [
+    "FIVE_STOPS",
     "ext_sampling",
+    "five_stops",
     "logit_bias",
     "logit_bias_text_key_refused",
     "stop",
@@ -40,9 +42,12 @@ def _stop_in(text: str) -> str | None:
     return stop if stop.strip() and text.find(stop) > 0 else None
 
 
-def _five_stops(ctx: Context) -> Awaitable[Exchange]:
+FIVE_STOPS = ["a1", "b2", "c3", "d4", "e5"]  # one more than OpenAI allows
+
+
+def five_stops(ctx: Context) -> Awaitable[Exchange]:
     """The run's answer to a request with five stop strings (OpenAI allows 4), sent once."""
-    body = ctx.request(stop=["a1", "b2", "c3", "d4", "e5"], max_tokens=8)
+    body = ctx.request(stop=FIVE_STOPS, max_tokens=8)
     return ctx.shared("response:five-stops", lambda: ctx.chat(body))
 
 
@@ -90,7 +95,7 @@ async def stop(ctx: Context) -> None:
                 received=f"{content!r} with finish_reason {finish!r}"[:300],
                 exchange=exchange,
             )
-    many = await _five_stops(ctx)
+    many = await five_stops(ctx)
     require_status_in(
         "five stop strings broke the server", many, ANSWERED, expected="400 (or an answer)"
     )
@@ -105,7 +110,7 @@ async def stop_over_four_refused(ctx: Context) -> None:
     against them fails on OpenAI. Accepting more is allowed, not advised."""
     require_status_in(
         "five stop strings were not refused (OpenAI allows at most 4)",
-        await _five_stops(ctx),
+        await five_stops(ctx),
         REFUSED,
         expected="400",
     )

@@ -14,9 +14,10 @@ first):
 - ``stream``: ``chunks`` (the stream's chunk objects): list[dict] -> list[dict]; ``events`` (the
   stream's SSE event bytes, [DONE] last): list[bytes] -> list[bytes]; ``stream_content_type``:
   str -> str
-- ``errors``: ``error`` (status, envelope): tuple -> tuple; ``auth`` (whether the API key is
-  checked), ``stream_error`` (whether the error of a stream request is sent as an event of a 200
-  stream), ``retrieve_unknown`` (whether GET /models/{id} serves an unlisted id): bool -> bool;
+- ``errors``: ``error`` (status, envelope): tuple -> tuple; ``stream_error`` (how a stream
+  request's error is sent: None as the JSON answer, "data" or "error-line" in a 200 stream):
+  (how, status, envelope) -> the same; ``auth`` (whether the API key is checked),
+  ``retrieve_unknown`` (whether GET /models/{id} serves an unlisted id): bool -> bool;
   ``fault`` (the fault injected into a valid request, or None): Fault | None -> Fault | None
 
 Adding a defect: one ``Defect(name, doc, hooks)`` in its stage module's ``DEFECTS``, and its row
