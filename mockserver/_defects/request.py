@@ -121,6 +121,16 @@ def _first_four_stops(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "stop": stop[:4]} if isinstance(stop, list) and len(stop) > 4 else body
 
 
+def _stop_start_leaks(body: dict[str, Any]) -> dict[str, Any]:
+    """A stream stops at each stop string less its first character, so that character, the
+    start of the stop string, is sent before the stream ends (a partial match flushed early)."""
+    stop = body.get("stop")
+    if not body.get("stream") or not stop:
+        return body
+    stops = [stop] if isinstance(stop, str) else stop
+    return {**body, "stop": [s[1:] if len(s) > 1 else s for s in stops]}
+
+
 def _one_fewer_top_logprobs(body: dict[str, Any]) -> dict[str, Any]:
     top = body.get("top_logprobs")
     return {**body, "top_logprobs": top - 1} if isinstance(top, int) and top > 0 else body
@@ -215,6 +225,11 @@ DEFECTS = (
         "five-stops-accepted",
         "A stop list longer than 4 is cut to its first 4 strings instead of refused.",
         {"request_raw": _first_four_stops},
+    ),
+    Defect(
+        "stop-prefix-leak",
+        "A stream sends the first character of the stop string that ends it.",
+        {"request": _stop_start_leaks},
     ),
     Defect(
         "ext-sampling-unchecked",
