@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from conformance._checks import (
     abuse,
+    content_parts,
     errors,
     json,
     logprobs,
@@ -27,6 +28,7 @@ from conformance._checks import (
 
 __all__ = [
     "abuse",
+    "content_parts",
     "errors",
     "json",
     "logprobs",

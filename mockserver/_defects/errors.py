@@ -128,6 +128,12 @@ DEFECTS = (
         {"error": lambda a: _status_for(503, 500)(_status_for(429, 500)(a))},
     ),
     Defect(
+        "content-part-error-200",
+        "An image_url or input_audio part a text-only model cannot take gets 200 whose body is "
+        "the error object, without choices.",
+        {"error": _status_for("unsupported_content_type", 200)},
+    ),
+    Defect(
         "traceback-in-error",
         "400 messages end with a Python traceback and the server's file paths.",
         {"error": _with_traceback},
