@@ -73,12 +73,11 @@ def _in_stream(how: str, *codes: str | int, params: tuple[str, ...] = ()) -> Hoo
 
     def change(answer: StreamError) -> StreamError:
         _, status, body = answer
-        error = body.get("error") if isinstance(body.get("error"), dict) else {}
+        error = body.get("error")
+        error = error if isinstance(error, dict) else {}
         param = str(error.get("param") or "").split("[")[0].split(".")[0]
-        every = not codes and not params
-        if every or status in codes or error.get("code") in codes or param in params:
-            return how, status, body
-        return answer
+        matched = status in codes or error.get("code") in codes or param in params
+        return (how, status, body) if matched or not (codes or params) else answer
 
     return change
 

@@ -38,27 +38,16 @@ ENVELOPE = {
 }
 
 
-def test_an_error_line_is_named():
-    seen = stream_refusal_seen(
-        exchange(
-            200,
-            "text/event-stream",
-            b"error: " + json.dumps(ENVELOPE).encode() + b"\n\ndata: [DONE]\n\n",
-        )
-    )
-    assert seen.startswith("200 text/event-stream holding an error: line")
+@pytest.mark.parametrize(
+    ("field", "named"),
+    [(b"error: ", "an error: line"), (b"data: ", "a data error event")],
+    ids=["error-line", "data-event"],
+)
+def test_the_error_a_200_stream_holds_is_named(field, named):
+    body = field + json.dumps(ENVELOPE).encode() + b"\n\ndata: [DONE]\n\n"
+    seen = stream_refusal_seen(exchange(200, "text/event-stream", body))
+    assert seen.startswith(f"200 text/event-stream holding {named}")
     assert '"too long"' in seen
-
-
-def test_a_data_error_event_is_named():
-    seen = stream_refusal_seen(
-        exchange(
-            200,
-            "text/event-stream",
-            b"data: " + json.dumps(ENVELOPE).encode() + b"\n\ndata: [DONE]\n\n",
-        )
-    )
-    assert seen.startswith("200 text/event-stream holding a data error event: {")
 
 
 def test_a_stream_without_an_error_and_other_answers_are_named():
