@@ -61,6 +61,7 @@ CAPABILITIES = {
     "ratelimit": "429 with Retry-After and 503 on overload can be provoked (opt-in)",
     "faults": "the chatcompat mock's X-Chatcompat-Fault header (mid-stream errors)",
     "reference": "serves the model of chatcompat export-model (--reference DIR)",
+    "vision": "image_url content parts are answered (a vision model)",
 }
 
 

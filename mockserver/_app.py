@@ -24,7 +24,7 @@ from mockserver._generate import ModelWorker, require_reference_model
 from mockserver._openapi import openapi_document
 from mockserver._pipeline import chat_completion
 from mockserver._sources import find_cassette
-from mockserver._sse import DONE, encode_error
+from mockserver._sse import DONE, encode_error, encode_error_line
 from mockserver._state import Call, MockState
 
 __all__ = [
@@ -138,8 +138,10 @@ def _expect(state: MockState, *, api: bool | None = True) -> ExpectHandler:
 def _render_error(state: MockState, call: Call, error: ApiError) -> web.Response:
     """The error envelope, after the call's defects have had their say."""
     status, body = call.defects.apply("error", (error.status, error_body(error)))
-    if call.stream_asked and call.defects.apply("stream_error", False):
-        event = encode_error(body)  # an event of a 200 stream
+    # a stream request's error sent in a 200 stream, as a data event or an "error:" line
+    how, status, body = call.defects.apply("stream_error", (None, status, body))
+    if call.stream_asked and how is not None:
+        event = encode_error(body) if how == "data" else encode_error_line(body)
         return web.Response(body=event + DONE, content_type="text/event-stream")
     response = _json(body, status)
     response.headers.update(error.headers)

@@ -75,6 +75,7 @@ class MockConfig:
     defects: tuple[str, ...] = ()  # names from mockserver.DEFECTS, each breaking one behaviour
     prefix: str = "/v1"  # path prefix of the API routes
     context_length: int = 131072  # tokens of prompt + completion per model
+    vision: bool = False  # image_url parts answered (the image unread); False: refused with 400
     max_body_bytes: int = 8 * 1024 * 1024  # larger request bodies get 413
     faults: tuple[str, ...] = ()  # fault specs (mockserver._faults); the first in scope applies
     ttft: float | str = 0.0  # pause before a stream's first event: 0.2, uniform:A,B, lognormal:M,S

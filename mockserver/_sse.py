@@ -22,6 +22,7 @@ __all__ = [
     "encode_chunks",
     "encode_data",
     "encode_error",
+    "encode_error_line",
     "open_stream",
     "write_as_made",
     "write_stream",
@@ -54,6 +55,12 @@ def encode_error(body: dict[str, Any]) -> bytes:
     """The event carrying an error envelope ``body`` in a 200 stream: ``data: {"error": ...}``
     (``json.dumps``' default separators, as OpenAI writes it)."""
     return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+def encode_error_line(body: dict[str, Any]) -> bytes:
+    """An error envelope ``body`` as an ``error: {...}`` line of a 200 stream (as llama.cpp's
+    server has sent a stream's error): a field no event-stream parser reads, so clients see none."""
+    return b"error: " + json.dumps(body).encode() + b"\n\n"
 
 
 async def open_stream(

@@ -188,6 +188,23 @@ def _tool_choice_errors(body: dict[str, Any]) -> Iterable[ApiError]:
             )
 
 
+def _content_part_errors(body: dict[str, Any], *, vision: bool) -> Iterable[ApiError]:
+    """A text-only model refuses image_url parts (a vision model takes them) and every model
+    input_audio parts, as OpenAI refuses them ("Invalid content type. image_url is only
+    supported by certain models.")."""
+    unsupported = {"input_audio"} if vision else {"image_url", "input_audio"}
+    for i, message in enumerate(body["messages"]):
+        content = message.get("content")
+        for j, part in enumerate(content if isinstance(content, list) else ()):
+            if isinstance(part, dict) and part.get("type") in unsupported:
+                yield ApiError(
+                    400,
+                    f"Invalid content type. {part['type']} is only supported by certain models.",
+                    param=f"messages[{i}].content[{j}].type",
+                    code="unsupported_content_type",
+                )
+
+
 # Rules beyond the schema, in the order a client would want to hear of them. The context length
 # is not among them: each answer source checks it with its own count (request_rules).
 _RULES: tuple[Callable[[dict[str, Any]], Iterable[ApiError]], ...] = (
@@ -215,6 +232,8 @@ def validate_request(body: dict[str, Any], config: MockConfig) -> None:
             param="model",
             code="model_not_found",
         )
+    for error in _content_part_errors(body, vision=config.vision):
+        raise error
     for rule in _RULES:
         for error in rule(body):
             raise error

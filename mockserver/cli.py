@@ -77,6 +77,14 @@ _MOCK_OPTIONS: tuple[Option, ...] = (
     ),
     (("--prefix",), {"default": "/v1", "help": "path prefix of the API (default /v1)"}),
     (
+        ("--vision",),
+        {
+            "action": "store_true",
+            "help": "answer image_url parts as a vision model (the image is not read); "
+            "default: refuse them with 400, as a text-only model",
+        },
+    ),
+    (
         ("--flavour",),
         {
             "default": "openai",
@@ -330,6 +338,7 @@ def run(args: argparse.Namespace) -> int:
         models=tuple(args.model),
         defects=tuple(args.defect),
         prefix=args.prefix,
+        vision=args.vision,
         flavour=args.flavour,
         faults=tuple(args.fault),
         ttft=args.ttft,

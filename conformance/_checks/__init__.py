@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from conformance._checks import (
     abuse,
+    content_parts,
     errors,
     json,
     logprobs,
@@ -22,6 +23,7 @@ from conformance._checks import (
     seed,
     stream,
     stream_delivery,
+    stream_errors,
     text,
     tool_streams,
     tools,
@@ -31,6 +33,7 @@ from conformance._checks import (
 
 __all__ = [
     "abuse",
+    "content_parts",
     "errors",
     "json",
     "logprobs",
@@ -48,6 +51,7 @@ __all__ = [
     "seed",
     "stream",
     "stream_delivery",
+    "stream_errors",
     "text",
     "tool_streams",
     "tools",

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from conformance._assertions import envelope_problem, json_body, require_refused, require_status
+from conformance._assertions import envelope_problem, json_body, require_status
 from conformance._context import CHECK_SPEND, Context
 from conformance._http import Exchange
 from conformance._outcome import CheckFailed, CheckSkipped
@@ -22,12 +22,12 @@ __all__ = [
     "BAD_REQUESTS",
     "FAULT_HEADER",
     "BadRequest",
+    "bad_body",
     "bad_exchanges",
     "count_sent",
     "err_4xx_not_5xx",
     "err_envelope",
     "err_midstream",
-    "err_stream_prestart",
     "no_leak_internals",
 ]
 
@@ -73,14 +73,20 @@ BAD_REQUESTS = (
 )
 
 
+def bad_body(ctx: Context, case: BadRequest, **overrides: Any) -> Any:
+    """The JSON body of ``case``: its overrides (and ``overrides``) merged into a valid request,
+    the keys it leaves out left out; its value as it is when it does not merge."""
+    if not case.merge:
+        return case.body
+    merged = ctx.request(**case.body, **overrides)
+    return {k: v for k, v in merged.items() if v is not _MISSING}
+
+
 async def _send_bad(ctx: Context, case: BadRequest) -> Exchange:
     headers = {"Content-Type": case.content_type}
     if case.raw is not None:
         return await ctx.chat(raw=case.raw, headers=headers)
-    body = case.body
-    if case.merge:
-        body = {k: v for k, v in ctx.request(**case.body).items() if v is not _MISSING}
-    return await ctx.chat(body, headers=headers)
+    return await ctx.chat(bad_body(ctx, case), headers=headers)
 
 
 async def bad_exchanges(ctx: Context) -> list[tuple[BadRequest, Exchange]]:
@@ -163,33 +169,6 @@ async def err_envelope(ctx: Context) -> None:
 
 
 FAULT_HEADER = "X-Chatcompat-Fault"  # the chatcompat mock's fault injection (capability faults)
-# Refused by every server (vLLM, for one, takes temperature 3: it has no upper bound).
-_STREAM_BAD = (("messages [123]", {"messages": [123]}), ("max_tokens 0", {"max_tokens": 0}))
-
-
-@check(group="errors", severity="must")
-async def err_stream_prestart(ctx: Context) -> None:
-    """A stream request that fails validation gets a 4xx JSON error, not a 200 stream.
-    A stream: true request with messages [123], and one with max_tokens 0, each get 400 (or 422)
-    with the error envelope as a JSON body.
-
-    A client that asked for a stream learns of a 4xx before any event (the SDKs raise
-    BadRequestError); a 200 stream holding only an error event reads as a server failure in the
-    middle of an answer, not as the client's mistake."""
-    exchanges = await asyncio.gather(
-        *(ctx.chat(ctx.request(stream=True, **bad)) for _, bad in _STREAM_BAD)
-    )
-    for (name, _), exchange in zip(_STREAM_BAD, exchanges, strict=True):
-        require_refused(
-            f"a stream request with {name}", exchange, expected="400 with a JSON error body"
-        )
-        error = envelope_problem(json_body(exchange))
-        if error:
-            raise CheckFailed(
-                f"the refusal of a stream request with {name} is not the error envelope",
-                received=error,
-                exchange=exchange,
-            )
 
 
 @check(group="errors", severity="must", capability="faults")

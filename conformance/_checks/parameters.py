@@ -23,7 +23,9 @@ from conformance._outcome import CheckFailed, CheckSkipped
 from conformance._registry import check
 
 __all__ = [
+    "FIVE_STOPS",
     "ext_sampling",
+    "five_stops",
     "logit_bias",
     "logit_bias_text_key_refused",
     "stop",
@@ -40,9 +42,21 @@ def _stop_in(text: str) -> str | None:
     return stop if stop.strip() and text.find(stop) > 0 else None
 
 
-def _five_stops(ctx: Context) -> Awaitable[Exchange]:
+def _stop_start_in(content: object, expected: str, stop: str) -> str:
+    """The start of ``stop`` that ``content`` holds after the ``expected`` text before it (a
+    partial match sent before the server saw the rest), or ""."""
+    if not isinstance(content, str) or not content.startswith(expected):
+        return ""
+    tail = content[len(expected) :]
+    return tail if tail and stop.startswith(tail) else ""
+
+
+FIVE_STOPS = ["a1", "b2", "c3", "d4", "e5"]  # one more than OpenAI allows
+
+
+def five_stops(ctx: Context) -> Awaitable[Exchange]:
     """The run's answer to a request with five stop strings (OpenAI allows 4), sent once."""
-    body = ctx.request(stop=["a1", "b2", "c3", "d4", "e5"], max_tokens=8)
+    body = ctx.request(stop=FIVE_STOPS, max_tokens=8)
     return ctx.shared("response:five-stops", lambda: ctx.chat(body))
 
 
@@ -55,7 +69,8 @@ async def stop(ctx: Context) -> None:
 
     Clients stop a model at their own delimiters (ReAct's "Observation:", a chat template's end
     marker); a stop string left in the text, or one that does not stop the answer, breaks their
-    parsing. Whether five are refused is stop_over_four_refused's."""
+    parsing. Whether five are refused is stop_over_four_refused's. A failure says when the start
+    of the stop string was sent before the answer ended (a partial match flushed early)."""
     full = message_content(await greedy_counting(ctx))
     cut = _stop_in(full) if isinstance(full, str) else None
     if cut is None:
@@ -83,6 +98,14 @@ async def stop(ctx: Context) -> None:
             )
         if not isinstance(content, str) or not full.startswith(content.rstrip()):
             await skip_unless_deterministic(ctx)
+        leak = _stop_start_in(content, expected, cut)
+        if leak:
+            raise CheckFailed(
+                f"the start of the stop string {cut!r} appeared in the output: {leak!r}",
+                expected=f"{expected!r} without {leak!r}"[:300],
+                received=f"{content!r} with finish_reason {finish!r}"[:300],
+                exchange=exchange,
+            )
         if finish != "stop" or not isinstance(content, str) or len(content) > len(expected):
             raise CheckFailed(
                 f"the stop string {cut!r} did not end the answer",
@@ -90,7 +113,7 @@ async def stop(ctx: Context) -> None:
                 received=f"{content!r} with finish_reason {finish!r}"[:300],
                 exchange=exchange,
             )
-    many = await _five_stops(ctx)
+    many = await five_stops(ctx)
     require_status_in(
         "five stop strings broke the server", many, ANSWERED, expected="400 (or an answer)"
     )
@@ -105,7 +128,7 @@ async def stop_over_four_refused(ctx: Context) -> None:
     against them fails on OpenAI. Accepting more is allowed, not advised."""
     require_status_in(
         "five stop strings were not refused (OpenAI allows at most 4)",
-        await _five_stops(ctx),
+        await five_stops(ctx),
         REFUSED,
         expected="400",
     )

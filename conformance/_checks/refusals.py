@@ -30,6 +30,11 @@ __all__ = [
     "err_context_length_code",
     "err_model_404",
     "err_unknown_model_not_5xx",
+    "send_as",
+    "too_long",
+    "too_long_request",
+    "unknown_model",
+    "unknown_model_request",
 ]
 
 
@@ -42,7 +47,7 @@ def _error_code(exchange: Exchange) -> Any:
     return error.get("code") if isinstance(error, dict) else None
 
 
-async def _too_long(ctx: Context) -> Exchange:
+async def too_long(ctx: Context) -> Exchange:
     """The answer to a request whose prompt alone is longer than the context (every word is at
     least one token), sent once per run; skips when the context length is not known."""
     context_length = ctx.endpoint.context_length
@@ -50,9 +55,15 @@ async def _too_long(ctx: Context) -> Exchange:
         raise CheckSkipped(
             "inconclusive: the context length is not known (--context-length or a profile)"
         )
-    content = " a" * (context_length + 256)
-    body = ctx.request(messages=[{"role": "user", "content": content}], max_tokens=16)
+    body = too_long_request(ctx, context_length)
     return await ctx.shared("errors:too-long", lambda: ctx.chat(body))
+
+
+def too_long_request(ctx: Context, context_length: int, **overrides: Any) -> dict[str, Any]:
+    """A request whose prompt alone is longer than ``context_length`` tokens (every word is at
+    least one token), with ``overrides``."""
+    content = " a" * (context_length + 256)
+    return ctx.request(messages=[{"role": "user", "content": content}], max_tokens=16, **overrides)
 
 
 @check(group="errors", severity="must")
@@ -65,7 +76,7 @@ async def err_context_length(ctx: Context) -> None:
     it is and fails again, and a 200 means the prompt was cut without a word."""
     require_status_in(
         "a prompt longer than the context was not refused with a 4xx",
-        await _too_long(ctx),
+        await too_long(ctx),
         (400, 413, 422),
         expected="400 context_length_exceeded (413 or 422 accepted)",
     )
@@ -79,7 +90,7 @@ async def err_context_length_code(ctx: Context) -> None:
 
     Clients that trim the history and try again tell this refusal from other 400s by its code;
     vLLM and llama.cpp refuse with other codes, which is allowed but not advised."""
-    exchange = await _too_long(ctx)
+    exchange = await too_long(ctx)
     code = _error_code(exchange)
     if exchange.status != 400 or code != "context_length_exceeded":
         raise CheckFailed(
@@ -90,7 +101,7 @@ async def err_context_length_code(ctx: Context) -> None:
         )
 
 
-async def _send_as(
+async def send_as(
     ctx: Context, endpoint: Endpoint, body: Any, headers: dict[str, str] | None = None
 ) -> Exchange:
     """A chat request sent as ``endpoint`` (another key, or none)."""
@@ -113,8 +124,8 @@ async def err_auth(ctx: Context) -> None:
     anonymous = replace(ctx.endpoint, api_key=None)
     wrong_key = {"Authorization": "Bearer sk-chatcompat-wrong-key"}
     missing, wrong = await asyncio.gather(
-        _send_as(ctx, anonymous, body),
-        _send_as(ctx, anonymous, body, headers=wrong_key),
+        send_as(ctx, anonymous, body),
+        send_as(ctx, anonymous, body, headers=wrong_key),
     )
     for what, exchange in (("no key", missing), ("a wrong key", wrong)):
         require_status_in(
@@ -127,10 +138,15 @@ async def err_auth(ctx: Context) -> None:
             )
 
 
-def _unknown_model(ctx: Context) -> Awaitable[Exchange]:
-    """The answer to a chat request for a model the endpoint does not serve, sent once per run."""
+def unknown_model_request(ctx: Context, **overrides: Any) -> dict[str, Any]:
+    """A request for a model the endpoint does not serve (a fresh name), with ``overrides``."""
     model = f"chatcompat-no-such-model-{uuid.uuid4().hex[:8]}"
-    body = ctx.request(model=model, max_tokens=8)
+    return ctx.request(model=model, max_tokens=8, **overrides)
+
+
+def unknown_model(ctx: Context) -> Awaitable[Exchange]:
+    """The answer to a chat request for a model the endpoint does not serve, sent once per run."""
+    body = unknown_model_request(ctx)
     return ctx.shared("errors:unknown-model", lambda: ctx.chat(body))
 
 
@@ -142,7 +158,7 @@ async def err_unknown_model_not_5xx(ctx: Context) -> None:
 
     Clients retry a 5xx as the server's trouble: a typo in a model name then costs retries and
     reads as an outage."""
-    exchange = await _unknown_model(ctx)
+    exchange = await unknown_model(ctx)
     require_status_in(
         "a request for an unknown model broke the server",
         exchange,
@@ -169,7 +185,7 @@ async def err_model_404(ctx: Context) -> None:
     advised, since a typo then reaches a model the client did not ask for."""
     require_status_in(
         "a request for an unknown model did not get 404",
-        await _unknown_model(ctx),
+        await unknown_model(ctx),
         (404,),
         expected="404 model_not_found",
     )

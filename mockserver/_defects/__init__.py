@@ -18,9 +18,10 @@ first):
 - ``framing``: valid SSE framings OpenAI never sends (``events``), and ``stream_plan`` (what
   the SSE writer sends: events and the pause before each, after the timing is drawn):
   StreamPlan -> StreamPlan
-- ``errors``: ``error`` (status, envelope): tuple -> tuple; ``auth`` (whether the API key is
-  checked), ``stream_error`` (whether the error of a stream request is sent as an event of a 200
-  stream), ``retrieve_unknown`` (whether GET /models/{id} serves an unlisted id): bool -> bool;
+- ``errors``: ``error`` (status, envelope): tuple -> tuple; ``stream_error`` (how a stream
+  request's error is sent: None as the JSON answer, "data" or "error-line" in a 200 stream):
+  (how, status, envelope) -> the same; ``auth`` (whether the API key is checked),
+  ``retrieve_unknown`` (whether GET /models/{id} serves an unlisted id): bool -> bool;
   ``fault`` (the fault injected into a valid request, or None): Fault | None -> Fault | None
 - ``values``: well-typed but wrong values (created, indices, usage of n choices, logprobs with
   sampling parameters), whose hooks span the request, completion and chunks stages

@@ -121,6 +121,35 @@ def _first_four_stops(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "stop": stop[:4]} if isinstance(stop, list) and len(stop) > 4 else body
 
 
+def _stop_start_leaks(body: dict[str, Any]) -> dict[str, Any]:
+    """A stream stops at each stop string less its first character, so that character, the
+    start of the stop string, is sent before the stream ends (a partial match flushed early)."""
+    stop = body.get("stop")
+    if not body.get("stream") or not stop:
+        return body
+    stops = [stop] if isinstance(stop, str) else stop
+    return {**body, "stop": [s[1:] if len(s) > 1 else s for s in stops]}
+
+
+def _without_media_parts(body: dict[str, Any]) -> dict[str, Any]:
+    """The request with its image_url and input_audio content parts left out."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return body
+
+    def text_only(message: Any) -> Any:
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            return message
+        kept = [p for p in content if not isinstance(p, dict) or p.get("type") not in _MEDIA]
+        return {**message, "content": kept}
+
+    return {**body, "messages": [text_only(m) for m in messages]}
+
+
+_MEDIA = ("image_url", "input_audio")
+
+
 def _one_fewer_top_logprobs(body: dict[str, Any]) -> dict[str, Any]:
     top = body.get("top_logprobs")
     return {**body, "top_logprobs": top - 1} if isinstance(top, int) and top > 0 else body
@@ -215,6 +244,16 @@ DEFECTS = (
         "five-stops-accepted",
         "A stop list longer than 4 is cut to its first 4 strings instead of refused.",
         {"request_raw": _first_four_stops},
+    ),
+    Defect(
+        "content-part-ignored",
+        "image_url and input_audio parts are dropped unread and the text answered, not 400.",
+        {"request_raw": _without_media_parts},
+    ),
+    Defect(
+        "stop-prefix-leak",
+        "A stream sends the first character of the stop string that ends it.",
+        {"request": _stop_start_leaks},
     ),
     Defect(
         "ext-sampling-unchecked",
