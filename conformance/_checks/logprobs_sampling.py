@@ -49,8 +49,10 @@ STREAMED_NAME = f"{_STREAMED}, streamed"
 def _bodies(ctx: Context) -> dict[str, dict[str, Any]]:
     """name -> the logprobs request with that name's sampling parameters (temperature 0.8)."""
     cases = {**_STANDARD, **(_EXT if "ext" in ctx.endpoint.capabilities else {})}
+    # seeded where the endpoint claims seed, so that a verdict on sampled tokens is repeatable
+    seed = {"seed": 4242} if "seed" in ctx.endpoint.capabilities else {}
     bodies = {
-        name: logprobs_request(ctx, temperature=0.8, top_logprobs=SAMPLED_TOP, **params)
+        name: logprobs_request(ctx, temperature=0.8, top_logprobs=SAMPLED_TOP, **seed, **params)
         for name, params in cases.items()
     }
     bodies[STREAMED_NAME] = {**bodies[_STREAMED], "stream": True}
