@@ -1,5 +1,6 @@
 """Checks of well-typed values against what the suite knows (groups "response" and "stream"):
-``created`` against the client's clock, choice indices against the choices asked for. The
+``created`` against the client's clock, choice indices against the choices asked for, ids and
+``model`` that name something. The
 schemas accept any integer there; a client that sorts, caches or routes by them does not.
 """
 
@@ -15,7 +16,7 @@ from conformance._http import Exchange
 from conformance._outcome import CheckFailed
 from conformance._registry import check
 
-__all__ = ["choice_index", "created_problem", "created_recent"]
+__all__ = ["choice_index", "created_problem", "created_recent", "id_and_model_named"]
 
 # How far created may be from the client's clock, in seconds: generous, for clocks that drift
 # and runs that take long (the shared answers may be minutes old when a check reads them).
@@ -127,3 +128,40 @@ async def choice_index(ctx: Context) -> None:
             received=f"indices {indices}",
             exchange=answer,
         )
+
+
+def _unnamed(document: Any, where: str) -> list[str]:
+    """What of ``document``'s id and model is not a non-empty string, as "WHERE FIELD VALUE"."""
+    if not isinstance(document, dict):
+        return []
+    return [
+        f"{where} {field} {document.get(field)!r}"
+        for field in ("id", "model")
+        if not (isinstance(document.get(field), str) and document[field].strip())
+    ]
+
+
+@check(group="response", severity="must")
+async def id_and_model_named(ctx: Context) -> None:
+    """The answer and every chunk carry a non-empty id and a non-empty model.
+    The run's basic answer and each chunk of its basic stream have an id and a model that are
+    non-empty strings (the schemas accept "").
+
+    Clients key answers and join stream chunks by id, and log, bill and route by model; TGI
+    streamed id "" (huggingface/text-generation-inference#1782) and a vLLM version answered
+    model "" (vllm-project/vllm#15938): both pass a schema and the same-id-in-every-chunk rule."""
+    for exchange, streamed in ((await ctx.completion(), False), (await ctx.stream(), True)):
+        require_status(exchange, 200)
+        if streamed:
+            _, chunks = chunks_of(exchange)
+            found = [p for i, c in enumerate(chunks) for p in _unnamed(c, f"chunk {i}")]
+        else:
+            found = _unnamed(json_body(exchange), "the answer's")
+        if found:
+            raise CheckFailed(
+                "an id or model is empty" + (" in the stream" if streamed else ""),
+                expected="id and model: non-empty strings",
+                received="; ".join(found[:4])
+                + (f" (and {len(found) - 4} more)" if len(found) > 4 else ""),
+                exchange=exchange,
+            )

@@ -37,6 +37,17 @@ def _created(value: Any) -> Hook:
     return hook
 
 
+def _field(name: str, value: Any) -> Hook:
+    """A completion or chunks hook setting ``name`` to ``value`` in the answer (every chunk)."""
+
+    def hook(body: Any) -> Any:
+        if isinstance(body, list):
+            return [{**c, name: value} for c in body]
+        return {**body, name: value}
+
+    return hook
+
+
 def _indices_count_chunks(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {**c, "choices": [{**x, "index": position} for x in choices(c)]} if choices(c) else c
@@ -138,6 +149,18 @@ DEFECTS = (
         "created-fixed",
         "created is a fixed date (the model's, 2024-11-14), not the time of the answer.",
         {"completion": _created(lambda: _MODEL_DATE), "chunks": _created(lambda: _MODEL_DATE)},
+    ),
+    Defect(
+        "chunk-id-empty",
+        'Every stream chunk says id "" (the same in each, so only its emptiness is wrong).',
+        {"chunks": _field("id", "")},
+        report="https://github.com/huggingface/text-generation-inference/issues/1782",
+    ),
+    Defect(
+        "model-empty",
+        'Answers and stream chunks say model "" instead of the model that answered.',
+        {"completion": _field("model", ""), "chunks": _field("model", "")},
+        report="https://github.com/vllm-project/vllm/pull/15938",
     ),
     Defect(
         "choice-index-counts-chunks",

@@ -130,8 +130,22 @@ def usage_counts_one_choice(client):
     assert answer.usage.total_tokens == answer.usage.prompt_tokens + answer.usage.completion_tokens
 
 
-# quirk -> its contract; the last three are defined on branch i12-harden-input (class 2) and
-# join the catalogue when their defects get a report.
+def chunk_id_empty(client):
+    # Returned as is: every chunk's id is "", so nothing tells two streams' chunks apart.
+    stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    assert {chunk.id for chunk in stream} == {""}
+
+
+def model_empty(client):
+    # Returned as is, streamed or not: the client cannot tell which model answered.
+    answer = client.chat.completions.create(model="m", messages=MESSAGES)
+    assert answer.model == ""
+    stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    assert {chunk.model for chunk in stream} == {""}
+
+
+# quirk -> its contract (usage-counts-one-choice has no public report yet, so it is not in the
+# catalogue; its contract runs all the same).
 CONTRACTS = {
     "error-as-string": error_as_string,
     "finish-reason-empty": finish_reason_empty,
@@ -142,6 +156,8 @@ CONTRACTS = {
     "created-milliseconds": created_in_milliseconds,
     "choice-index-counts-chunks": choice_index_counts_chunks,
     "usage-counts-one-choice": usage_counts_one_choice,
+    "chunk-id-empty": chunk_id_empty,
+    "model-empty": model_empty,
 }
 NAMES = sorted(CONTRACTS)
 
