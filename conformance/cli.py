@@ -19,6 +19,7 @@ from chatcompat import schemas
 from chatcompat.cli import DeprecatedSpelling
 from conformance._context import Budget
 from conformance._http import Endpoint
+from conformance._hypothesis_home import hypothesis_home_outside_cwd
 from conformance._probe import first_listed_model, probe
 from conformance._profiles import PROFILES, Profile, endpoint_claiming, load_profile
 from conformance._redirects import distinct, watching
@@ -407,7 +408,7 @@ def run_command(args: argparse.Namespace) -> int:
         print(_list_checks())
         return EXIT_OK
     started = time.monotonic()  # --deadline counts from here
-    with watching() as seen:
+    with watching() as seen, hypothesis_home_outside_cwd():
         try:
             problem = _argument_problem(args)
             if problem:
