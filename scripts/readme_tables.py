@@ -27,8 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from chatcompat.cli import parser as command_parser
-from conformance import CAPABILITIES, CHECKS, GROUPS, Check
-from conformance._profiles import PROFILES, load_profile
+from conformance import CAPABILITIES, CHECKS, GROUPS, PROFILES, Check, load_profile
 from mockserver import DEFECTS, FLAVOURS, QUIRKS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,15 +172,21 @@ def options_document() -> str:
     ]
     for name, (command, summary) in _subcommands().items():
         about = command.description or summary
-        parts += ["", f"## `chatcompat {name}`", "", about[:1].upper() + about[1:].rstrip(".") + ".", ""]
+        parts += [
+            "",
+            f"## `chatcompat {name}`",
+            "",
+            about[:1].upper() + about[1:].rstrip(".") + ".",
+            "",
+        ]
         parts += [options_table(command)]
     parts += [
         "",
-        "## The mock's flavours (`chatcompat mock --flavour NAME`)",
+        "## Flavours",
         "",
-        "The shape of the answers (the text, the tokens and the rules stay the same); in generate "
-        "mode the flavour also picks the reference sampler's semantics unless `--sampling` says "
-        "otherwise.",
+        "`chatcompat mock --flavour NAME`: the shape of the answers (the text, the tokens and the "
+        "rules stay the same); in generate mode the flavour also picks the reference sampler's "
+        "semantics unless `--sampling` says otherwise.",
         "",
         flavours_table(),
     ]
@@ -213,13 +218,16 @@ def defects_document(kill_matrix: dict[str, Any]) -> str:
     """docs/defects.md: the mock's defect modes, then the catalogue of real-world quirks."""
     return "\n".join(
         [
-            GENERATED.format(source="mockserver.DEFECTS, QUIRKS and tests/conformance/kill_matrix.toml"),
+            GENERATED.format(
+                source="mockserver.DEFECTS, QUIRKS and tests/conformance/kill_matrix.toml"
+            ),
             "",
             "# Defect modes and real-world quirks",
             "",
-            f"{len(DEFECTS)} defect modes (`chatcompat mock --defect NAME`, `--list-defects`), each "
-            "breaking one behaviour, with the checks that catch it "
-            "(tests/conformance/kill_matrix.toml, asserted by tests/conformance/test_kill_matrix.py).",
+            f"{len(DEFECTS)} defect modes (`chatcompat mock --defect NAME`, `--list-defects`), "
+            "each breaking one behaviour, with the checks that catch it "
+            "(tests/conformance/kill_matrix.toml, asserted by "
+            "tests/conformance/test_kill_matrix.py).",
             "",
             defects_table(kill_matrix),
             "",
@@ -246,7 +254,7 @@ def profiles_table() -> str:
     for name in PROFILES:
         profile = load_profile(name)
         claimed = ", ".join(c for c in CAPABILITIES if c in profile.capabilities)
-        context = f"{profile.context_length:,}" if profile.context_length else "–"
+        context = f"{profile.context_length:,}" if profile.context_length else "none"
         rows.append((f"`{name}`", profile.description, claimed, context))
     return _table(("profile", "what it is", "capabilities", "context length"), rows)
 

@@ -1,21 +1,45 @@
-"""README.md's generated tables match the registries (scripts/readme_tables.py)."""
+"""README.md: its first lines, its journeys run as written, its counts and figures match the
+registries and a fresh run; the generated docs (scripts/readme_tables.py) are not stale; every
+relative link in the README, docs/ and bench/README.md leads somewhere."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from conformance import CHECKS
-from mockserver import DEFECTS
+from conformance import CAPABILITIES, CHECKS, PROFILES
+from mockserver import DEFECTS, QUIRKS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+TEXT = README.read_text("utf-8")
 SPEC = importlib.util.spec_from_file_location("readme_tables", ROOT / "scripts/readme_tables.py")
 assert SPEC and SPEC.loader
 readme_tables = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(readme_tables)
+# The console scripts of the environment running the tests (chatcompat, pytest) come first.
+ENV = {
+    **{k: v for k, v in os.environ.items() if k != "CHATCOMPAT_API_KEY"},
+    "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+}
+
+
+def journey(name: str) -> str:
+    """The fenced block right after ``<!-- journey: NAME -->`` in README.md."""
+    found = re.findall(rf"<!-- journey: {name} -->\n```\w+\n(.*?)^```$", TEXT, re.S | re.M)
+    assert len(found) == 1, f"README.md: {len(found)} blocks marked journey {name}"
+    return found[0]
 
 
 def first_cells(table):
@@ -23,44 +47,225 @@ def first_cells(table):
     return [line.split(" | ")[0].removeprefix("| `").removesuffix("`") for line in table[2:]]
 
 
-def test_readme_tables_match_the_registries():
-    assert readme_tables.drift(README) == "", "README.md drifted: python scripts/readme_tables.py"
+# --- the first lines ---------------------------------------------------------------------------
 
 
-def test_the_prose_counts_the_checks_by_severity():
-    text = README.read_text("utf-8")
+def test_the_readme_opens_with_the_title_a_paragraph_and_the_two_set_up_commands():
+    title, paragraph, block = TEXT.split("\n\n")[:3]
+    assert title == "# chatcompat"
+    assert not paragraph.startswith(("#", "```", "-", "|"))
+    lines = block.splitlines()
+    assert lines[0] == "```sh" and lines[-1] == "```"
+    commands = [line.split("#")[0].strip() for line in lines[1:-1]]
+    assert commands == [
+        "pip install -c constraints.txt . && chatcompat check",
+        "pip install -c constraints.txt tox && tox",
+    ]
+
+
+# --- the counts and figures ----------------------------------------------------------------------
+
+
+def test_the_readme_counts_match_the_registries():
     must = sum(c.severity == "must" for c in CHECKS.values())
-    assert f"Each of\nthe {len(CHECKS)} checks" in text
-    assert f"a MUST ({must} checks:" in text
-    assert f"a SHOULD ({len(CHECKS) - must}:" in text
+    for stated in (
+        f"runs the {len(CHECKS)} checks",
+        f"Each of the {len(CHECKS)} checks",
+        f"a MUST ({must} checks:",
+        f"a SHOULD ({len(CHECKS) - must}:",
+        f"({len(CAPABILITIES)} capabilities; {len(PROFILES)} built-in profiles)",
+        f"{len(DEFECTS)} defect modes, {len(QUIRKS)} of them quirks",
+    ):
+        assert stated in " ".join(TEXT.split()), stated
+
+
+def test_the_default_run_gives_what_the_readme_says(tmp_path):
+    """The main job (`chatcompat check`, the README's first command) as the README quotes it."""
+    line = re.search(
+        r"^(\d+) checks: (\d+) passed, (\d+) failed, (\d+) warning, (\d+) skipped, "
+        r"(\d+) error in [\d.]+ s; (\d+) requests",
+        TEXT,
+        re.M,
+    )
+    assert line, "README.md quotes no summary line of `chatcompat check`"
+    checks, passed, failed, warning, skipped, error, requests = map(int, line.groups())
+    done = subprocess.run(
+        ["chatcompat", "check", "--report-json", "r.json"],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((tmp_path / "r.json").read_text("utf-8"))
+    summary = {"passed": passed, "failed": failed, "warning": warning, "skipped": skipped}
+    assert report["summary"] == {**summary, "error": error}
+    assert checks == len(CHECKS) == len(report["checks"])
+    assert report["requests"] == requests
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # no .hypothesis/
+
+
+# --- the journeys, run as written ----------------------------------------------------------------
+
+
+@contextmanager
+def mock_process(command: str):
+    """The mock started by ``command`` (a README line, port 8000 made 0) in a child process;
+    yields its base URL once /health answers; always stopped."""
+    process = subprocess.Popen(
+        ["bash", "-c", "exec " + command.replace("--port 8000", "--port 0")],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("chatcompat mock listening on "), line
+        base_url = line.split()[-1]
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(base_url.rsplit("/v1", 1)[0] + "/health", timeout=5):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the mock never became healthy"
+                time.sleep(0.2)
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stdout.close()
+
+
+def test_journey_ci_gate(tmp_path):
+    with mock_process("chatcompat mock --port 8000 --model my-model") as base_url:
+        script = journey("ci-gate").replace("http://127.0.0.1:8000/v1", base_url)
+        done = subprocess.run(
+            ["bash", "-c", script],
+            cwd=tmp_path,
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((tmp_path / "report.json").read_text("utf-8"))
+    assert report["ok"] is True and report["model"] == "my-model"
+    assert report["summary"]["failed"] == report["summary"]["warning"] == 0
+    assert (tmp_path / "junit.xml").read_text("utf-8").startswith("<?xml")
+    assert "chatcompat" in (tmp_path / "summary.md").read_text("utf-8")
+
+
+def test_journey_contract_tests(tmp_path):
+    (tmp_path / "test_contract.py").write_text(journey("contract-tests"), "utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_contract.py"],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "4 passed" in done.stdout
+
+
+def test_journey_offline_app(tmp_path):
+    command = journey("offline-mock").split("#")[0].strip()
+    assert command == "chatcompat mock --port 8000"
+    with mock_process(command) as base_url:
+        app = journey("offline-app").replace("http://127.0.0.1:8000/v1", base_url)
+        (tmp_path / "app.py").write_text(app, "utf-8")
+        done = subprocess.run(
+            [sys.executable, "app.py"],
+            cwd=tmp_path,
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()
+
+
+# --- the generated docs --------------------------------------------------------------------------
+
+
+def test_the_generated_docs_match_the_registries():
+    assert readme_tables.drift() == "", "docs/ drifted: python scripts/readme_tables.py"
 
 
 def test_every_check_and_every_defect_has_a_row():
-    tables = readme_tables.tables()
-    assert sorted(first_cells(tables["checks"].splitlines())) == sorted(CHECKS)
-    assert sorted(first_cells(tables["defects"].splitlines())) == sorted(DEFECTS)
+    assert sorted(first_cells(readme_tables.checks_table().splitlines())) == sorted(CHECKS)
+    kill_matrix = readme_tables.tomllib.loads(readme_tables.KILL_MATRIX.read_text("utf-8"))
+    defects = readme_tables.defects_table(kill_matrix).splitlines()
+    assert sorted(first_cells(defects)) == sorted(DEFECTS)
 
 
 def test_check_prints_the_drift_and_exits_1_then_a_rewrite_fixes_it(tmp_path, capsys):
-    readme = tmp_path / "README.md"
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in readme_tables.DOCUMENTS:
+        shutil.copy(ROOT / "docs" / name, docs / name)
     row = f"| `missing-done` | {DEFECTS['missing-done'].doc} |"
-    assert README.read_text("utf-8").count(row) == 1
-    readme.write_text(README.read_text("utf-8").replace(row, "| `missing-done` | old text |"))
-    assert readme_tables.main(["--check", "--readme", str(readme)]) == 1
+    text = (docs / "defects.md").read_text("utf-8")
+    assert text.count(row) == 1
+    (docs / "defects.md").write_text(text.replace(row, "| `missing-done` | old text |"))
+    (docs / "profiles.md").unlink()
+    assert readme_tables.main(["--check", "--docs", str(docs)]) == 1
     diff = capsys.readouterr().out
     assert "-| `missing-done` | old text |" in diff
     assert f"+{row}" in diff
-    assert readme_tables.main(["--readme", str(readme)]) == 0
-    assert readme.read_text("utf-8") == README.read_text("utf-8")
-    assert readme_tables.main(["--check", "--readme", str(readme)]) == 0
+    assert "+# Capabilities and profiles" in diff
+    assert readme_tables.main(["--docs", str(docs)]) == 0
+    for name in readme_tables.DOCUMENTS:
+        assert (docs / name).read_text("utf-8") == (ROOT / "docs" / name).read_text("utf-8")
+    assert readme_tables.main(["--check", "--docs", str(docs)]) == 0
     assert capsys.readouterr().out == ""
-
-
-def test_a_block_without_its_markers_is_an_error():
-    with pytest.raises(ValueError, match="0 'checks' blocks"):
-        readme_tables.render("# A README without markers\n", {"checks": "| id |"})
 
 
 def test_a_defect_without_a_row_is_an_error():
     with pytest.raises(ValueError, match="defects without a row"):
         readme_tables.defects_table({})
+
+
+def test_the_options_tables_list_every_option_of_every_command():
+    for name, (command, _) in readme_tables._subcommands().items():
+        table = readme_tables.options_table(command)
+        for action in command._actions:
+            if action.option_strings and action.option_strings[0] != "-h":
+                assert f"`{', '.join(action.option_strings)}" in table, (name, action)
+
+
+# --- links and figures in the docs ---------------------------------------------------------------
+
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md")), ROOT / "bench" / "README.md"]
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation but - and _ dropped, spaces -."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_leads_to_a_file_and_heading(page):
+    text = re.sub(r"^```.*?^```$", "", page.read_text("utf-8"), flags=re.S | re.M)
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        assert linked.exists(), f"{page.name}: {target}"
+        if anchor:
+            headings = re.findall(r"^#+ (.*)$", linked.read_text("utf-8"), re.M)
+            assert anchor in {slug(h) for h in headings}, f"{page.name}: {target}"
+
+
+def test_every_benchmark_section_names_its_command():
+    sections = re.split(r"^## ", (ROOT / "bench" / "README.md").read_text("utf-8"), flags=re.M)
+    for section in sections[1:]:
+        script = re.search(r"`(bench/\w+\.py)`", section.splitlines()[0])
+        assert script, section.splitlines()[0]
+        assert f"python {script[1]}" in section, script[1]
