@@ -11,10 +11,8 @@ import re
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -24,10 +22,19 @@ from mockserver import DEFECTS, QUIRKS
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 TEXT = README.read_text("utf-8")
-SPEC = importlib.util.spec_from_file_location("readme_tables", ROOT / "scripts/readme_tables.py")
-assert SPEC and SPEC.loader
-readme_tables = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(readme_tables)
+
+
+def load(name: str, path: Path) -> ModuleType:
+    """The module of the file ``path`` (a script, or another test file), imported as ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+readme_tables = load("readme_tables", ROOT / "scripts" / "readme_tables.py")
+test_cli = load("readme_test_cli", ROOT / "tests" / "test_cli.py")
 # The console scripts of the environment running the tests (chatcompat, pytest) come first.
 ENV = {
     **{k: v for k, v in os.environ.items() if k != "CHATCOMPAT_API_KEY"},
@@ -89,14 +96,7 @@ def test_the_default_run_gives_what_the_readme_says(tmp_path):
     )
     assert line, "README.md quotes no summary line of `chatcompat check`"
     checks, passed, failed, warning, skipped, error, requests = map(int, line.groups())
-    done = subprocess.run(
-        ["chatcompat", "check", "--report-json", "r.json"],
-        cwd=tmp_path,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run(tmp_path, "chatcompat", "check", "--report-json", "r.json")
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((tmp_path / "r.json").read_text("utf-8"))
     summary = {"passed": passed, "failed": failed, "warning": warning, "skipped": skipped}
@@ -109,47 +109,23 @@ def test_the_default_run_gives_what_the_readme_says(tmp_path):
 # --- the journeys, run as written ----------------------------------------------------------------
 
 
-@contextmanager
 def mock_process(command: str):
-    """The mock started by ``command`` (a README line, port 8000 made 0) in a child process;
-    yields its base URL once /health answers; always stopped."""
-    process = subprocess.Popen(
-        ["bash", "-c", "exec " + command.replace("--port 8000", "--port 0")],
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        line = process.stdout.readline()
-        assert line.startswith("chatcompat mock listening on "), line
-        base_url = line.split()[-1]
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(base_url.rsplit("/v1", 1)[0] + "/health", timeout=5):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the mock never became healthy"
-                time.sleep(0.2)
-        yield base_url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        process.stdout.close()
+    """The mock that the README line ``command`` (``chatcompat mock --port 8000 ...``) starts, on
+    a free port instead, in a child process (tests/test_cli.py's ``mock_process``)."""
+    args = command.split()
+    assert args[:4] == ["chatcompat", "mock", "--port", "8000"], command
+    return test_cli.mock_process(*args[4:])
+
+
+def run(cwd: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """``command`` in ``cwd`` with the test environment's console scripts first on PATH."""
+    return subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
 
 
 def test_journey_ci_gate(tmp_path):
     with mock_process("chatcompat mock --port 8000 --model my-model") as base_url:
         script = journey("ci-gate").replace("http://127.0.0.1:8000/v1", base_url)
-        done = subprocess.run(
-            ["bash", "-c", script],
-            cwd=tmp_path,
-            env=ENV,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        done = run(tmp_path, "bash", "-c", script)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((tmp_path / "report.json").read_text("utf-8"))
     assert report["ok"] is True and report["model"] == "my-model"
@@ -160,13 +136,8 @@ def test_journey_ci_gate(tmp_path):
 
 def test_journey_contract_tests(tmp_path):
     (tmp_path / "test_contract.py").write_text(journey("contract-tests"), "utf-8")
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_contract.py"],
-        cwd=tmp_path,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    done = run(
+        tmp_path, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_contract.py"
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "4 passed" in done.stdout
@@ -178,14 +149,7 @@ def test_journey_offline_app(tmp_path):
     with mock_process(command) as base_url:
         app = journey("offline-app").replace("http://127.0.0.1:8000/v1", base_url)
         (tmp_path / "app.py").write_text(app, "utf-8")
-        done = subprocess.run(
-            [sys.executable, "app.py"],
-            cwd=tmp_path,
-            env=ENV,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = run(tmp_path, sys.executable, "app.py")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip()
 
