@@ -253,7 +253,8 @@ def validate_request(
     """
     level = config.validation if level is None else level
     if level == "off":
-        body = repaired(body, config.listed_models[0])
+        if not _fast_valid(body):  # (the schema's own errors, in jsonschema, only when needed)
+            body = repaired(body, config.listed_models[0])
     else:
         schema_error = _schema_error(body)
         if schema_error is not None:
