@@ -93,6 +93,9 @@ class MockConfig:
     speed: float = 0.0  # replay timing: 0 = at once, 1 = as recorded, 2 = twice as fast
     sampling: str | None = None  # generate: vllm | hf | llamacpp; None = the flavour's own
     limits: ConnectionLimits = ConnectionLimits()  # timeouts and the connection cap
+    # which chat requests are answered (mockserver._lenient): strict (OpenAI's 400 rules),
+    # schema (whatever OpenAI's published schema accepts), off (any JSON object)
+    validation: str = "strict"
     dialect: InitVar[str | None] = None  # the old name of flavour (a DeprecationWarning)
 
     def __post_init__(self, dialect: str | None) -> None:
@@ -122,6 +125,7 @@ class MockConfig:
             ("on_miss", self.on_miss, ("template", "generate", "error")),
             ("match", self.match, ("exact", "loose")),
             ("sampling", self.sampling, (None, "vllm", "hf", "llamacpp", "llama-cpp-python")),
+            ("validation", self.validation, ("strict", "schema", "off")),
         ):
             if value not in known:
                 raise ValueError(f"unknown {name} {value!r}; known: {list(known)}")

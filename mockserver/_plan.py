@@ -70,10 +70,12 @@ def plan_answer(
 
 
 def valid_body(state: MockState, call: Call) -> dict[str, Any]:
-    """The parsed request body, after the call's request defects (``request_raw`` before
-    validation, ``request`` after it); an ApiError 400 when it is not a valid request."""
+    """The parsed request body as the answer sources answer it (at the server's validation
+    level: ``_validation.validate_request``), after the call's request defects
+    (``request_raw`` before validation, ``request`` after it); an ApiError 400 when it is not
+    a valid request."""
     body = parse_body(call.raw)
     call.stream_asked = body.get("stream") is True
     body = call.defects.apply("request_raw", body)
-    validate_request(body, state.config)
+    body = validate_request(body, state.config, state.validation)
     return cast("dict[str, Any]", call.defects.apply("request", integral(body)))

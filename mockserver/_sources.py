@@ -94,7 +94,8 @@ async def whole_answer(
         body,
         completion_id=completion_id,
         created=created,
-        context_length=state.config.context_length,
+        # the context is one of the strict level's rules
+        context_length=state.config.context_length if state.validation == "strict" else None,
     )
 
 

@@ -79,6 +79,7 @@ class MockState:
             sampling = config.sampling or self.flavour.sampling
             self.model = ModelWorker(sampling, context_length=config.context_length)
         self.answers = AnswerCache()  # rendered template answers by raw body
+        self.validation = config.validation  # the level in force (a test may change it)
         self.ids = Ids()
         self.timing = config.timing
         self.timed = config.timing.enabled  # any pause can be non-zero
@@ -86,6 +87,16 @@ class MockState:
         self.fail_counter = FailCounter()  # fail-first attempts per key
         self.scripted_faults = ScriptedFaults()  # rules added at run time
         self.may_fault = bool(config.fault_rules or config.defects)  # without a header
+
+    def set_validation(self, level: str) -> None:
+        """Validate the following requests at ``level`` (strict, schema, off); the answers
+        kept for bodies validated at another level are forgotten. A ValueError for an unknown
+        level."""
+        if level not in ("strict", "schema", "off"):
+            raise ValueError(f"unknown validation level {level!r}; known: strict, schema, off")
+        if level != self.validation:
+            self.validation = level
+            self.answers = AnswerCache()
 
     def read_fault_header(self, call: Call) -> None:
         """Set ``call``'s defects (the server's, the scripted ones and those its fault header

@@ -20,12 +20,11 @@ from chatcompat import schemas
 from mockserver._body import json_path, parse_json
 from mockserver._config import MockConfig
 from mockserver._errors import ApiError
+from mockserver._lenient import INT64, VOCAB_SIZE, answerable, repaired
 from mockserver._schema_limits import schema_problem
 
 __all__ = ["VOCAB_SIZE", "compiled_validator", "parse_body", "validate_request"]
 
-VOCAB_SIZE = 128256  # Llama 3: logit_bias keys must be token ids below this
-INT64 = (-(2**63), 2**63 - 1)
 _MAX_MESSAGE = 300
 
 
@@ -134,18 +133,30 @@ def _repetition_penalty_errors(body: dict[str, Any]) -> Iterable[ApiError]:
         )
 
 
-def _response_format_errors(body: dict[str, Any]) -> Iterable[ApiError]:
+def _json_schema_spec(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``json_schema`` object of a ``json_schema`` response format, else None."""
     response_format = body.get("response_format") or {}
     if response_format.get("type") != "json_schema":
-        return
-    spec = response_format.get("json_schema") or {}
-    if not isinstance(spec.get("schema"), dict):
+        return None
+    return response_format.get("json_schema") or {}
+
+
+def _response_format_required_errors(body: dict[str, Any]) -> Iterable[ApiError]:
+    spec = _json_schema_spec(body)
+    if spec is not None and not isinstance(spec.get("schema"), dict):
         yield ApiError(
             400,
             "Invalid 'response_format.json_schema': a 'schema' object is required.",
             param="response_format.json_schema.schema",
         )
-    elif (problem := schema_problem(spec["schema"])) is not None:
+
+
+def _response_format_schema_errors(body: dict[str, Any]) -> Iterable[ApiError]:
+    """The mock's bounds on the schema it builds an answer from (``_schema_limits``)."""
+    spec = _json_schema_spec(body)
+    if spec is None or not isinstance(spec.get("schema"), dict):
+        return
+    if (problem := schema_problem(spec["schema"])) is not None:
         yield ApiError(
             400,
             f"Invalid schema for response_format 'json_schema': {problem}",
@@ -155,6 +166,7 @@ def _response_format_errors(body: dict[str, Any]) -> Iterable[ApiError]:
 
 
 def _tool_schema_errors(body: dict[str, Any]) -> Iterable[ApiError]:
+    """The mock's bounds on the tool parameters it builds calls from (``_schema_limits``)."""
     for index, tool in enumerate(body.get("tools") or []):
         function = (tool.get("function") if tool.get("type") == "function" else None) or {}
         parameters = function.get("parameters")
@@ -214,26 +226,50 @@ _RULES: tuple[Callable[[dict[str, Any]], Iterable[ApiError]], ...] = (
     _seed_errors,
     _logit_bias_errors,
     _repetition_penalty_errors,
-    _response_format_errors,
+    _response_format_required_errors,
+    _response_format_schema_errors,
     _tool_schema_errors,
     _tool_choice_errors,
 )
+# The rules of every level: the mock builds answers from the schemas a request brings.
+_BUILT_FROM: tuple[Callable[[dict[str, Any]], Iterable[ApiError]], ...] = (
+    _response_format_schema_errors,
+    _tool_schema_errors,
+)
 
 
-def validate_request(body: dict[str, Any], config: MockConfig) -> None:
-    """Raise the first problem with ``body`` as a chat-completion request to this server."""
-    schema_error = _schema_error(body)
-    if schema_error is not None:
-        raise schema_error
-    if not config.serves(body["model"]):
-        raise ApiError(
-            404,
-            f"The model `{body['model']}` does not exist or you do not have access to it.",
-            param="model",
-            code="model_not_found",
-        )
-    for error in _content_part_errors(body, vision=config.vision):
-        raise error
-    for rule in _RULES:
+def validate_request(
+    body: dict[str, Any], config: MockConfig, level: str | None = None
+) -> dict[str, Any]:
+    """The body the answer sources answer, or raise the first problem with ``body`` as a
+    chat-completion request to this server at validation ``level`` (None: the config's).
+
+    - ``strict``: the compatible schema, the served models (404), the content parts the model
+      takes, then the rules beyond the schema (``_RULES``); the body is answered as it is;
+    - ``schema``: the compatible schema and the served models only, then the bounds on the
+      schemas the request brings; the body is made answerable (``_lenient.answerable``);
+    - ``off``: no schema and any model: what the schema refuses is dropped
+      (``_lenient.repaired``), then as ``schema`` from the bounds on.
+    """
+    level = config.validation if level is None else level
+    if level == "off":
+        if not _fast_valid(body):  # (the schema's own errors, in jsonschema, only when needed)
+            body = repaired(body, config.listed_models[0])
+    else:
+        schema_error = _schema_error(body)
+        if schema_error is not None:
+            raise schema_error
+        if not config.serves(body["model"]):
+            raise ApiError(
+                404,
+                f"The model `{body['model']}` does not exist or you do not have access to it.",
+                param="model",
+                code="model_not_found",
+            )
+    if level == "strict":
+        for error in _content_part_errors(body, vision=config.vision):
+            raise error
+    for rule in _RULES if level == "strict" else _BUILT_FROM:
         for error in rule(body):
             raise error
+    return body if level == "strict" else answerable(body)

@@ -214,6 +214,16 @@ _MOCK_OPTIONS: tuple[Option, ...] = (
             "help": "generate mode: the reference sampler's semantics (default: the flavour's)",
         },
     ),
+    (
+        ("--validation",),
+        {
+            "default": "strict",
+            "choices": ("strict", "schema", "off"),
+            "help": "which chat requests are answered: strict refuses what OpenAI refuses (400); "
+            "schema answers whatever OpenAI's published request schema accepts (SDK tests with "
+            "placeholder values); off answers any JSON object (default strict)",
+        },
+    ),
     # how long a client is waited for, and how many connections stay open
     (
         ("--header-timeout",),
@@ -352,6 +362,7 @@ def run(args: argparse.Namespace) -> int:
         match=args.match,
         speed=args.speed,
         sampling=args.sampling,
+        validation=args.validation,
     )
     try:
         if config.generates:

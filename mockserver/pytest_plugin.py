@@ -6,6 +6,10 @@ conftest) → ``chat_mock_server`` (one mock per session, in a thread on a loopb
 and the fail-first counts and replay order are reset before and after each test). With
 pytest-asyncio, ``chat_mock_async`` runs a mock of the test's own in the test's event loop. A
 session hook stops any server left running.
+
+Validation level (``MockConfig.validation``: strict, schema, off): ``--chat-mock-validation``
+or the ini option ``chat_mock_validation`` sets the default ``chat_mock_config``'s; the marker
+``@pytest.mark.chat_mock_validation("schema")`` sets it for one test on ``chat_mock``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from mockserver._app import (
     SCRIPTED_CASSETTES,
     SCRIPTED_DEFECTS,
     SCRIPTED_FAULTS,
+    STATE,
 )
 from mockserver._cassettes import Cassette, load_cassette, load_directory
 from mockserver._config import MockConfig
@@ -102,6 +107,12 @@ class ChatMock:
         self.app[FAIL_COUNTER].clear()
         self.app[SCRIPTED_CASSETTES].clear()
         self.app[CASSETTES].rewind()
+        self.app[STATE].set_validation(self.config.validation)
+
+    def set_validation(self, level: str) -> None:
+        """Validate the following requests at ``level`` (``strict``, ``schema``, ``off``:
+        ``MockConfig.validation``) until the test ends; a ValueError for an unknown level."""
+        self.app[STATE].set_validation(level)
 
 
 def _read_cassettes(path: Path) -> list[Cassette]:
@@ -111,10 +122,27 @@ def _read_cassettes(path: Path) -> list[Cassette]:
     return [load_cassette(path.read_text(encoding="utf-8"), str(path))]
 
 
+VALIDATION_HELP = (
+    "validation level of the default chat_mock_config: strict (OpenAI's 400 rules), schema "
+    "(whatever OpenAI's published request schema accepts), off (any JSON object)"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--chat-mock-validation`` and the ini option ``chat_mock_validation``."""
+    parser.addoption(
+        "--chat-mock-validation", choices=("strict", "schema", "off"), help=VALIDATION_HELP
+    )
+    parser.addini("chat_mock_validation", VALIDATION_HELP, default="strict")
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Start the session's list of servers; add ``chat_mock_async`` when pytest-asyncio is
-    installed."""
+    """Start the session's list of servers; declare the marker; add ``chat_mock_async`` when
+    pytest-asyncio is installed."""
     config.stash[SERVERS] = []
+    config.addinivalue_line(
+        "markers", "chat_mock_validation(level): the chat_mock's validation level for the test"
+    )
     if importlib.util.find_spec("pytest_asyncio") is not None:
         config.pluginmanager.import_plugin(ASYNC_FIXTURES)
 
@@ -126,9 +154,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def chat_mock_config() -> MockConfig:
-    """The configuration of the session's mock (override this fixture to change it)."""
-    return MockConfig()
+def chat_mock_config(pytestconfig: pytest.Config) -> MockConfig:
+    """The configuration of the session's mock (override this fixture to change it): the
+    defaults, at the validation level of ``--chat-mock-validation`` or the ini option."""
+    level = pytestconfig.getoption("chat_mock_validation") or pytestconfig.getini(
+        "chat_mock_validation"
+    )
+    return MockConfig(validation=str(level))
 
 
 @pytest.fixture(scope="session")
@@ -152,10 +184,14 @@ def chat_mock_server(
 
 
 @pytest.fixture
-def chat_mock(chat_mock_server: MockServer) -> Iterator[ChatMock]:
-    """The session's mock for one test, what earlier tests scripted forgotten."""
+def chat_mock(request: pytest.FixtureRequest, chat_mock_server: MockServer) -> Iterator[ChatMock]:
+    """The session's mock for one test, what earlier tests scripted forgotten; at the level
+    of the test's ``chat_mock_validation`` marker, if any."""
     assert chat_mock_server.app is not None, "the session's mock server is not running"
     mock = ChatMock(chat_mock_server.app, chat_mock_server.host, chat_mock_server.port)
     mock.reset()
+    marker = request.node.get_closest_marker("chat_mock_validation")
+    if marker is not None:
+        mock.set_validation(*marker.args, **marker.kwargs)
     yield mock
     mock.reset()

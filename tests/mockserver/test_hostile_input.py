@@ -1,6 +1,7 @@
 """Hostile request bodies (issue 10, items 1, 4 and 5): every bad request is a 4xx in the OpenAI
 envelope in each answer mode, never a 5xx; a small request cannot make the mock build a huge
-answer; the cassette matcher's memory is bounded in bytes."""
+answer; the cassette matcher's memory is bounded in bytes. The same at each validation level
+(issue 14: strict, schema, off), where a test says ``level``."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from mockserver import (
     load_directory,
     start_site,
 )
+from mockserver._app import STATE
 from mockserver._body import MAX_JSON_DEPTH, decode_body, parse_json
 from mockserver._cassettes import MEMO_BYTES, parse_request_body
 from mockserver._errors import ApiError
@@ -62,6 +64,26 @@ def servers():
     finally:
         for server in started.values():
             server.stop()
+
+
+# The validation levels (MockConfig.validation): each server is set to one for a test, then
+# back to strict.
+LEVELS = ("strict", "schema", "off")
+
+
+@pytest.fixture(autouse=True)
+def strict_after(request):
+    """Every server of the module back at the strict level after each test."""
+    yield
+    if "servers" in request.fixturenames:
+        for server in request.getfixturevalue("servers").values():
+            server.app[STATE].set_validation("strict")
+
+
+def at(servers, mode, level):
+    """The server of ``mode``, validating at ``level`` until the test ends."""
+    servers[mode].app[STATE].set_validation(level)
+    return servers[mode]
 
 
 @pytest.fixture
@@ -131,11 +153,12 @@ DEEP_PLACES = {
 }
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("place", DEEP_PLACES)
-def test_a_body_nested_100000_levels_is_a_400(servers, mode, place):
+def test_a_body_nested_100000_levels_is_a_400(servers, mode, place, level):
     body = (DEEP_PLACES[place] % nested(100_000)).encode()
-    error = rejected(servers[mode], body)
+    error = rejected(at(servers, mode, level), body)
     assert "nests deeper than 128 levels" in error["message"]
 
 
@@ -168,13 +191,15 @@ def test_the_cassette_matcher_keeps_a_too_deep_body_as_text():
 
 # 1 (b): a schema nesting 150 levels (300 JSON levels: past the body's bound), 40 levels (past
 # the schema's), or holding too many properties.
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("where", ["response_format", "tools"])
-def test_a_schema_nesting_150_levels_is_a_400(servers, mode, where):
-    error = rejected(servers[mode], with_schema(properties_nested(150), where=where))
+def test_a_schema_nesting_150_levels_is_a_400(servers, mode, where, level):
+    error = rejected(at(servers, mode, level), with_schema(properties_nested(150), where=where))
     assert "nests deeper" in error["message"]
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(
     ("where", "param"),
@@ -183,25 +208,27 @@ def test_a_schema_nesting_150_levels_is_a_400(servers, mode, where):
         ("tools", "tools[0].function.parameters"),
     ],
 )
-def test_a_schema_past_the_limits_is_a_400_naming_them(servers, mode, where, param):
-    too_deep = rejected(servers[mode], with_schema(properties_nested(40), where=where))
+def test_a_schema_past_the_limits_is_a_400_naming_them(servers, mode, where, param, level):
+    too_deep = rejected(at(servers, mode, level), with_schema(properties_nested(40), where=where))
     assert f"nests deeper than {MAX_SCHEMA_DEPTH} levels" in too_deep["message"]
     assert too_deep["param"] == param
     wide = {"type": "object", "properties": {f"p{i}": {} for i in range(5001)}, "required": []}
-    too_wide = rejected(servers[mode], with_schema(wide, where=where))
+    too_wide = rejected(at(servers, mode, level), with_schema(wide, where=where))
     assert f"more than {MAX_SCHEMA_PROPERTIES} properties" in too_wide["message"]
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("mode", MODES)
-def test_a_schema_at_openai_limit_of_10_levels_is_answered(servers, mode):
-    status, _, raw = post(servers[mode], with_schema(properties_nested(10)))
+def test_a_schema_at_openai_limit_of_10_levels_is_answered(servers, mode, level):
+    status, _, raw = post(at(servers, mode, level), with_schema(properties_nested(10)))
     assert status == 200, raw
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("mode", MODES)
-def test_tool_parameters_that_are_no_schema_are_a_400(servers, mode):
+def test_tool_parameters_that_are_no_schema_are_a_400(servers, mode, level):
     broken = {"type": "object", "properties": [], "required": 5, "minItems": "x"}
-    error = rejected(servers[mode], with_schema(broken, where="tools"))
+    error = rejected(at(servers, mode, level), with_schema(broken, where="tools"))
     assert error["code"] == "invalid_function_parameters"
     assert error["param"] == "tools[0].function.parameters"
 
@@ -229,19 +256,21 @@ SURROGATES = {
 }
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", SURROGATES)
-def test_a_lone_surrogate_is_a_400_naming_its_place(servers, mode, case):
+def test_a_lone_surrogate_is_a_400_naming_its_place(servers, mode, case, level):
     body, param = SURROGATES[case]
-    error = rejected(servers[mode], body)
+    error = rejected(at(servers, mode, level), body)
     assert error["code"] == "invalid_unicode"
     assert error["param"] == param
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("mode", MODES)
-def test_a_surrogate_pair_is_a_character(servers, mode):
+def test_a_surrogate_pair_is_a_character(servers, mode, level):
     body = b'{"model":"m","messages":[{"role":"user","content":"\\ud83d\\ude00"}],"max_tokens":4}'
-    status, _, raw = post(servers[mode], body)
+    status, _, raw = post(at(servers, mode, level), body)
     assert status == 200, raw
 
 
@@ -254,6 +283,7 @@ def test_a_body_not_in_its_content_encoding_is_a_400(servers, server_log, encodi
     assert not [m for m in logged if "Unhandled" in m or "unhandled" in m], logged
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize(
     "cut",
     [
@@ -264,9 +294,9 @@ def test_a_body_not_in_its_content_encoding_is_a_400(servers, server_log, encodi
     ],
 )
 @pytest.mark.parametrize("mode", MODES)
-def test_a_gzip_body_cut_short_is_a_400(servers, server_log, mode, cut):
+def test_a_gzip_body_cut_short_is_a_400(servers, server_log, mode, cut, level):
     body = cut(gzip.compress(json.dumps(BASE).encode()))
-    error = rejected(servers[mode], body, {"Content-Encoding": "gzip"})
+    error = rejected(at(servers, mode, level), body, {"Content-Encoding": "gzip"})
     assert "not the gzip data its Content-Encoding says" in error["message"]
     logged = [r.getMessage() for r in server_log]
     assert not [m for m in logged if "nhandled" in m], logged
@@ -335,21 +365,23 @@ async def test_the_recorder_answers_a_bad_body_in_the_envelope_and_records_it_sa
 MILLION_ITEMS = {"type": "array", "minItems": 1_000_000, "items": {"type": "string"}}
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("mode", ["replay", "template"])
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
-def test_a_million_items_in_a_response_format_is_a_400(servers, mode, stream):
+def test_a_million_items_in_a_response_format_is_a_400(servers, mode, stream, level):
     body = with_schema(MILLION_ITEMS, stream=stream)
     assert len(json.dumps(body)) < 300  # the 247-byte request of the issue, give or take
-    error = rejected(servers[mode], body)
+    error = rejected(at(servers, mode, level), body)
     assert error["code"] == "answer_too_large"
     assert error["param"] == "response_format.json_schema.schema"
     assert f"passes {MAX_BUILT_BYTES} bytes" in error["message"]
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("mode", ["replay", "template"])
-def test_a_million_items_in_forced_tool_arguments_is_a_400(servers, mode):
+def test_a_million_items_in_forced_tool_arguments_is_a_400(servers, mode, level):
     parameters = {"type": "object", "properties": {"a": MILLION_ITEMS}, "required": ["a"]}
-    error = rejected(servers[mode], with_schema(parameters, where="tools", stream=True))
+    error = rejected(at(servers, mode, level), with_schema(parameters, where="tools", stream=True))
     assert error["code"] == "answer_too_large"
     assert error["param"] == "tools"
 
@@ -363,24 +395,27 @@ def test_generate_mode_writes_a_million_items_array_as_empty(servers):
     assert json.loads(call["function"]["arguments"]) == {"a": []}
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("mode", ["replay", "template"])
-def test_the_bound_holds_for_all_choices_together(servers, mode):
+def test_the_bound_holds_for_all_choices_together(servers, mode, level):
     schema = {"type": "array", "minItems": 40, "items": {"type": "string"}}  # ~300 bytes
-    status, _, raw = post(servers[mode], with_schema(schema, n=2))
+    status, _, raw = post(at(servers, mode, level), with_schema(schema, n=2))
     assert status == 200, raw
-    error = rejected(servers[mode], with_schema(schema, n=128))
+    error = rejected(at(servers, mode, level), with_schema(schema, n=128))
     assert error["code"] == "answer_too_large"
 
 
-def test_generate_mode_bounds_the_forced_text_it_builds(servers):
+@pytest.mark.parametrize("level", LEVELS)
+def test_generate_mode_bounds_the_forced_text_it_builds(servers, level):
     schema = {"type": "object", "properties": {"a": {"enum": ["x" * 20_000]}}, "required": ["a"]}
     for stream in (False, True):
-        error = rejected(servers["generate"], with_schema(schema, stream=stream))
+        error = rejected(at(servers, "generate", level), with_schema(schema, stream=stream))
         assert error["code"] == "answer_too_large"
     with pytest.raises(RuleViolation):
         format_template({"type": "json_schema", "json_schema": {"schema": schema}})
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(
     "schema",
@@ -391,20 +426,25 @@ def test_generate_mode_bounds_the_forced_text_it_builds(servers):
     ],
     ids=["min-length-a-billion", "integral-floats", "huge-minimum"],
 )
-def test_odd_but_valid_schemas_get_a_small_answer(servers, mode, schema):
-    status, _, raw = post(servers[mode], with_schema(schema))
+def test_odd_but_valid_schemas_get_a_small_answer(servers, mode, schema, level):
+    status, _, raw = post(at(servers, mode, level), with_schema(schema))
     assert status == 200, raw
     assert len(raw) < 5000
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("mode", MODES)
-def test_a_number_past_the_largest_double_is_a_400(servers, mode):
+def test_a_number_past_the_largest_double_is_a_400(servers, mode, level):
     spec = b'{"name":"x","schema":{"type":"integer","minimum":1e400}}'
     body = b'{"model":"m","messages":[{"role":"user","content":"Hi"}],"max_tokens":4,'
     body += b'"response_format":{"type":"json_schema","json_schema":' + spec + b"}}"
-    error = rejected(servers[mode], body)
+    error = rejected(at(servers, mode, level), body)
     assert "the number 1e400 is past the largest double" in error["message"]
-    assert rejected(servers[mode], {**BASE, "temperature": 1e300})["param"] == "temperature"
+    too_hot = {**BASE, "temperature": 1e300}  # past the schema's maximum of 2
+    if level == "off":  # answered as if no temperature was sent
+        assert post(at(servers, mode, level), too_hot)[0] == 200
+    else:
+        assert rejected(at(servers, mode, level), too_hot)["param"] == "temperature"
 
 
 # An integer past the largest double (found by a red-team run after the first fix): Python keeps
@@ -429,10 +469,11 @@ HUGE_INTEGERS = {
 }
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", HUGE_INTEGERS)
-def test_an_integer_past_the_largest_double_is_a_400(servers, mode, case):
-    error = rejected(servers[mode], HUGE_INTEGERS[case])
+def test_an_integer_past_the_largest_double_is_a_400(servers, mode, case, level):
+    error = rejected(at(servers, mode, level), HUGE_INTEGERS[case])
     assert "is past the largest double" in error["message"]
 
 
@@ -446,14 +487,15 @@ def test_the_largest_double_as_an_integer_is_a_number():
 
 # Checking a schema takes time in proportion to its size, on the event loop: 2,000,000 {} in
 # an anyOf (8 MB) held it for 8 s, 300,000 patternProperties for 1.5 s.
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(
     "schema",
     [{"anyOf": [{}] * 1_990_000}, {"patternProperties": {f"^p{i}$": {} for i in range(300_000)}}],
     ids=["anyOf-2M", "patternProperties-300k"],
 )
-def test_a_schema_of_too_many_values_is_a_400(servers, mode, schema):
-    error = rejected(servers[mode], with_schema(schema))
+def test_a_schema_of_too_many_values_is_a_400(servers, mode, schema, level):
+    error = rejected(at(servers, mode, level), with_schema(schema))
     assert f"more than {MAX_SCHEMA_VALUES} JSON values" in error["message"]
 
 
@@ -599,10 +641,10 @@ def _encoded(data, headers):
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(st.sampled_from(sorted(MODES)), hostile_bodies())
-def test_hostile_bodies_never_get_a_5xx(servers, mode, hostile):
+@given(st.sampled_from(sorted(MODES)), st.sampled_from(LEVELS), hostile_bodies())
+def test_hostile_bodies_never_get_a_5xx(servers, mode, level, hostile):
     data, headers = _encoded(*hostile)
-    status, answer_headers, raw = post(servers[mode], data, headers)
+    status, answer_headers, raw = post(at(servers, mode, level), data, headers)
     assert status < 500, raw[:500]
     if status >= 400:
         assert answer_headers["Content-Type"].startswith("application/json"), raw[:500]
