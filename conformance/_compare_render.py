@@ -7,6 +7,7 @@ Markdown; JSON escapes by itself)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Literal
 
 from conformance._compare import (
@@ -25,6 +26,7 @@ __all__ = ["CompareFormat", "render_comparison"]
 CompareFormat = Literal["text", "markdown", "json"]
 _REGRESSIONS_HEAD = "regressions (pass on BASE, not on OTHER)"
 _IMPROVEMENTS_HEAD = "improvements (pass on OTHER, not on BASE)"
+_SAME = "the same endpoint, model, capabilities, schema level, suite version and checks"
 
 
 def _by_group(changes: list[Change]) -> list[tuple[str, list[Change]]]:
@@ -57,26 +59,30 @@ def _text_changes(head: str, changes: list[Change]) -> list[str]:
     return lines
 
 
+def _joined(
+    comparison: Comparison,
+    lines: list[str],
+    changes: Callable[[str, list[Change]], list[str]],
+    last: str,
+) -> str:
+    """``lines``, then the regressions and the improvements as ``changes`` writes them, then
+    ``last``, as one text ending in a line break."""
+    lines += changes(_REGRESSIONS_HEAD, comparison.regressions)
+    lines += changes(_IMPROVEMENTS_HEAD, comparison.improvements)
+    return "\n".join([*lines, "", last]) + "\n"
+
+
 def _text(comparison: Comparison) -> str:
     lines = [
         f"chatcompat compare: BASE {inline(str(comparison.base_path))} -> OTHER "
         f"{inline(str(comparison.other_path))}",
     ]
-    if comparison.differences:
-        lines.append("the runs differ in:")
-        lines += [
-            f"  {d.what}: BASE {inline(d.base)}; OTHER {inline(d.other)}"
-            for d in comparison.differences
-        ]
-    else:
-        lines.append(
-            "the runs do not differ in endpoint, model, capabilities, schema level, suite "
-            "version or checks"
-        )
-    lines += _text_changes(_REGRESSIONS_HEAD, comparison.regressions)
-    lines += _text_changes(_IMPROVEMENTS_HEAD, comparison.improvements)
-    lines += ["", verdict(comparison)]
-    return "\n".join(lines) + "\n"
+    differences = [
+        f"  {d.what}: BASE {inline(d.base)}; OTHER {inline(d.other)}"
+        for d in comparison.differences
+    ]
+    lines += ["the runs differ in:", *differences] if differences else [f"the runs: {_SAME}"]
+    return _joined(comparison, lines, _text_changes, verdict(comparison))
 
 
 def _code(value: str) -> str:
@@ -117,20 +123,9 @@ def _markdown(comparison: Comparison) -> str:
         "## What differs in the runs",
         "",
     ]
-    if comparison.differences:
-        lines += ["| | BASE | OTHER |", "|---|---|---|"]
-        lines += [
-            f"| {d.what} | {_code(d.base)} | {_code(d.other)} |" for d in comparison.differences
-        ]
-    else:
-        lines.append(
-            "Nothing: the same endpoint, model, capabilities, schema level, suite version "
-            "and checks."
-        )
-    lines += _markdown_changes(_REGRESSIONS_HEAD, comparison.regressions)
-    lines += _markdown_changes(_IMPROVEMENTS_HEAD, comparison.improvements)
-    lines += ["", f"**{verdict(comparison)}**"]
-    return "\n".join(lines) + "\n"
+    rows = [f"| {d.what} | {_code(d.base)} | {_code(d.other)} |" for d in comparison.differences]
+    lines += ["| | BASE | OTHER |", "|---|---|---|", *rows] if rows else [f"Nothing: {_SAME}."]
+    return _joined(comparison, lines, _markdown_changes, f"**{verdict(comparison)}**")
 
 
 def render_comparison(comparison: Comparison, fmt: CompareFormat = "text") -> str:

@@ -149,6 +149,8 @@ def test_a_report_against_itself_changes_nothing(reports, capsys, tmp_path):
     assert (code, out) == (0, "")
     written = out_path.read_text("utf-8")
     assert "Nothing: the same endpoint, model, capabilities" in written
+    _, text, _ = compare(capsys, str(base), str(base))
+    assert "the runs: the same endpoint, model" in text
     assert "## Regressions (pass on BASE, not on OTHER): 0\n\nNone." in written
 
 
@@ -173,13 +175,6 @@ def test_an_error_regresses_and_a_warning_that_passes_is_fixed(reports, capsys, 
     assert [c["kind"] for c in json.loads(out)["improvements"]] == ["fixed"]
 
 
-def bad(folder: Path, name: str, text: str | None) -> str:
-    path = folder / name
-    if text is not None:
-        path.write_text(text, "utf-8")
-    return str(path)
-
-
 @pytest.mark.parametrize(
     ("text", "says"),
     [
@@ -196,7 +191,9 @@ def bad(folder: Path, name: str, text: str | None) -> str:
 def test_input_that_is_not_a_report_is_exit_2_naming_the_file(
     reports, capsys, tmp_path, text, says
 ):
-    path = bad(tmp_path, "odd.json", text)
+    path = str(tmp_path / "odd.json")
+    if text is not None:
+        Path(path).write_text(text, "utf-8")
     for args in ((str(reports[0]), path), (path, str(reports[0]))):
         code, out, err = compare(capsys, *args)
         assert (code, out) == (2, "")
