@@ -25,7 +25,18 @@ from typing import Any, Literal
 from conformance._matrix import _SYMBOL, NOT_RUN, MatrixColumn, _rows, read_report
 from conformance._shown import cut, inline
 
-__all__ = ["Change", "Comparison", "Difference", "Side", "compare", "compare_files"]
+__all__ = [
+    "Change",
+    "Comparison",
+    "Difference",
+    "Side",
+    "as_json",
+    "compare",
+    "compare_files",
+    "counts",
+    "reason",
+    "verdict",
+]
 
 Kind = Literal["regressed", "now_warns", "no_longer_run", "fixed", "newly_run"]
 REGRESSIONS: tuple[Kind, ...] = ("regressed", "now_warns", "no_longer_run")
