@@ -1,6 +1,7 @@
 """The ``chatcompat`` command: ``check`` runs the suite, ``mock`` runs the mock server,
 ``record`` records cassettes for it, ``matrix`` renders JSON reports as one compatibility matrix,
-``export-model`` writes the reference model for real engines."""
+``compare`` lists what passes in one JSON report and not in another, ``export-model`` writes the
+reference model for real engines."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ class DeprecatedSpelling(argparse.Action):
 def parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from conformance import cli as check_cli
-    from conformance import matrix_cli
+    from conformance import compare_cli, matrix_cli
     from mockserver import cli as mock_cli
 
     top = argparse.ArgumentParser(
@@ -63,6 +64,17 @@ def parser() -> argparse.ArgumentParser:
     )
     matrix_cli.add_arguments(matrix)
     matrix.set_defaults(run=matrix_cli.run_command)
+    compare = commands.add_parser(
+        "compare",
+        help="what passes in one JSON report and not in another (exit 1: OTHER regresses)",
+        description="Lists what passes on BASE and not on OTHER (regressed: failed or error; "
+        "now warns; no longer run) and the reverse (fixed, newly run), by check group, and "
+        "what differs in the runs (endpoint, model, capabilities, suite version, checks). "
+        "Exit 1 when a check that passed on BASE fails or crashes on OTHER, 2 for an input "
+        "that is not a JSON report v2, else 0.",
+    )
+    compare_cli.add_arguments(compare)
+    compare.set_defaults(run=compare_cli.run_command)
     export = commands.add_parser(
         "export-model",
         help="write the reference model for real engines",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from conformance._compare import Comparison, compare_files
+from conformance._compare_render import render_comparison
 from conformance._context import Budget, Context
 from conformance._http import Endpoint, Exchange
 from conformance._matrix import MatrixColumn, read_report, render_matrix
@@ -36,6 +38,7 @@ __all__ = [
     "Check",
     "CheckFailed",
     "CheckSkipped",
+    "Comparison",
     "Context",
     "Crash",
     "Endpoint",
@@ -49,6 +52,7 @@ __all__ = [
     "Severity",
     "Status",
     "check",
+    "compare_files",
     "console_text",
     "endpoint_claiming",
     "json_report",
@@ -57,6 +61,7 @@ __all__ = [
     "markdown_summary",
     "outcome_of",
     "read_report",
+    "render_comparison",
     "render_matrix",
     "run",
     "run_checks",

@@ -46,7 +46,8 @@ _LABEL_CHARS = 60
 class MatrixColumn:
     """One endpoint of the matrix: its ``label`` (the column head), its ``base_url`` and
     ``model`` as the report says, and its checks by id (each a report's check entry: ``id``,
-    ``group``, ``severity``, ``status``, ``message``, ...)."""
+    ``group``, ``severity``, ``status``, ``message``, ...); ``capabilities``: those the run
+    claimed, sorted (empty when the report lists none)."""
 
     label: str
     base_url: str
@@ -54,6 +55,7 @@ class MatrixColumn:
     schema_level: str
     tool_version: str
     checks: dict[str, dict[str, Any]]
+    capabilities: tuple[str, ...] = ()
 
 
 def _problem(report: Any) -> str | None:
@@ -66,6 +68,9 @@ def _problem(report: Any) -> str | None:
     for field in ("base_url", "model"):
         if not isinstance(report.get(field), str):
             return f"{field} is not a string"
+    capabilities = report.get("capabilities", [])
+    if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):
+        return "capabilities is not a list of strings"
     checks = report.get("checks")
     if not isinstance(checks, list):
         return "checks is not a list"
@@ -105,6 +110,7 @@ def read_report(path: Path, label: str | None = None) -> MatrixColumn:
         schema_level=str(report.get("schema_level", "")),
         tool_version=str(report.get("tool_version", "")),
         checks={entry["id"]: entry for entry in report["checks"]},
+        capabilities=tuple(sorted(str(c) for c in report.get("capabilities") or ())),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -55,14 +56,7 @@ def _columns(args: argparse.Namespace) -> list[MatrixColumn]:
     return [
         column
         if heads.count(column.label) == 1
-        else MatrixColumn(
-            f"{column.label} ({path.stem})",
-            column.base_url,
-            column.model,
-            column.schema_level,
-            column.tool_version,
-            column.checks,
-        )
+        else dataclasses.replace(column, label=f"{column.label} ({path.stem})")
         for column, path in zip(columns, args.reports, strict=True)
     ]
 

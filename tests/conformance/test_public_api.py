@@ -15,6 +15,8 @@ USED = {
     "REPORT_VERSION",
     # a compatibility matrix of several JSON reports
     "MatrixColumn", "read_report", "render_matrix",
+    # two JSON reports compared (chatcompat compare)
+    "Comparison", "compare_files", "render_comparison",
     # writing checks
     "check", "Check", "Severity", "Context", "CheckFailed", "CheckSkipped",
     "outcome_of",
