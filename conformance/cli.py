@@ -17,14 +17,17 @@ from urllib.parse import urlsplit
 
 from chatcompat import schemas
 from chatcompat.cli import DeprecatedSpelling
+from conformance._colour import wants_colour
+from conformance._config import ConfigError, ConfigFile, completed, find_config, options_from
 from conformance._context import Budget
 from conformance._http import Endpoint
+from conformance._live import live_output
 from conformance._probe import first_listed_model, probe
 from conformance._profiles import PROFILES, Profile, endpoint_claiming, load_profile
 from conformance._redirects import distinct, watching
 from conformance._registry import CAPABILITIES, CHECKS
 from conformance._report import console_text, write_reports
-from conformance._runner import Result, RunResult, run
+from conformance._runner import RunResult, run, selected_ids
 from conformance._shown import shown
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "add_arguments", "run_command"]
@@ -50,12 +53,58 @@ _OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--report-json",), {"type": Path, "metavar": "PATH", "help": "write the JSON report"}),
     (("--junit",), {"type": Path, "metavar": "PATH", "help": "write JUnit XML"}),
     (
+        ("--config",),
+        {
+            "type": Path,
+            "metavar": "PATH",
+            "help": "read options from this TOML file (default: chatcompat.toml or "
+            "pyproject.toml's [tool.chatcompat], here or in a parent up to the repository root); "
+            "the command line wins",
+        },
+    ),
+    (
         ("--check",),
         {
             "action": "append",
             "dest": "checks",
-            "metavar": "ID",
-            "help": "run only this check (repeatable); see --list",
+            "metavar": "ID|GLOB",
+            "help": "run only the checks this id or glob names (repeatable); see --list",
+        },
+    ),
+    (
+        ("--exclude",),
+        {
+            "action": "append",
+            "default": [],
+            "metavar": "ID|GLOB",
+            "help": "do not run the checks this id or glob names (repeatable)",
+        },
+    ),
+    (
+        ("--fail-fast",),
+        {
+            "action": argparse.BooleanOptionalAction,
+            "default": False,
+            "help": "after the first check that fails the run, start no other (they are "
+            "skipped; those running finish)",
+        },
+    ),
+    (
+        ("--fail-on",),
+        {
+            "choices": ("failure", "warning"),
+            "default": "failure",
+            "help": "exit 1 on a failed or crashed check (failure, the default) or on a "
+            "warning too",
+        },
+    ),
+    (
+        ("--color",),
+        {
+            "choices": ("auto", "always", "never"),
+            "default": "auto",
+            "help": "colour the status words: auto (when stdout is a terminal and $NO_COLOR "
+            "is unset or empty), always, never",
         },
     ),
     (("--list",), {"action": "store_true", "help": "print the checks and exit"}),
@@ -98,7 +147,8 @@ _OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (
         ("--probe",),
         {
-            "action": "store_true",
+            "action": argparse.BooleanOptionalAction,
+            "default": False,
             "help": "find out the capabilities with a few requests, print them, and use them "
             "(within a third of --deadline)",
         },
@@ -209,22 +259,25 @@ _OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
 )
 
 
+_DEFAULTS: dict[str, Any] = {}  # dest -> default, applied after the command line and the file
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``chatcompat check`` (see :data:`_OPTIONS`)."""
+    """The options of ``chatcompat check`` (see :data:`_OPTIONS`). Every option parses to None
+    when not given, so that :func:`run_command` can tell the command line (which wins) from
+    the config file and the defaults."""
     for flags, options in _OPTIONS:
-        parser.add_argument(*flags, **options)
+        action = parser.add_argument(*flags, **{**options, "default": None})
+        _DEFAULTS.setdefault(action.dest, options.get("default"))
     parser.set_defaults(api_key=os.environ.get("CHATCOMPAT_API_KEY"))
 
 
-def _progress_bar(result: Result, finished: int, total: int) -> None:
-    """A one-line progress bar on stderr (a terminal only)."""
-    width = 30
-    filled = width * finished // max(total, 1)
-    bar = "=" * filled + " " * (width - filled)
-    end = "\n" if finished == total else ""
-    print(
-        f"\r[{bar}] {finished}/{total} {result.check.id:<32}", end=end, file=sys.stderr, flush=True
-    )
+def _configured(args: argparse.Namespace) -> ConfigFile | None:
+    """Complete ``args`` from the config file (--config, else the one found from the current
+    directory; every option but --config, --list, --dialect and --api-key), then the defaults;
+    the file read, if any. Raises ConfigError (see :mod:`conformance._config`)."""
+    options = options_from(_OPTIONS, skip={"config", "list", "dialect"}, names=PROFILES)
+    return completed(args, args.config or find_config(Path.cwd()), options, _DEFAULTS)
 
 
 def _list_checks() -> str:
@@ -317,15 +370,21 @@ def _probed(endpoint: Endpoint, args: argparse.Namespace, started: float) -> End
     )
 
 
+def _colour(args: argparse.Namespace) -> bool:
+    """Whether to colour stdout (--color; auto: a terminal and no $NO_COLOR)."""
+    return wants_colour(args.color, sys.stdout, os.environ)
+
+
 class _CannotStart(Exception):
     """The run cannot start; the message says why (exit status 2)."""
 
 
 def _argument_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with the arguments argparse let through, or None."""
-    unknown = sorted(set(args.checks or ()) - set(CHECKS))
-    if unknown:
-        return f"unknown check id(s): {', '.join(unknown)}"
+    try:
+        selected_ids(args.checks, args.exclude)
+    except ValueError as exc:
+        return str(exc)
     if (
         min(args.timeout, args.deadline) <= 0
         or min(args.concurrency, args.max_requests, args.max_examples) < 1
@@ -380,12 +439,12 @@ def _endpoint(args: argparse.Namespace, stack: contextlib.ExitStack, started: fl
 
 def _run(endpoint: Endpoint, args: argparse.Namespace, started: float) -> RunResult:
     """The run the arguments ask for (after the probe, with --probe), within --deadline of
-    ``started``."""
+    ``started``; what it shows as it goes: :func:`~conformance._live.live_output`."""
     if args.probe:
         endpoint = _probed(endpoint, args, started)
     return run(
         endpoint,
-        args.checks,
+        selected_ids(args.checks, args.exclude),
         schema_level=args.schema_level,
         concurrency=args.concurrency,
         deadline=args.deadline,
@@ -395,13 +454,17 @@ def _run(endpoint: Endpoint, args: argparse.Namespace, started: float) -> RunRes
             max_tokens=args.max_tokens,
             max_examples=args.max_examples,
         ),
-        progress=_progress_bar if sys.stderr.isatty() else None,
+        progress=live_output(sys.stdout, sys.stderr, args.api_key, colour=_colour(args)),
+        fail_fast=args.fail_fast,
+        fail_on=args.fail_on,
     )
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run the suite; the exit status says whether it passed (0), failed (1: a check failed or
-    crashed) or could not start (2). The redirects of every request it sends (the model
+    """Run the suite with ``args`` completed by the config file (:func:`_configured`); the
+    exit status says whether it passed (0), failed (1: a check failed or crashed, or warned
+    with --fail-on warning) or could not start (2: the config file or the arguments are
+    wrong, or the endpoint cannot be used). The redirects of every request it sends (the model
     listing, the probe, the checks) go to one collector: the run's reports list them all."""
     if args.list:
         print(_list_checks())
@@ -409,17 +472,20 @@ def run_command(args: argparse.Namespace) -> int:
     started = time.monotonic()  # --deadline counts from here
     with watching() as seen:
         try:
+            config = _configured(args)
+            if config is not None:
+                _say(f"config: {config.describe()}", args)
             problem = _argument_problem(args)
             if problem:
                 raise _CannotStart(problem)
             with contextlib.ExitStack() as stack:
                 result = _run(_endpoint(args, stack, started), args, started)
-        except _CannotStart as exc:
+        except (_CannotStart, ConfigError) as exc:
             lines = [f"chatcompat check: {exc}"]
             lines += [f"warning: redirected: {r.describe()}" for r in distinct(seen)]
             print(shown("\n".join(lines), args.api_key), file=sys.stderr)
             return EXIT_USAGE
-    print(console_text(result, price_per_mtok=args.price_per_mtok))
+    print(console_text(result, price_per_mtok=args.price_per_mtok, color=_colour(args)))
     write_reports(
         result,
         json_path=args.report_json,
