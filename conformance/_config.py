@@ -23,6 +23,7 @@ __all__ = [
     "Option",
     "completed",
     "find_config",
+    "noted",
     "options_from",
     "read_config",
 ]
@@ -205,19 +206,53 @@ def options_from(
     return options
 
 
+_GIVEN = "given_on_command_line"  # the namespace attribute: the dests the command line set
+
+
+class _NotesGiven(argparse.Action):
+    """Mixed into an option's own action: it acts as before, then notes its ``dest`` as given
+    on the command line (the config file does not override it)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        given = getattr(namespace, _GIVEN, None)
+        if given is None:  # one set per parse (a parser's defaults are shared by its parses)
+            given = set()
+            setattr(namespace, _GIVEN, given)
+        given.add(self.dest)
+
+
+_NOTING: dict[type[argparse.Action], type[argparse.Action]] = {}  # action class -> noting one
+
+
+def noted(action: argparse.Action) -> argparse.Action:
+    """``action`` (as ``parser.add_argument`` returned it), made to note its ``dest`` when the
+    command line gives the option, for :func:`completed`; it parses as before."""
+    cls = type(action)
+    if cls not in _NOTING:
+        _NOTING[cls] = type(f"Noting{cls.__name__}", (_NotesGiven, cls), {})
+    action.__class__ = _NOTING[cls]
+    return action
+
+
 def completed(
-    args: argparse.Namespace,
-    path: Path | None,
-    options: Mapping[str, Option],
-    defaults: Mapping[str, Any],
+    args: argparse.Namespace, path: Path | None, options: Mapping[str, Option]
 ) -> ConfigFile | None:
-    """Complete ``args`` (an option not given on the command line is None there): each such
-    ``dest`` of ``defaults`` takes the value the config file at ``path`` sets, else its
-    default; a list given on the command line replaces the file's. The file read, or None
-    without one; raises ConfigError (see :func:`read_config`)."""
-    config = None if path is None else read_config(path, options)
-    for dest, default in defaults.items():
-        if getattr(args, dest, None) is None:
-            value = config.values.get(dest, default) if config else default
+    """Complete ``args`` (parsed by options made :func:`noted`): each option the config file
+    at ``path`` sets takes its value there, unless the command line gave it (a list given on
+    the command line replaces the file's). The file read, or None without one; raises
+    ConfigError (see :func:`read_config`)."""
+    if path is None:
+        return None
+    config = read_config(path, options)
+    given = getattr(args, _GIVEN, None) or set()
+    for dest, value in config.values.items():
+        if dest not in given:
             setattr(args, dest, list(value) if isinstance(value, list) else value)
     return config

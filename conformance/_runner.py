@@ -225,8 +225,7 @@ async def run_checks(
     ``check_timeout`` and all within ``deadline`` seconds of ``started`` (a ``time.monotonic()``
     instant, default now: what ran before, a probe, counts); checks still running then fail.
     A check whose capability the endpoint does not claim is skipped before any is scheduled.
-    With ``fail_fast``, after the first check whose status fails the run (see ``fail_on``) no
-    other starts: those are skipped ("not run: --fail-fast after ID failed")."""
+    ``fail_fast``: after a check that fails the run (``fail_on``) none starts (skipped)."""
     checks = list(checks)
     started_wall, started = time.time(), time.monotonic() if started is None else started
     skips = {check.id: _unclaimed(check, endpoint) for check in checks}

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 from chatcompat import schemas
 from chatcompat.cli import DeprecatedSpelling
+from conformance import _config
 from conformance._colour import wants_colour
-from conformance._config import ConfigError, ConfigFile, completed, find_config, options_from
 from conformance._context import Budget
 from conformance._http import Endpoint
 from conformance._live import live_output
@@ -259,25 +259,21 @@ _OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
 )
 
 
-_DEFAULTS: dict[str, Any] = {}  # dest -> default, applied after the command line and the file
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``chatcompat check`` (see :data:`_OPTIONS`). Every option parses to None
-    when not given, so that :func:`run_command` can tell the command line (which wins) from
-    the config file and the defaults."""
+    """The options of ``chatcompat check`` (see :data:`_OPTIONS`), each noting when the command
+    line gives it (it then wins over the config file: :func:`run_command`)."""
     for flags, options in _OPTIONS:
-        action = parser.add_argument(*flags, **{**options, "default": None})
-        _DEFAULTS.setdefault(action.dest, options.get("default"))
+        _config.noted(parser.add_argument(*flags, **options))
     parser.set_defaults(api_key=os.environ.get("CHATCOMPAT_API_KEY"))
 
 
-def _configured(args: argparse.Namespace) -> ConfigFile | None:
+def _configured(args: argparse.Namespace) -> _config.ConfigFile | None:
     """Complete ``args`` from the config file (--config, else the one found from the current
-    directory; every option but --config, --list, --dialect and --api-key), then the defaults;
-    the file read, if any. Raises ConfigError (see :mod:`conformance._config`)."""
-    options = options_from(_OPTIONS, skip={"config", "list", "dialect"}, names=PROFILES)
-    return completed(args, args.config or find_config(Path.cwd()), options, _DEFAULTS)
+    directory; every option but --config, --list, --dialect and --api-key) where the command
+    line did not give them; the file read, if any. Raises ConfigError (see
+    :mod:`conformance._config`)."""
+    options = _config.options_from(_OPTIONS, skip={"config", "list", "dialect"}, names=PROFILES)
+    return _config.completed(args, args.config or _config.find_config(Path.cwd()), options)
 
 
 def _list_checks() -> str:
@@ -480,7 +476,7 @@ def run_command(args: argparse.Namespace) -> int:
                 raise _CannotStart(problem)
             with contextlib.ExitStack() as stack:
                 result = _run(_endpoint(args, stack, started), args, started)
-        except (_CannotStart, ConfigError) as exc:
+        except (_CannotStart, _config.ConfigError) as exc:
             lines = [f"chatcompat check: {exc}"]
             lines += [f"warning: redirected: {r.describe()}" for r in distinct(seen)]
             print(shown("\n".join(lines), args.api_key), file=sys.stderr)
