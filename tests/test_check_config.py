@@ -5,23 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
+from .test_check_run_control import check
 
-def check_in(folder, *args, env=None, timeout=120):
+
+def check_in(folder, *args, env=None):
     """``python -m conformance ARGS`` run in ``folder``."""
-    return subprocess.run(
-        [sys.executable, "-m", "conformance", *args],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=env,
-    )
+    return check(*args, cwd=folder, env=env)
 
 
 @pytest.fixture

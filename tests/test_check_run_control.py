@@ -10,11 +10,12 @@ import pty
 import re
 import subprocess
 import sys
-from contextlib import contextmanager
 
 import pytest
 
 from conformance import CHECKS
+
+from .test_cli import mock_process
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -38,25 +39,24 @@ def statuses(report_path):
     return {c["id"]: (c["status"], c["message"]) for c in report["checks"]}
 
 
-def test_check_takes_globs_and_exclude_removes_checks(tmp_path):
-    done = check(
-        "--check", "sse_*", "--check", "models_list", "--exclude", "sse_d*",
-        "--report-json", str(tmp_path / "r.json"),
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    expected = {i for i in CHECKS if i.startswith("sse_") and not i.startswith("sse_d")}
-    assert set(statuses(tmp_path / "r.json")) == expected | {"models_list"}
-    assert "sse_done" not in done.stdout
+SSE = {i for i in CHECKS if i.startswith("sse_")}
+MODEL = {i for i in CHECKS if i.startswith("model")}
 
 
-def test_exclude_alone_runs_every_other_check_in_the_report(tmp_path):
-    done = check(
-        "--check", "models_*", "--check", "model_*", "--exclude", "models_list",
-        "--report-json", str(tmp_path / "r.json"),
-    )  # fmt: skip
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--check", "sse_*", "--check", "models_list", "--exclude", "sse_d*"],
+         {i for i in SSE if not i.startswith("sse_d")} | {"models_list"}),
+        (["--check", "model*", "--exclude", "models_list"], MODEL - {"models_list"}),
+    ],
+    ids=["globs-and-exclude", "exclude-one"],
+)  # fmt: skip
+def test_check_takes_globs_and_exclude_removes_checks(tmp_path, args, expected):
+    done = check(*args, "--report-json", str(tmp_path / "r.json"))
     assert done.returncode == 0, done.stdout + done.stderr
-    ids = set(statuses(tmp_path / "r.json"))
-    assert ids == {i for i in CHECKS if i.startswith("model")} - {"models_list"}
+    assert set(statuses(tmp_path / "r.json")) == expected
+    assert f"{len(expected)} checks: {len(expected)} passed" in done.stdout
 
 
 @pytest.mark.parametrize(
@@ -178,47 +178,26 @@ def test_without_a_terminal_colour_is_off_by_default():
     assert "\x1b" not in done.stdout + done.stderr
 
 
-@contextmanager
-def mock_process(*args):
-    """``chatcompat mock --port 0 ARGS`` in a child process; yields (its base URL, the
-    process); always stopped."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mockserver", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        line = process.stdout.readline()
-        assert line.startswith("chatcompat mock listening on "), line
-        yield line.split()[-1], process
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        process.stdout.close()
-
-
 def test_a_pipe_shows_each_check_as_it_finishes_before_the_run_ends():
     """``chatcompat check | cat``: the first check's line arrives while the last check is still
     held by the server (its stream's first event is 60 s away), so before the run ends."""
-    with mock_process("--ttft", "60") as (url, server):
+    with mock_process("--ttft", "60") as url:
         run = subprocess.Popen(
             [sys.executable, "-m", "chatcompat", "check", "--base-url", url, "--model", "m",
              "--check", "models_list", "--check", "sse_done", "--timeout", "120"],
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
             text=True,
         )  # fmt: skip
         try:
             first = run.stdout.readline()
             still_running = run.poll() is None
-            server.terminate()  # sse_done can end only now: its stream is cut
-            rest = run.stdout.read()
-            run.wait(timeout=60)
-        finally:
+        except BaseException:
             run.kill()
-            run.stdout.close()
-            run.stderr.close()
+            raise
+    # the mock has stopped: only now can sse_done end (its stream cut)
+    with run:
+        rest = run.stdout.read()
     assert re.fullmatch(r"1/2 PASS  models_list +\d+\.\d\ds\n", first), first
     assert still_running
     lines = rest.splitlines()
