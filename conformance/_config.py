@@ -112,7 +112,8 @@ def read_config(path: Path, options: Mapping[str, Option]) -> ConfigFile:
     table = ""
     if path.name == PYPROJECT:
         table = "tool.chatcompat"
-        data = data.get("tool", {}).get("chatcompat", {})
+        tool = data.get("tool", {})
+        data = tool.get("chatcompat", {}) if isinstance(tool, dict) else {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: [tool.chatcompat] must be a table")
     where = f"{path} [{table}]" if table else str(path)
