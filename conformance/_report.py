@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from chatcompat import __version__
+from conformance._colour import MARKS, counts_painted, mark_painted
 from conformance._outcome import Outcome, Status
 from conformance._registry import GROUPS
 from conformance._runner import Result, RunResult
@@ -31,13 +32,7 @@ __all__ = [
 ]
 
 REPORT_VERSION = 2
-_MARK = {
-    Status.PASSED: "PASS",
-    Status.FAILED: "FAIL",
-    Status.WARNING: "WARN",
-    Status.SKIPPED: "SKIP",
-    Status.ERROR: "ERROR",
-}
+_MARK = MARKS
 
 
 def _ordered(run: RunResult) -> list[Result]:
@@ -71,9 +66,13 @@ def redirect_warnings(run: RunResult, quote: Callable[[str], str] = inline) -> l
     return lines
 
 
-def console_text(run: RunResult, *, price_per_mtok: float | None = None) -> str:
+def console_text(
+    run: RunResult, *, price_per_mtok: float | None = None, color: bool = False
+) -> str:
     """The table of checks by group, the redirects followed, then the details of each check
-    that did not pass."""
+    that did not pass; with ``color``, the status words and the summary's counts in ANSI
+    colours (:mod:`conformance._colour`)."""
+    painted: dict[int, Status | None] = {}  # line -> the status whose word it holds (None: counts)
     width = max([len(r.check.id) for r in run.results] + [5])
     key = run.endpoint.api_key
     lines = [
@@ -84,10 +83,12 @@ def console_text(run: RunResult, *, price_per_mtok: float | None = None) -> str:
         f"{'group':<9} {'check':<{width}}  {'status':<6} {'time':>7}  description",
     ]
     for result in _ordered(run):
+        painted[len(lines)] = result.status
         lines.append(
             f"{result.check.group:<9} {result.check.id:<{width}}  {_MARK[result.status]:<6} "
             f"{result.duration:>6.2f}s  {result.check.doc}"
         )
+    painted[len(lines) + 1] = None
     lines += [
         "",
         f"{len(run.results)} checks: {_counts(run)} in {run.duration:.1f} s; "
@@ -96,9 +97,21 @@ def console_text(run: RunResult, *, price_per_mtok: float | None = None) -> str:
     ]
     details = [r for r in _ordered(run) if r.status is not Status.PASSED]
     for result in details:
+        painted[len(lines) + 1] = result.status
         lines += ["", f"[{_MARK[result.status]}] {result.check.id}: {result.check.doc}"]
         lines += [f"    {line}" for line in result.outcome.text.splitlines()]
-    return shown("\n".join(lines), key)
+    text = shown("\n".join(lines), key)
+    return _coloured(text, painted) if color else text
+
+
+def _coloured(text: str, painted: dict[int, Status | None]) -> str:
+    """``text`` (already :func:`~conformance._shown.shown`: it keeps every LF, so the lines are
+    where console_text put them) with the status word of each line in ``painted`` coloured, or
+    its counts (None); no other line is touched."""
+    lines = text.split("\n")
+    for at, status in painted.items():
+        lines[at] = counts_painted(lines[at]) if status is None else mark_painted(lines[at], status)
+    return "\n".join(lines)
 
 
 def _counts(run: RunResult) -> str:

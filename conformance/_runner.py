@@ -4,9 +4,11 @@ check's end becomes a :class:`Result` holding its typed :class:`~conformance._ou
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
 import aiohttp
 
@@ -18,7 +20,19 @@ from conformance._outcome import Outcome, Status, outcome_of
 from conformance._redirects import Redirect, distinct, watching
 from conformance._registry import CHECKS, Check
 
-__all__ = ["Progress", "Result", "RunResult", "run", "run_checks"]
+__all__ = [
+    "FailOn",
+    "Progress",
+    "Result",
+    "RunResult",
+    "failing",
+    "run",
+    "run_checks",
+    "selected_ids",
+]
+
+# what fails a run: a failed or crashed check ("failure"), or a warning too ("warning")
+FailOn = Literal["failure", "warning"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,7 @@ class RunResult:
     counts: dict[str, int] = field(default_factory=dict)  # status value -> checks, all five
     # followed in the run (and in the command around it: model listing, probe), each once
     redirects: list[Redirect] = field(default_factory=list)
+    fail_on: FailOn = "failure"  # "warning": a warning fails the run too (--fail-on warning)
 
     def __post_init__(self) -> None:
         self.counts = {status.value: 0 for status in Status}
@@ -63,8 +78,43 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        """True when no check failed or crashed (warnings and skips allowed)."""
-        return self.counts[Status.FAILED] == 0 and self.counts[Status.ERROR] == 0
+        """True when no check failed or crashed (skips allowed; warnings too, unless
+        ``fail_on`` is ``"warning"``)."""
+        return not any(self.counts[status] for status in failing(self.fail_on))
+
+
+def failing(fail_on: FailOn) -> frozenset[Status]:
+    """The statuses that fail a run (and stop it, with ``fail_fast``)."""
+    statuses = {Status.FAILED, Status.ERROR}
+    return frozenset(statuses | {Status.WARNING} if fail_on == "warning" else statuses)
+
+
+def selected_ids(patterns: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> list[str]:
+    """The ids of the checks to run: those ``patterns`` name (ids or :mod:`fnmatch` globs, in
+    their order, each id once; None: every check, in registry order) but those ``exclude``
+    names. Raises ValueError naming every pattern that matches no check (``--check`` or
+    ``--exclude``), or when no check is left."""
+    unmatched: list[str] = []
+
+    def matching(pattern: str, flag: str) -> list[str]:
+        ids = fnmatch.filter(CHECKS, pattern)
+        if not ids:
+            unmatched.append(f"{flag} {pattern}")
+        return ids
+
+    chosen = (
+        list(CHECKS) if patterns is None else [i for p in patterns for i in matching(p, "--check")]
+    )
+    dropped = {i for p in exclude for i in matching(p, "--exclude")}
+    if unmatched:
+        raise ValueError(
+            f"unknown check id(s) or pattern(s) matching no check: {', '.join(unmatched)} "
+            "(see chatcompat check --list)"
+        )
+    ids = [i for i in dict.fromkeys(chosen) if i not in dropped]
+    if not ids:
+        raise ValueError("no check is left to run: --exclude removes every check --check selects")
+    return ids
 
 
 def _unclaimed(check: Check, endpoint: Endpoint) -> Result | None:
@@ -97,6 +147,32 @@ async def _run_one(ctx: Context, check: Check, check_timeout: float) -> Result:
 Progress = Callable[[Result, int, int], None]  # (result, finished, total)
 
 
+class _FailFast:
+    """``--fail-fast``: once a check ends with a status in ``stop_on``, the checks not started
+    yet are skipped, saying after which check (those running finish)."""
+
+    _VERB: ClassVar[dict[Status, str]] = {
+        Status.FAILED: "failed",
+        Status.ERROR: "crashed",
+        Status.WARNING: "warned",
+    }
+
+    def __init__(self, stop_on: frozenset[Status]) -> None:
+        self.stop_on = stop_on
+        self.after: Result | None = None
+
+    def saw(self, result: Result) -> None:
+        if self.after is None and result.status in self.stop_on:
+            self.after = result
+
+    def skip(self, check: Check) -> Result | None:
+        """The skip of ``check`` once the run stopped, else None (it runs)."""
+        if self.after is None:
+            return None
+        why = f"not run: --fail-fast after {self.after.check.id} {self._VERB[self.after.status]}"
+        return Result(check, Outcome(Status.SKIPPED, why), 0.0)
+
+
 async def _scheduled(
     ctx: Context,
     checks: list[Check],
@@ -105,15 +181,20 @@ async def _scheduled(
     concurrency: int,
     wait: float | None,
     finished: Callable[[Result], None],
+    fail_fast: _FailFast | None = None,
 ) -> dict[str, asyncio.Task[Result]]:
     """Run ``checks`` at most ``concurrency`` at a time, each within ``limit`` seconds, for at
     most ``wait`` seconds in all (those still running or waiting then are cancelled); their
-    tasks by check id. ``finished`` is told of each result as it comes."""
+    tasks by check id. ``finished`` is told of each result as it comes; with ``fail_fast``,
+    those that had not started when it stopped the run are skipped."""
     gate = asyncio.Semaphore(concurrency)
 
     async def gated(check: Check) -> Result:
         async with gate:
-            result = await _run_one(ctx, check, limit)
+            skipped = fail_fast.skip(check) if fail_fast is not None else None
+            result = skipped or await _run_one(ctx, check, limit)
+            if fail_fast is not None:
+                fail_fast.saw(result)
         finished(result)
         return result
 
@@ -137,11 +218,14 @@ async def run_checks(
     started: float | None = None,
     budget: Budget | None = None,
     progress: Progress | None = None,
+    fail_fast: bool = False,
+    fail_on: FailOn = "failure",
 ) -> RunResult:
     """Run ``checks`` against ``endpoint``, at most ``concurrency`` at a time, each within
     ``check_timeout`` and all within ``deadline`` seconds of ``started`` (a ``time.monotonic()``
     instant, default now: what ran before, a probe, counts); checks still running then fail.
-    A check whose capability the endpoint does not claim is skipped before any is scheduled."""
+    A check whose capability the endpoint does not claim is skipped before any is scheduled.
+    ``fail_fast``: after a check that fails the run (``fail_on``) none starts (skipped)."""
     checks = list(checks)
     started_wall, started = time.time(), time.monotonic() if started is None else started
     skips = {check.id: _unclaimed(check, endpoint) for check in checks}
@@ -168,6 +252,7 @@ async def run_checks(
                 concurrency=concurrency,
                 wait=wait,
                 finished=finished,
+                fail_fast=_FailFast(failing(fail_on)) if fail_fast else None,
             )
     results = [_result_of(c, skips[c.id], tasks.get(c.id), deadline, started) for c in checks]
     return RunResult(
@@ -180,6 +265,7 @@ async def run_checks(
         tokens=ctx.budget.tokens,
         retries=ctx.budget.retries,
         redirects=distinct(seen),
+        fail_on=fail_on,
     )
 
 
@@ -210,10 +296,12 @@ def run(
     started: float | None = None,
     budget: Budget | None = None,
     progress: Progress | None = None,
+    fail_fast: bool = False,
+    fail_on: FailOn = "failure",
 ) -> RunResult:
-    """Run the checks named by ``ids`` (default: all) against ``endpoint`` and wait; the
-    keywords are :func:`run_checks`' (``check_timeout`` defaults to 3 request timeouts,
-    ``deadline`` counts from ``started``)."""
+    """Run the checks named by ``ids`` (default: all; see :func:`selected_ids` for globs)
+    against ``endpoint`` and wait; the keywords are :func:`run_checks`' (``check_timeout``
+    defaults to 3 request timeouts, ``deadline`` counts from ``started``)."""
     unknown = sorted(set(ids or ()) - set(CHECKS))
     if unknown:
         raise ValueError(f"unknown check id(s) {unknown}; see chatcompat check --list")
@@ -229,5 +317,7 @@ def run(
             started=started,
             budget=budget,
             progress=progress,
+            fail_fast=fail_fast,
+            fail_on=fail_on,
         )
     )

@@ -17,15 +17,18 @@ from urllib.parse import urlsplit
 
 from chatcompat import schemas
 from chatcompat.cli import DeprecatedSpelling
+from conformance import _config
+from conformance._colour import wants_colour
 from conformance._context import Budget
 from conformance._http import Endpoint
 from conformance._hypothesis_home import hypothesis_home_outside_cwd
+from conformance._live import live_output
 from conformance._probe import first_listed_model, probe
 from conformance._profiles import PROFILES, Profile, endpoint_claiming, load_profile
 from conformance._redirects import distinct, watching
 from conformance._registry import CAPABILITIES, CHECKS
 from conformance._report import console_text, write_reports
-from conformance._runner import Result, RunResult, run
+from conformance._runner import RunResult, run, selected_ids
 from conformance._shown import shown
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "add_arguments", "run_command"]
@@ -51,12 +54,58 @@ _OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--report-json",), {"type": Path, "metavar": "PATH", "help": "write the JSON report"}),
     (("--junit",), {"type": Path, "metavar": "PATH", "help": "write JUnit XML"}),
     (
+        ("--config",),
+        {
+            "type": Path,
+            "metavar": "PATH",
+            "help": "read options from this TOML file (default: chatcompat.toml or "
+            "pyproject.toml's [tool.chatcompat], here or in a parent up to the repository root); "
+            "the command line wins",
+        },
+    ),
+    (
         ("--check",),
         {
             "action": "append",
             "dest": "checks",
-            "metavar": "ID",
-            "help": "run only this check (repeatable); see --list",
+            "metavar": "ID|GLOB",
+            "help": "run only the checks this id or glob names (repeatable); see --list",
+        },
+    ),
+    (
+        ("--exclude",),
+        {
+            "action": "append",
+            "default": [],
+            "metavar": "ID|GLOB",
+            "help": "do not run the checks this id or glob names (repeatable)",
+        },
+    ),
+    (
+        ("--fail-fast",),
+        {
+            "action": argparse.BooleanOptionalAction,
+            "default": False,
+            "help": "after the first check that fails the run, start no other (they are "
+            "skipped; those running finish)",
+        },
+    ),
+    (
+        ("--fail-on",),
+        {
+            "choices": ("failure", "warning"),
+            "default": "failure",
+            "help": "exit 1 on a failed or crashed check (failure, the default) or on a "
+            "warning too",
+        },
+    ),
+    (
+        ("--color",),
+        {
+            "choices": ("auto", "always", "never"),
+            "default": "auto",
+            "help": "colour the status words: auto (when stdout is a terminal and $NO_COLOR "
+            "is unset or empty), always, never",
         },
     ),
     (("--list",), {"action": "store_true", "help": "print the checks and exit"}),
@@ -99,7 +148,8 @@ _OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (
         ("--probe",),
         {
-            "action": "store_true",
+            "action": argparse.BooleanOptionalAction,
+            "default": False,
             "help": "find out the capabilities with a few requests, print them, and use them "
             "(within a third of --deadline)",
         },
@@ -211,21 +261,20 @@ _OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``chatcompat check`` (see :data:`_OPTIONS`)."""
+    """The options of ``chatcompat check`` (see :data:`_OPTIONS`), each noting when the command
+    line gives it (it then wins over the config file: :func:`run_command`)."""
     for flags, options in _OPTIONS:
-        parser.add_argument(*flags, **options)
+        _config.noted(parser.add_argument(*flags, **options))
     parser.set_defaults(api_key=os.environ.get("CHATCOMPAT_API_KEY"))
 
 
-def _progress_bar(result: Result, finished: int, total: int) -> None:
-    """A one-line progress bar on stderr (a terminal only)."""
-    width = 30
-    filled = width * finished // max(total, 1)
-    bar = "=" * filled + " " * (width - filled)
-    end = "\n" if finished == total else ""
-    print(
-        f"\r[{bar}] {finished}/{total} {result.check.id:<32}", end=end, file=sys.stderr, flush=True
-    )
+def _configured(args: argparse.Namespace) -> _config.ConfigFile | None:
+    """Complete ``args`` from the config file (--config, else the one found from the current
+    directory; every option but --config, --list, --dialect and --api-key) where the command
+    line did not give them; the file read, if any. Raises ConfigError (see
+    :mod:`conformance._config`)."""
+    options = _config.options_from(_OPTIONS, skip={"config", "list", "dialect"}, names=PROFILES)
+    return _config.completed(args, args.config or _config.find_config(Path.cwd()), options)
 
 
 def _list_checks() -> str:
@@ -318,15 +367,21 @@ def _probed(endpoint: Endpoint, args: argparse.Namespace, started: float) -> End
     )
 
 
+def _colour(args: argparse.Namespace) -> bool:
+    """Whether to colour stdout (--color; auto: a terminal and no $NO_COLOR)."""
+    return wants_colour(args.color, sys.stdout, os.environ)
+
+
 class _CannotStart(Exception):
     """The run cannot start; the message says why (exit status 2)."""
 
 
 def _argument_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with the arguments argparse let through, or None."""
-    unknown = sorted(set(args.checks or ()) - set(CHECKS))
-    if unknown:
-        return f"unknown check id(s): {', '.join(unknown)}"
+    try:
+        selected_ids(args.checks, args.exclude)
+    except ValueError as exc:
+        return str(exc)
     if (
         min(args.timeout, args.deadline) <= 0
         or min(args.concurrency, args.max_requests, args.max_examples) < 1
@@ -381,12 +436,12 @@ def _endpoint(args: argparse.Namespace, stack: contextlib.ExitStack, started: fl
 
 def _run(endpoint: Endpoint, args: argparse.Namespace, started: float) -> RunResult:
     """The run the arguments ask for (after the probe, with --probe), within --deadline of
-    ``started``."""
+    ``started``; what it shows as it goes: :func:`~conformance._live.live_output`."""
     if args.probe:
         endpoint = _probed(endpoint, args, started)
     return run(
         endpoint,
-        args.checks,
+        selected_ids(args.checks, args.exclude),
         schema_level=args.schema_level,
         concurrency=args.concurrency,
         deadline=args.deadline,
@@ -396,13 +451,17 @@ def _run(endpoint: Endpoint, args: argparse.Namespace, started: float) -> RunRes
             max_tokens=args.max_tokens,
             max_examples=args.max_examples,
         ),
-        progress=_progress_bar if sys.stderr.isatty() else None,
+        progress=live_output(sys.stdout, sys.stderr, args.api_key, colour=_colour(args)),
+        fail_fast=args.fail_fast,
+        fail_on=args.fail_on,
     )
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run the suite; the exit status says whether it passed (0), failed (1: a check failed or
-    crashed) or could not start (2). The redirects of every request it sends (the model
+    """Run the suite with ``args`` completed by the config file (:func:`_configured`); the
+    exit status says whether it passed (0), failed (1: a check failed or crashed, or warned
+    with --fail-on warning) or could not start (2: the config file or the arguments are
+    wrong, or the endpoint cannot be used). The redirects of every request it sends (the model
     listing, the probe, the checks) go to one collector: the run's reports list them all."""
     if args.list:
         print(_list_checks())
@@ -410,17 +469,20 @@ def run_command(args: argparse.Namespace) -> int:
     started = time.monotonic()  # --deadline counts from here
     with watching() as seen, hypothesis_home_outside_cwd():
         try:
+            config = _configured(args)
+            if config is not None:
+                _say(f"config: {config.describe()}", args)
             problem = _argument_problem(args)
             if problem:
                 raise _CannotStart(problem)
             with contextlib.ExitStack() as stack:
                 result = _run(_endpoint(args, stack, started), args, started)
-        except _CannotStart as exc:
+        except (_CannotStart, _config.ConfigError) as exc:
             lines = [f"chatcompat check: {exc}"]
             lines += [f"warning: redirected: {r.describe()}" for r in distinct(seen)]
             print(shown("\n".join(lines), args.api_key), file=sys.stderr)
             return EXIT_USAGE
-    print(console_text(result, price_per_mtok=args.price_per_mtok))
+    print(console_text(result, price_per_mtok=args.price_per_mtok, color=_colour(args)))
     write_reports(
         result,
         json_path=args.report_json,
