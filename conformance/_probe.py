@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 
 from conformance._context import WEATHER_TOOL, Budget, Context
-from conformance._http import Endpoint, Exchange, send
-from conformance._shown import shown
+from conformance._http import Endpoint, Exchange
+from conformance._preflight import listing_problem, model_listing
 
 __all__ = ["PROBED", "Finding", "first_listed_model", "probe"]
 
@@ -162,28 +162,15 @@ async def probe(
 
 
 async def first_listed_model(endpoint: Endpoint) -> str:
-    """The id of the first model ``GET {base}/models`` lists (``endpoint.model`` is not used;
-    its key, timeouts and size limit are), as sent: the caller shows it. Raises ValueError
-    saying what was seen (on one line, the key redacted) when no answer came, or not in time,
-    the status is not 200, or the body lists no model id. Its redirects are noted
+    """The id of the first model ``GET {base}/models`` lists, in any shape
+    :func:`~conformance._preflight.listed_models` reads (``endpoint.model`` is not used; its
+    key, timeouts and size limit are), as sent: the caller shows it. Raises ValueError saying
+    what was seen (on one line, the key redacted) when no answer came, or not in time, the
+    status is not 200, or the body lists no model id. Its redirects are noted
     (:func:`~conformance._redirects.note`) like any exchange's."""
     async with aiohttp.ClientSession(trust_env=False) as session:
-        exchange = await send(session, endpoint, "GET", "/models")
-    where = f"GET {shown(exchange.url, endpoint.api_key, inline=True)}"
-    error = shown(exchange.error or "", endpoint.api_key, inline=True)
-    if exchange.status is None:
-        raise ValueError(f"{where} got no answer ({error})")
-    if exchange.timed_out:
-        raise ValueError(f"{where} answered {exchange.status} but {error}")
-    # redacted, on one line, then cut
-    body = shown(exchange.body, endpoint.api_key, inline=True)[:200] or "(empty)"
-    if exchange.status != 200:
-        raise ValueError(f"{where} answered {exchange.status}: {body}")
-    try:
-        listed = exchange.json().get("data")
-        first = listed[0]["id"] if isinstance(listed, list) and listed else None
-    except (ValueError, AttributeError, TypeError, KeyError):
-        first = None
-    if not isinstance(first, str) or not first:
-        raise ValueError(f"{where} lists no model id: {body}")
-    return first
+        listing = await model_listing(session, endpoint)
+    problem = listing_problem(listing, endpoint.api_key)
+    if problem:
+        raise ValueError(problem)
+    return listing.models[0]
