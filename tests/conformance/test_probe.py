@@ -69,7 +69,11 @@ def test_first_listed_model_is_the_first_id(start_mock):
             b'{"object": "list", "data": []}',
             'lists no model id: {"object": "list", "data": []}',
         ),
-        (200, b'{"data": [{"name": "m"}]}', 'lists no model id: {"data": [{"name": "m"}]}'),
+        (
+            200,
+            b'{"data": [{"object": "model"}]}',
+            'lists no model id: {"data": [{"object": "model"}]}',
+        ),
         (200, b"<html>", "lists no model id: <html>"),
         (500, b"oops", "answered 500: oops"),
     ],
