@@ -167,7 +167,7 @@ _OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
             "type": float,
             "default": 900.0,
             "metavar": "S",
-            "help": "seconds for the whole run, --probe and the model listing included; checks "
+            "help": "seconds for the whole run, the preflight and --probe included; checks "
             "still running then fail (900)",
         },
     ),
@@ -390,8 +390,8 @@ def _run(
 
 def run_command(args: argparse.Namespace) -> int:
     """Run the suite; the exit status says whether it passed (0), failed (1: a check failed or
-    crashed) or could not start (2). The redirects of every request it sends (the model
-    listing, the probe, the checks) go to one collector: the run's reports list them all."""
+    crashed) or could not start (2). The redirects of every request it sends (the preflight's,
+    the probe's, the checks') go to one collector: the run's reports list them all."""
     if args.list:
         print(_list_checks())
         return EXIT_OK
