@@ -81,6 +81,15 @@ def test_an_unreachable_port_exits_2():
     assert done.stdout == ""
 
 
+def test_no_tls_where_https_was_asked_exits_2():
+    with mock_process() as url:
+        done = check("--base-url", url.replace("http://", "https://"), "--model", "m")
+    assert done.returncode == 2
+    assert done.stderr.startswith("chatcompat check: cannot reach the endpoint: ")
+    assert "SSL" in done.stderr
+    assert done.stdout == ""
+
+
 @pytest.mark.parametrize(
     ("key", "said"),
     [
