@@ -27,6 +27,7 @@ __all__ = [
     "CannotStart",
     "Listing",
     "Preflight",
+    "first_listed_model",
     "listed_models",
     "listing_problem",
     "model_listing",
@@ -156,9 +157,10 @@ async def model_listing(session: aiohttp.ClientSession, endpoint: Endpoint) -> L
     return Listing(tuple(pages), tuple(models))
 
 
-def _seen(exchange: Exchange, key: str | None) -> str:
+def _seen(exchange: Exchange, key: str | None, *, listing: bool = False) -> str:
     """``METHOD URL`` and what came back: ``answered STATUS: BODY`` (the body redacted, on one
-    line, cut at 200 chars), ``got no answer (why)`` or ``answered STATUS but (why)``."""
+    line, cut at 200 chars; for a ``listing`` that answered 200, ``lists no model id: BODY``),
+    ``got no answer (why)`` or ``answered STATUS but (why)``."""
     where = f"{exchange.method} {shown(exchange.url, key, inline=True)}"
     error = shown(exchange.error or "", key, inline=True)
     if exchange.status is None:
@@ -166,6 +168,8 @@ def _seen(exchange: Exchange, key: str | None) -> str:
     if exchange.timed_out:
         return f"{where} answered {exchange.status} but {error}"
     body = shown(exchange.body, key, inline=True)[:200] or "(empty)"
+    if listing and exchange.status == 200:
+        return f"{where} lists no model id: {body}"
     return f"{where} answered {exchange.status}: {body}"
 
 
@@ -173,12 +177,20 @@ def listing_problem(listing: Listing, key: str | None) -> str | None:
     """None when ``listing`` lists a model, else what was seen (on one line, ``key``
     redacted): ``GET URL got no answer (...)``, ``... answered STATUS: BODY`` or ``... lists
     no model id: BODY``."""
-    if listing.models:
-        return None
-    seen = _seen(listing.last, key)
-    if listing.last.status == 200 and not listing.last.timed_out:
-        return seen.replace(" answered 200:", " lists no model id:", 1)
-    return seen
+    return None if listing.models else _seen(listing.last, key, listing=True)
+
+
+async def first_listed_model(endpoint: Endpoint) -> str:
+    """The id of the first model ``GET {base}/models`` lists (:func:`model_listing`;
+    ``endpoint.model`` is not used, its key, timeouts and size limit are), as sent: the caller
+    shows it. Raises ValueError saying what was seen (:func:`listing_problem`). Its redirects
+    are noted (:func:`~conformance._redirects.note`) like any exchange's."""
+    async with aiohttp.ClientSession(trust_env=False) as session:
+        listing = await model_listing(session, endpoint)
+    problem = listing_problem(listing, endpoint.api_key)
+    if problem:
+        raise ValueError(problem)
+    return listing.models[0]
 
 
 def _chat_body(model: str) -> dict[str, Any]:
@@ -263,14 +275,14 @@ async def _listed_or_stop(
     session: aiohttp.ClientSession, endpoint: Endpoint, listing: Listing
 ) -> str:
     """The first model ``listing`` lists; raises CannotStart saying what was seen."""
-    key, first = endpoint.api_key, listing.last
-    problem = _unreachable(first, key) or _auth_problem(first, key)
+    key, last = endpoint.api_key, listing.last
+    problem = _unreachable(last, key) or _auth_problem(last, key)
     if problem:
         raise CannotStart(problem)
     if listing.models:
         return listing.models[0]
     said = f"no --model given, and {listing_problem(listing, key)}; pass --model ID"
-    if first.status == 404:
+    if last.status == 404:
         guess = await _guessed_base(session, endpoint)
         said += f" (did you mean {guess}?)" if guess else f" ({ROUTE_HINT})"
     raise CannotStart(said)

@@ -1,5 +1,5 @@
 """What an endpoint says about itself: ``--probe`` finds out what it supports with a few small
-requests; :func:`first_listed_model` is the model a run without ``--model`` tests."""
+requests."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ import aiohttp
 
 from conformance._context import WEATHER_TOOL, Budget, Context
 from conformance._http import Endpoint, Exchange
-from conformance._preflight import listing_problem, model_listing
 
-__all__ = ["PROBED", "Finding", "first_listed_model", "probe"]
+__all__ = ["PROBED", "Finding", "probe"]
 
 
 @dataclass(frozen=True)
@@ -159,18 +158,3 @@ async def probe(
             await asyncio.wait_for(steps(ctx), within)
     late = f"not found out: the probe's {within or 0:.0f} s ran out"
     return [found.get(cap) or Finding(cap, False, late) for cap in PROBED], context[0]
-
-
-async def first_listed_model(endpoint: Endpoint) -> str:
-    """The id of the first model ``GET {base}/models`` lists, in any shape
-    :func:`~conformance._preflight.listed_models` reads (``endpoint.model`` is not used; its
-    key, timeouts and size limit are), as sent: the caller shows it. Raises ValueError saying
-    what was seen (on one line, the key redacted) when no answer came, or not in time, the
-    status is not 200, or the body lists no model id. Its redirects are noted
-    (:func:`~conformance._redirects.note`) like any exchange's."""
-    async with aiohttp.ClientSession(trust_env=False) as session:
-        listing = await model_listing(session, endpoint)
-    problem = listing_problem(listing, endpoint.api_key)
-    if problem:
-        raise ValueError(problem)
-    return listing.models[0]

@@ -17,8 +17,7 @@ import pytest
 from aiohttp import web
 
 from conformance._http import Endpoint
-from conformance._preflight import _guesses, listed_models
-from conformance._probe import first_listed_model
+from conformance._preflight import _guesses, first_listed_model, listed_models
 
 from ..test_cli import mock_process
 from .test_broken_endpoints import RawServer
@@ -214,6 +213,50 @@ def test_the_preflight_does_not_count_against_max_requests():
 )  # fmt: skip
 def test_listed_models_reads_the_shapes_servers_send(data, ids):
     assert listed_models(data) == ids
+
+
+def test_first_listed_model_is_the_first_id(start_mock):
+    server = start_mock(api_key="sk-list", models=("first", "second"))
+    endpoint = Endpoint(server.base_url, "", "sk-list", timeout=5)
+    assert asyncio.run(first_listed_model(endpoint)) == "first"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "seen"),
+    [
+        (
+            200,
+            b'{"object": "list", "data": []}',
+            'lists no model id: {"object": "list", "data": []}',
+        ),
+        (
+            200,
+            b'{"data": [{"object": "model"}]}',
+            'lists no model id: {"data": [{"object": "model"}]}',
+        ),
+        (200, b"<html>", "lists no model id: <html>"),
+        (500, b"oops", "answered 500: oops"),
+    ],
+    ids=["empty", "no-id", "not-json", "500"],
+)
+def test_first_listed_model_says_what_was_seen(status, body, seen):
+    async def listing(request: web.Request) -> web.Response:
+        return web.Response(status=status, body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("GET", "/v1/models", listing)
+    with RawServer(app) as server:
+        base = f"http://127.0.0.1:{server.port}/v1"
+        with pytest.raises(ValueError) as caught:
+            asyncio.run(first_listed_model(Endpoint(base, "", timeout=5)))
+    assert str(caught.value) == f"GET {base}/models {seen}"
+
+
+def test_first_listed_model_without_an_answer():
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/v1"
+    with pytest.raises(ValueError, match=rf"^GET {base}/models got no answer \(\w+"):
+        asyncio.run(first_listed_model(Endpoint(base, "", timeout=5)))
 
 
 def test_the_listing_follows_pages_while_they_list_nothing():
