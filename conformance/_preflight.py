@@ -148,11 +148,16 @@ def _parsed(exchange: Exchange) -> list[str]:
 
 async def model_listing(session: aiohttp.ClientSession, endpoint: Endpoint) -> Listing:
     """``GET {base}/models`` with ``endpoint``'s key and timeouts, and while a page lists no
-    model and says ``has_more``, its next pages (at most :data:`MAX_PAGES` in all)."""
+    model and says ``has_more``, its next pages (at most :data:`MAX_PAGES` in all, all
+    within ``endpoint.timeout`` seconds)."""
+    end = time.monotonic() + endpoint.timeout
     pages = [await send(session, endpoint, "GET", "/models")]
     models = _parsed(pages[0])
     while not models and len(pages) < MAX_PAGES and (path := _next_page(pages[-1])):
-        pages.append(await send(session, endpoint, "GET", path))
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        pages.append(await send(session, dataclasses.replace(endpoint, timeout=left), "GET", path))
         models = _parsed(pages[-1])
     return Listing(tuple(pages), tuple(models))
 
