@@ -1,5 +1,5 @@
 """What an endpoint says about itself: ``--probe`` finds out what it supports with a few small
-requests; :func:`first_listed_model` is the model a run without ``--model`` tests."""
+requests."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from typing import Any
 import aiohttp
 
 from conformance._context import WEATHER_TOOL, Budget, Context
-from conformance._http import Endpoint, Exchange, send
-from conformance._shown import shown
+from conformance._http import Endpoint, Exchange
 
-__all__ = ["PROBED", "Finding", "first_listed_model", "probe"]
+__all__ = ["PROBED", "Finding", "probe"]
 
 
 @dataclass(frozen=True)
@@ -159,31 +158,3 @@ async def probe(
             await asyncio.wait_for(steps(ctx), within)
     late = f"not found out: the probe's {within or 0:.0f} s ran out"
     return [found.get(cap) or Finding(cap, False, late) for cap in PROBED], context[0]
-
-
-async def first_listed_model(endpoint: Endpoint) -> str:
-    """The id of the first model ``GET {base}/models`` lists (``endpoint.model`` is not used;
-    its key, timeouts and size limit are), as sent: the caller shows it. Raises ValueError
-    saying what was seen (on one line, the key redacted) when no answer came, or not in time,
-    the status is not 200, or the body lists no model id. Its redirects are noted
-    (:func:`~conformance._redirects.note`) like any exchange's."""
-    async with aiohttp.ClientSession(trust_env=False) as session:
-        exchange = await send(session, endpoint, "GET", "/models")
-    where = f"GET {shown(exchange.url, endpoint.api_key, inline=True)}"
-    error = shown(exchange.error or "", endpoint.api_key, inline=True)
-    if exchange.status is None:
-        raise ValueError(f"{where} got no answer ({error})")
-    if exchange.timed_out:
-        raise ValueError(f"{where} answered {exchange.status} but {error}")
-    # redacted, on one line, then cut
-    body = shown(exchange.body, endpoint.api_key, inline=True)[:200] or "(empty)"
-    if exchange.status != 200:
-        raise ValueError(f"{where} answered {exchange.status}: {body}")
-    try:
-        listed = exchange.json().get("data")
-        first = listed[0]["id"] if isinstance(listed, list) and listed else None
-    except (ValueError, AttributeError, TypeError, KeyError):
-        first = None
-    if not isinstance(first, str) or not first:
-        raise ValueError(f"{where} lists no model id: {body}")
-    return first

@@ -40,7 +40,10 @@ def _ordered(run: RunResult) -> list[Result]:
 
 
 def _spend(run: RunResult, price_per_mtok: float | None) -> str:
-    text = f"{run.requests} requests ({run.retries} retried after 429), {run.tokens} tokens"
+    preflight = f"{run.preflight_requests} preflight, " if run.preflight_requests else ""
+    text = (
+        f"{run.requests} requests ({preflight}{run.retries} retried after 429), {run.tokens} tokens"
+    )
     if price_per_mtok is not None:
         text += f", about ${run.tokens * price_per_mtok / 1e6:.4f} at ${price_per_mtok}/Mtok"
     return text
@@ -149,7 +152,9 @@ def _check_entry(result: Result) -> dict[str, Any]:
 
 def json_report(run: RunResult, *, price_per_mtok: float | None = None) -> dict[str, Any]:
     """The machine-readable report; its shape is documented in the README and versioned
-    (:data:`REPORT_VERSION`). Each check: id, group, severity, capability, description,
+    (:data:`REPORT_VERSION`). ``requests`` counts every request of the run, the
+    ``preflight_requests`` of ``chatcompat check``'s preflight included. Each check: id,
+    group, severity, capability, description,
     status (passed | failed | warning | skipped | error), message, expected, received,
     exchange (:meth:`Exchange.excerpt <conformance._http.Exchange.excerpt>` or None),
     error ({"type", "message", "where"} for status error, else None), duration_s, requests,
@@ -171,6 +176,7 @@ def json_report(run: RunResult, *, price_per_mtok: float | None = None) -> dict[
             "started": dt.datetime.fromtimestamp(run.started, dt.UTC).isoformat(timespec="seconds"),
             "duration_s": round(run.duration, 3),
             "requests": run.requests,
+            "preflight_requests": run.preflight_requests,
             "retries": run.retries,
             "tokens": run.tokens,
             "cost_usd": None

@@ -66,8 +66,9 @@ class RunResult:
     schema_level: str
     tokens: int = 0  # as reported by the endpoint's usage
     retries: int = 0  # 429s waited out
+    preflight_requests: int = 0  # the command's preflight's, included in requests
     counts: dict[str, int] = field(default_factory=dict)  # status value -> checks, all five
-    # followed in the run (and in the command around it: model listing, probe), each once
+    # followed in the run (and in the command around it: preflight, probe), each once
     redirects: list[Redirect] = field(default_factory=list)
     fail_on: FailOn = "failure"  # "warning": a warning fails the run too (--fail-on warning)
 

@@ -7,13 +7,11 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import socket
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from chatcompat import schemas
 from chatcompat.cli import DeprecatedSpelling
@@ -23,7 +21,8 @@ from conformance._context import Budget
 from conformance._http import Endpoint
 from conformance._hypothesis_home import hypothesis_home_outside_cwd
 from conformance._live import live_output
-from conformance._probe import first_listed_model, probe
+from conformance._preflight import CannotStart, Preflight, preflight, reachable
+from conformance._probe import probe
 from conformance._profiles import PROFILES, Profile, endpoint_claiming, load_profile
 from conformance._redirects import distinct, watching
 from conformance._registry import CAPABILITIES, CHECKS
@@ -36,6 +35,7 @@ __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "add_arguments", "run_command
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_EMBEDDED_MODEL = "meta-llama/llama-3.3-70b-instruct"
 PROBE_SHARE = 1 / 3  # of --deadline: the most a --probe may take, so the checks keep the rest
+PREFLIGHT_SHARE = 1 / 3  # of --deadline: the most the preflight may take (and --timeout)
 
 
 _SAMPLINGS = ("vllm", "hf", "llamacpp", "llama-cpp-python")
@@ -218,7 +218,7 @@ _OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
             "type": float,
             "default": 900.0,
             "metavar": "S",
-            "help": "seconds for the whole run, --probe and the model listing included; checks "
+            "help": "seconds for the whole run, the preflight and --probe included; checks "
             "still running then fail (900)",
         },
     ),
@@ -283,19 +283,6 @@ def _list_checks() -> str:
         f"{c.id:<{width}}  {c.group:<8} {c.severity:<6} {c.capability:<6} {c.doc}"
         for c in CHECKS.values()
     )
-
-
-def _reachable(base_url: str, timeout: float = 5.0) -> str | None:
-    """None when a TCP connection to ``base_url``'s host opens, else why not."""
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"--base-url must be an http(s) URL, got {base_url!r}"
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parts.hostname, port), timeout=timeout):
-            return None
-    except OSError as exc:
-        return f"cannot connect to {parts.hostname}:{port}: {exc}"
 
 
 @contextlib.contextmanager
@@ -372,10 +359,6 @@ def _colour(args: argparse.Namespace) -> bool:
     return wants_colour(args.color, sys.stdout, os.environ)
 
 
-class _CannotStart(Exception):
-    """The run cannot start; the message says why (exit status 2)."""
-
-
 def _argument_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with the arguments argparse let through, or None."""
     try:
@@ -393,38 +376,28 @@ def _argument_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _listed_model(base_url: str, args: argparse.Namespace, started: float) -> str:
-    """The first model GET {base}/models lists, printed as the model of the run (within 30 s
-    at most, and what is left of --deadline, with the key); raises _CannotStart saying what
-    was seen."""
-    timeout = max(0.1, min(args.timeout, 30.0, _left(args, started)))
-    lister = endpoint_claiming(Profile.core(), base_url, "", args.api_key, timeout=timeout)
-    try:
-        model = asyncio.run(first_listed_model(lister))
-    except ValueError as exc:
-        raise _CannotStart(f"no --model given, and {exc}; pass --model ID") from None
-    _say(f"model: {_one_line(model, args)} (the first listed by GET /models)", args)
-    return model
-
-
-def _endpoint(args: argparse.Namespace, stack: contextlib.ExitStack, started: float) -> Endpoint:
+def _endpoint(
+    args: argparse.Namespace, stack: contextlib.ExitStack, started: float
+) -> tuple[Endpoint, Preflight]:
     """The endpoint under test: --base-url (else the embedded mock, started on ``stack``), the
-    model (--model, else the first listed), the claimed profile; raises _CannotStart."""
+    model (--model, else the first listed), the claimed profile; and its preflight
+    (:func:`~conformance._preflight.preflight`, within --timeout, a third of --deadline and
+    what is left of it). Raises CannotStart."""
     try:
         profile = _profile(args)
     except ValueError as exc:
-        raise _CannotStart(str(exc)) from None
+        raise CannotStart(str(exc)) from None
     base_url, model = args.base_url, args.model
     if base_url is None:
         model = model or DEFAULT_EMBEDDED_MODEL
         base_url = stack.enter_context(_embedded_mock(args.api_key, model))
-    problem = _reachable(base_url, timeout=min(5.0, max(1.0, _left(args, started))))
+    problem = reachable(base_url, timeout=min(5.0, max(1.0, _left(args, started))))
     if problem:
-        raise _CannotStart(problem)
-    return endpoint_claiming(
+        raise CannotStart(problem)
+    endpoint = endpoint_claiming(
         profile,
         base_url,
-        model or _listed_model(base_url, args, started),
+        model or "",
         args.api_key,
         timeout=args.timeout,
         context_length=args.context_length,
@@ -432,14 +405,25 @@ def _endpoint(args: argparse.Namespace, stack: contextlib.ExitStack, started: fl
         sampling=args.sampling,
         reference_samples=args.reference_samples,
     )
+    within = max(0.1, min(args.timeout, args.deadline * PREFLIGHT_SHARE, _left(args, started)))
+    checked = asyncio.run(preflight(endpoint, within=within, model_given=bool(model)))
+    if not model:
+        _say(f"model: {_one_line(checked.model, args)} (the first listed by GET /models)", args)
+    if checked.warning:
+        _say(f"warning: {_one_line(checked.warning, args)}", args)
+    return dataclasses.replace(endpoint, model=checked.model), checked
 
 
-def _run(endpoint: Endpoint, args: argparse.Namespace, started: float) -> RunResult:
+def _run(
+    endpoint: Endpoint, checked: Preflight, args: argparse.Namespace, started: float
+) -> RunResult:
     """The run the arguments ask for (after the probe, with --probe), within --deadline of
-    ``started``; what it shows as it goes: :func:`~conformance._live.live_output`."""
+    ``started``; what it shows as it goes: :func:`~conformance._live.live_output`; its request
+    and token counts include the preflight's (``checked``), which --max-requests and
+    --max-tokens do not count."""
     if args.probe:
         endpoint = _probed(endpoint, args, started)
-    return run(
+    result = run(
         endpoint,
         selected_ids(args.checks, args.exclude),
         schema_level=args.schema_level,
@@ -455,14 +439,20 @@ def _run(endpoint: Endpoint, args: argparse.Namespace, started: float) -> RunRes
         fail_fast=args.fail_fast,
         fail_on=args.fail_on,
     )
+    return dataclasses.replace(
+        result,
+        requests=result.requests + checked.requests,
+        tokens=result.tokens + checked.tokens,
+        preflight_requests=checked.requests,
+    )
 
 
 def run_command(args: argparse.Namespace) -> int:
     """Run the suite with ``args`` completed by the config file (:func:`_configured`); the
     exit status says whether it passed (0), failed (1: a check failed or crashed, or warned
     with --fail-on warning) or could not start (2: the config file or the arguments are
-    wrong, or the endpoint cannot be used). The redirects of every request it sends (the model
-    listing, the probe, the checks) go to one collector: the run's reports list them all."""
+    wrong, or the endpoint cannot be used). The redirects of every request it sends (the
+    preflight's, the probe's, the checks') go to one collector: the run's reports list them all."""
     if args.list:
         print(_list_checks())
         return EXIT_OK
@@ -474,10 +464,10 @@ def run_command(args: argparse.Namespace) -> int:
                 _say(f"config: {config.describe()}", args)
             problem = _argument_problem(args)
             if problem:
-                raise _CannotStart(problem)
+                raise CannotStart(problem)
             with contextlib.ExitStack() as stack:
-                result = _run(_endpoint(args, stack, started), args, started)
-        except (_CannotStart, _config.ConfigError) as exc:
+                result = _run(*_endpoint(args, stack, started), args, started)
+        except (CannotStart, _config.ConfigError) as exc:
             lines = [f"chatcompat check: {exc}"]
             lines += [f"warning: redirected: {r.describe()}" for r in distinct(seen)]
             print(shown("\n".join(lines), args.api_key), file=sys.stderr)

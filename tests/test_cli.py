@@ -12,9 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from conformance import CHECKS, Check, load_profile
 from mockserver import DEFECTS
+
+from .conformance.test_broken_endpoints import RawServer
 
 MOCK_CAPABILITIES = load_profile("mock").capabilities
 # defect -> {mode, caught_by: [the check it was made for, then the others], why}
@@ -97,7 +100,9 @@ def test_check_against_the_embedded_mock_passes_and_writes_reports(tmp_path):
             None,
             None,
         )
-    assert sum(c["requests"] for c in report["checks"]) == report["requests"]
+    # the run's requests: the checks' and the preflight's (GET /models and one chat request)
+    assert report["preflight_requests"] == 2
+    assert sum(c["requests"] for c in report["checks"]) + 2 == report["requests"]
     suite = ET.parse(tmp_path / "r.xml").getroot()
     assert suite.tag == "testsuite"
     assert suite.get("tests") == str(len(CHECKS))
@@ -159,9 +164,12 @@ def test_api_key_is_used_and_never_printed(tmp_path):
             str(tmp_path / "w.json"),
         )
     assert done.returncode == 0, done.stdout
-    assert wrong.returncode == 1
-    assert "401" in wrong.stdout
-    for text in (done.stdout, wrong.stdout, (tmp_path / "w.json").read_text()):
+    # a refused key stops the run at the preflight: exit 2, one message, no report
+    assert wrong.returncode == 2
+    assert "the endpoint refused the API key" in wrong.stderr
+    assert "answered 401" in wrong.stderr
+    assert not (tmp_path / "w.json").exists()
+    for text in (done.stdout, wrong.stdout, wrong.stderr, (tmp_path / "r.json").read_text()):
         assert "sk-secret-123" not in text
         assert "sk-nope" not in text
 
@@ -175,16 +183,22 @@ def test_without_model_the_first_listed_model_is_tested():
 
 
 def test_without_model_a_failed_listing_exits_2_saying_what_was_seen():
-    with mock_process("--api-key", "sk-listing", "--model", "m") as url:
-        done = chatcompat("check", "--base-url", url, "--api-key", "sk-wrong")
+    async def listing(request: web.Request) -> web.Response:
+        return web.Response(status=500, text="oops sk-listing")
+
+    app = web.Application()
+    app.router.add_get("/v1/models", listing)
+    with RawServer(app) as server:
+        url = f"http://127.0.0.1:{server.port}/v1"
+        done = chatcompat("check", "--base-url", url, "--api-key", "sk-listing")
     assert done.returncode == 2
     assert done.stdout == ""
     message = done.stderr.strip()
     assert message.startswith(
-        f"chatcompat check: no --model given, and GET {url}/models answered 401"
+        f"chatcompat check: no --model given, and GET {url}/models answered 500: oops"
     )
     assert message.endswith("; pass --model ID")
-    assert "sk-wrong" not in message
+    assert "sk-listing" not in message
 
 
 def test_check_help_says_how_the_model_is_chosen():
