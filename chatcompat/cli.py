@@ -1,6 +1,7 @@
 """The ``chatcompat`` command: ``check`` runs the suite, ``mock`` runs the mock server,
 ``record`` records cassettes for it, ``matrix`` renders JSON reports as one compatibility matrix,
-``export-model`` writes the reference model for real engines."""
+``repro`` prints the curl command(s) of a failed check from a JSON report, ``export-model``
+writes the reference model for real engines."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ class DeprecatedSpelling(argparse.Action):
 def parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from conformance import cli as check_cli
-    from conformance import matrix_cli
+    from conformance import matrix_cli, repro_cli
     from mockserver import cli as mock_cli
 
     top = argparse.ArgumentParser(
@@ -63,6 +64,14 @@ def parser() -> argparse.ArgumentParser:
     )
     matrix_cli.add_arguments(matrix)
     matrix.set_defaults(run=matrix_cli.run_command)
+    repro = commands.add_parser(
+        "repro",
+        help="print the curl command(s) that send a failed check's request(s) again",
+        description="The request(s) a failed check's failure is about, from a JSON report, as "
+        "curl commands; the key is read from $CHATCOMPAT_API_KEY.",
+    )
+    repro_cli.add_arguments(repro)
+    repro.set_defaults(run=repro_cli.run_command)
     export = commands.add_parser(
         "export-model",
         help="write the reference model for real engines",
