@@ -151,17 +151,17 @@ class Exchange:
         if self.sent is None:
             return ""
         text = shown(self.sent, inline=True)
-        spans = []
         try:
             body = strict_json.loads(self.sent) if keep else None
         except ValueError:
             body = None
-        for name in keep if isinstance(body, dict) else ():
-            if name in body:
-                member = inline(json.dumps({name: body[name]})[1:-1])
-                at = text.find(member)
-                if at >= 0:
-                    spans.append((at, at + len(member)))
+        members = body if isinstance(body, dict) else {}
+        spans = []
+        for name in (name for name in keep if name in members):
+            member = inline(json.dumps({name: members[name]})[1:-1])
+            at = text.find(member)
+            if at >= 0:
+                spans.append((at, at + len(member)))
         return cut_keeping(text, limit, spans)
 
     def describe(self, *, keep: tuple[str, ...] = ()) -> list[str]:

@@ -135,9 +135,7 @@ def _check_entry(result: Result, max_time: float) -> dict[str, Any]:
         "duration_s": round(result.duration, 3),
         "requests": result.requests,
         "tokens": result.tokens,
-        "repro": repro_of(outcome, max_time=max_time)
-        if outcome.status in _REPRODUCED
-        else None,
+        "repro": repro_of(outcome, max_time=max_time) if outcome.status in _REPRODUCED else None,
     }
 
 
@@ -149,11 +147,11 @@ def json_report(run: RunResult, *, price_per_mtok: float | None = None) -> dict[
     error ({"type", "message", "where"} for status error, else None), duration_s, requests,
     tokens, repro (for a check that failed, warned or crashed with an exchange to show:
     ``{"requests": [...]}``, the request(s) the failure is about, whole, with a ``curl`` each:
-    :mod:`conformance._repro`; else None). ``redirects``: those the run followed (``{"status", "method", "from", "to",
-    "cross_origin"}``, each once, the model listing's and the probe's included). Every string
-    is :func:`~conformance._shown.shown` (LF kept: json.dumps escapes it), and those that are
-    one line by nature (base_url, model, URLs, headers) are :func:`~conformance._shown.inline`
-    (no line break)."""
+    :mod:`conformance._repro`; else None). ``redirects``: those the run followed
+    (``{"status", "method", "from", "to", "cross_origin"}``, each once, the model listing's
+    and the probe's included). Every string is :func:`~conformance._shown.shown` (LF kept:
+    json.dumps escapes it), and those that are one line by nature (base_url, model, URLs,
+    headers) are :func:`~conformance._shown.inline` (no line break)."""
     key = run.endpoint.api_key
     report: dict[str, Any] = _shown_strings(
         {

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["curl_command", "rebased", "repro_of", "request_record"]
 
 _SEEN_EXCERPT = 600  # chars of the answer's body kept in ``seen`` (the middle elided)
-_ARGUMENT_LIMIT = 64 * 1024  # bytes: a longer body goes through stdin (Linux caps one arg at 128 KiB)
+# bytes: a longer body goes through stdin (Linux caps one argument at 128 KiB)
+_ARGUMENT_LIMIT = 64 * 1024
 _EXPECT_AT = 1024 * 1024  # bytes: curl sends "Expect: 100-continue" from here; the suite never did
 
 

@@ -117,13 +117,8 @@ async def stop(ctx: Context) -> None:
                 about=("stop",),
             )
     many = await five_stops(ctx)
-    require_status_in(
-        "five stop strings broke the server",
-        many,
-        ANSWERED,
-        expected="400 (or an answer)",
-        about=("stop",),
-    )
+    broke = "five stop strings broke the server"
+    require_status_in(broke, many, ANSWERED, expected="400 (or an answer)", about=("stop",))
 
 
 @check(group="response", severity="should")
