@@ -64,12 +64,7 @@ def parser() -> argparse.ArgumentParser:
     )
     matrix_cli.add_arguments(matrix)
     matrix.set_defaults(run=matrix_cli.run_command)
-    repro = commands.add_parser(
-        "repro",
-        help="print the curl command(s) that send a failed check's request(s) again",
-        description="The request(s) a failed check's failure is about, from a JSON report, as "
-        "curl commands; the key is read from $CHATCOMPAT_API_KEY.",
-    )
+    repro = commands.add_parser("repro", help=repro_cli.HELP, description=repro_cli.DESCRIPTION)
     repro_cli.add_arguments(repro)
     repro.set_defaults(run=repro_cli.run_command)
     export = commands.add_parser(

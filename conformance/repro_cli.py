@@ -13,9 +13,22 @@ from typing import Any
 from conformance._repro import curl_command, rebased
 from conformance._shown import inline, printable
 
-__all__ = ["EXIT_OK", "EXIT_USAGE", "add_arguments", "repro_text", "run_command"]
+__all__ = [
+    "DESCRIPTION",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "HELP",
+    "add_arguments",
+    "repro_text",
+    "run_command",
+]
 
 EXIT_OK, EXIT_USAGE = 0, 2
+HELP = "print the curl command(s) that send a failed check's request(s) again"
+DESCRIPTION = (
+    "The request(s) a failed check's failure is about, from a JSON report, as curl commands "
+    "(a comment line before each says what was seen); the key is read from $CHATCOMPAT_API_KEY."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -138,6 +138,13 @@ def unreproduced(server, clean, result):
     return problems
 
 
+def test_every_unreproduced_check_is_a_template_row_s_check_with_a_reason():
+    for defect, checks in UNREPRODUCED.items():
+        assert defect in TEMPLATE_DEFECTS
+        assert set(checks) <= set(caught_by(defect))
+        assert all(isinstance(why, str) and why for why in checks.values())
+
+
 @pytest.mark.parametrize("defect", TEMPLATE_DEFECTS, ids=TEMPLATE_DEFECTS)
 def test_defect_is_caught_by_its_check(start_mock, defect):
     server = start_mock(models=("m",), defects=(defect,), api_key=KEY)
