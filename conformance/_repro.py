@@ -25,6 +25,7 @@ import shlex
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from conformance import _json as strict_json
 from conformance._http import KEY_VARIABLE
 from conformance._shown import printable, shown
 
@@ -61,8 +62,13 @@ def _headers(exchange: Exchange) -> dict[str, str]:
 
 
 def _streams(exchange: Exchange, body: str | None) -> bool:
-    """Whether the request asked for a stream (``"stream": true``) or got one."""
-    asked = body is not None and '"stream": true' in body.replace('"stream":true', '"stream": true')
+    """Whether the request asked for a stream (a JSON object body with ``"stream": true``) or
+    got one."""
+    try:
+        request = strict_json.loads(body) if body is not None else None
+    except ValueError:
+        request = None
+    asked = isinstance(request, dict) and request.get("stream") is True
     return asked or exchange.content_type == "text/event-stream"
 
 

@@ -69,6 +69,16 @@ def test_a_long_body_goes_through_stdin_and_a_stream_gets_n():
     assert printed.stdout == body.encode()
 
 
+def test_stream_is_what_the_body_asks_or_the_answer_is():
+    assert request_record(exchange(b'{"stream":true}'), max_time=1)["stream"] is True
+    assert (
+        request_record(exchange(b'{"content": "\\"stream\\": true"}'), max_time=1)["stream"]
+        is False
+    )
+    sse = exchange(b"{}", headers={"content-type": "text/event-stream"})
+    assert request_record(sse, max_time=1)["stream"] is True
+
+
 def test_a_get_has_no_body_and_other_credentials_are_redacted():
     listing = Exchange(
         "GET", "http://h/v1/models", None, {}, status=401, credentials=(("api-key", "<redacted>"),)
