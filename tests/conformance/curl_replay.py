@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from conformance._shown import shown
 from conformance.repro_cli import repro_text
 
-# per-answer values that differ between two answers to one request: ids, times, request ids
+# per-answer values that differ between two answers to one request: ids (numbered in order of
+# first appearance, so that ids that should be one and are not, or the reverse, still differ),
+# the system fingerprint, an excerpt's count of elided chars
+_IDS = re.compile(r"(chatcmpl-|(?:call|req|chatcmpl|resp|cmpl)_)[A-Za-z0-9_-]+")
 _VOLATILE = [
-    (re.compile(r"chatcmpl-[A-Za-z0-9_-]+"), "chatcmpl-ID"),
-    (re.compile(r"(call|req|chatcmpl|resp|cmpl)_[A-Za-z0-9]+"), r"\1_ID"),
     (re.compile(r'"system_fingerprint": ?"[^"]*"'), '"system_fingerprint": "FP"'),
     (re.compile(r"\[\.\.\. \d+ of \d+ chars \.\.\.\]"), "[...]"),
 ]
@@ -44,6 +45,12 @@ def _created(match: re.Match[str]) -> str:
 
 def masked(text: str) -> str:
     """``text`` with the values that differ between two answers to one request masked."""
+    numbers: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        return f"{match.group(1)}ID{numbers.setdefault(match.group(), len(numbers) + 1)}"
+
+    text = _IDS.sub(number, text)
     for pattern, replacement in _VOLATILE:
         text = pattern.sub(replacement, text)
     return _CREATED.sub(_created, text)
