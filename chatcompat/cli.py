@@ -1,7 +1,8 @@
 """The ``chatcompat`` command: ``check`` runs the suite, ``mock`` runs the mock server,
 ``record`` records cassettes for it, ``matrix`` renders JSON reports as one compatibility matrix,
-``compare`` lists what passes in one JSON report and not in another, ``export-model`` writes the
-reference model for real engines."""
+``compare`` lists what passes in one JSON report and not in another, ``repro`` prints the curl
+command(s) of a failed check from a JSON report, ``export-model`` writes the reference model for
+real engines."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ class DeprecatedSpelling(argparse.Action):
 def parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from conformance import cli as check_cli
-    from conformance import compare_cli, matrix_cli
+    from conformance import compare_cli, matrix_cli, repro_cli
     from mockserver import cli as mock_cli
 
     top = argparse.ArgumentParser(
@@ -75,6 +76,9 @@ def parser() -> argparse.ArgumentParser:
     )
     compare_cli.add_arguments(compare)
     compare.set_defaults(run=compare_cli.run_command)
+    repro = commands.add_parser("repro", help=repro_cli.HELP, description=repro_cli.DESCRIPTION)
+    repro_cli.add_arguments(repro)
+    repro.set_defaults(run=repro_cli.run_command)
     export = commands.add_parser(
         "export-model",
         help="write the reference model for real engines",

@@ -42,27 +42,40 @@ def require_status(exchange: Exchange, *expected: int) -> None:
 
 
 def require_status_in(
-    what: str, exchange: Exchange, accepted: Collection[int], expected: str
+    what: str,
+    exchange: Exchange,
+    accepted: Collection[int],
+    expected: str,
+    *,
+    about: tuple[str, ...] = (),
 ) -> None:
     """Fail with the message ``what`` unless the exchange got one of the ``accepted`` statuses
     (``range(100, 500)``: any answer but a 5xx); the failure says ``expected`` and what came
-    instead, the status or the transport error."""
+    instead, the status or the transport error; ``about``: the request's members it is about
+    (:class:`CheckFailed`)."""
     if exchange.status not in accepted:
         raise CheckFailed(
             what,
             expected=expected,
             received=str(exchange.status or exchange.error),
             exchange=exchange,
+            about=about,
         )
 
 
-def require_refused(what: str, exchange: Exchange, expected: str = "400 (or 422)") -> None:
+def require_refused(
+    what: str, exchange: Exchange, expected: str = "400 (or 422)", *, about: tuple[str, ...] = ()
+) -> None:
     """Fail unless the request was refused with 400 or 422; the failure says ``what`` was not
-    refused and what came instead."""
+    refused and what came instead; ``about``: the request's members it is about."""
     if exchange.status not in REFUSED:
         seen = f"{exchange.status} {exchange.content_type}" if exchange.status else exchange.error
         raise CheckFailed(
-            f"{what} was not refused", expected=expected, received=str(seen), exchange=exchange
+            f"{what} was not refused",
+            expected=expected,
+            received=str(seen),
+            exchange=exchange,
+            about=about,
         )
 
 

@@ -12,12 +12,15 @@ import aiohttp
 
 from conformance import _json as strict_json
 from conformance._redirects import Redirect, note, redirects_of
-from conformance._shown import inline, redact, redact_bytes, shown
+from conformance._shown import REDACTED, cut_keeping, inline, redact, redact_bytes, shown
 
-__all__ = ["Endpoint", "Exchange", "send"]
+__all__ = ["KEY_VARIABLE", "SECRET_HEADERS", "Endpoint", "Exchange", "send"]
 
 _EXCERPT = 600
-_SECRET_HEADERS = {"authorization", "api-key", "x-api-key"}
+# headers whose values are credentials: never recorded, shown as a placeholder
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"}
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,10 @@ class Exchange:
     # after each read of the body: (bytes of the body read so far, seconds from sending), as
     # the client saw them (the key's redaction may shift later offsets by a few bytes)
     arrivals: tuple[tuple[int, float], ...] = ()
+    # the credential headers the request carried, their values never recorded: (name, a
+    # placeholder: "Bearer $CHATCOMPAT_API_KEY" or "$CHATCOMPAT_API_KEY" for the run's key,
+    # "Bearer <redacted>" or "<redacted>" for any other value)
+    credentials: tuple[tuple[str, str], ...] = ()
 
     @property
     def content_type(self) -> str:
@@ -137,13 +144,35 @@ class Exchange:
             },
         }
 
-    def describe(self) -> list[str]:
+    def sent_excerpt(self, keep: tuple[str, ...] = (), limit: int = 300) -> str:
+        """The body sent, on one line (:func:`~conformance._shown.inline`), cut to ``limit``
+        chars in its middle, but the members ``keep`` of a JSON object body (top-level names:
+        what a failure is about) whole (:func:`~conformance._shown.cut_keeping`); "" for none."""
+        if self.sent is None:
+            return ""
+        text = shown(self.sent, inline=True)
+        try:
+            body = strict_json.loads(self.sent) if keep else None
+        except ValueError:
+            body = None
+        members = body if isinstance(body, dict) else {}
+        spans = []
+        for name in (name for name in keep if name in members):
+            member = inline(json.dumps({name: members[name]})[1:-1])
+            at = text.find(member)
+            if at >= 0:
+                spans.append((at, at + len(member)))
+        return cut_keeping(text, limit, spans)
+
+    def describe(self, *, keep: tuple[str, ...] = ()) -> list[str]:
         """Report lines: what was sent, the redirects followed and what was seen, the API key
         left out; each what it quotes on one line (:func:`~conformance._shown.inline`: line
-        breaks and control characters as visible escapes), so an answer cannot add a line."""
+        breaks and control characters as visible escapes), so an answer cannot add a line.
+        The body sent is cut in its middle, but its members ``keep`` are whole
+        (:meth:`sent_excerpt`)."""
         sent = f"Sent: {self.method} {inline(self.url)}"
         if self.sent is not None:
-            sent += f" {_excerpt(self.sent, 300, one_line=True)}"
+            sent += f" {self.sent_excerpt(keep)}"
         lines = [sent] + [f"Redirected: {r.describe()}" for r in self.redirects]
         if self.status is None:
             return [*lines, f"Seen: no answer ({inline(self.error or '')})"]
@@ -187,12 +216,32 @@ async def send(
         method,
         endpoint.url(path),
         sent,
-        {k: v for k, v in request_headers.items() if k.lower() not in _SECRET_HEADERS},
+        {k: v for k, v in request_headers.items() if k.lower() not in SECRET_HEADERS},
+        credentials=_credentials(request_headers, endpoint.api_key),
     )
     await _receive(session, endpoint, exchange, request_headers)
     exchange = exchange.redacted(endpoint.api_key, fragments=False)
     note(exchange.redirects)
     return exchange
+
+
+KEY_VARIABLE = "$CHATCOMPAT_API_KEY"  # what a reproduction reads the run's key from
+
+
+def _credentials(headers: dict[str, str], key: str | None) -> tuple[tuple[str, str], ...]:
+    """The credential headers among ``headers``, each as (name, placeholder): the run's ``key``
+    becomes :data:`KEY_VARIABLE`, any other value ``<redacted>`` (``Bearer`` kept)."""
+
+    def placeholder(value: str) -> str:
+        scheme, _, token = value.partition(" ") if value.startswith("Bearer ") else ("", "", value)
+        secret = KEY_VARIABLE if key and token == key else REDACTED
+        return f"{scheme} {secret}" if scheme else secret
+
+    return tuple(
+        (name, placeholder(value))
+        for name, value in headers.items()
+        if name.lower() in SECRET_HEADERS
+    )
 
 
 def _stale_connection(exc: BaseException, exchange: Exchange) -> bool:

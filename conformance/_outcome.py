@@ -43,7 +43,10 @@ class Status(StrEnum):
 
 class CheckFailed(AssertionError):
     """The endpoint broke the check: says what was expected, what was received, and the
-    exchange (request sent, answer seen) it was received in."""
+    exchange (request sent, answer seen) it was received in; ``pair``, the other exchange when
+    the failure is about two (stream and not, two seeded runs): the report records both for
+    reproduction; ``about``, the members of the request's JSON body the failure is about
+    (top-level names, such as ``("stop",)``): the console's excerpt of the body keeps them whole."""
 
     def __init__(
         self,
@@ -52,15 +55,21 @@ class CheckFailed(AssertionError):
         expected: str | None = None,
         received: str | None = None,
         exchange: Exchange | None = None,
+        pair: Exchange | None = None,
+        about: tuple[str, ...] = (),
     ) -> None:
         super().__init__(message)
         self.message = message
         self.expected = expected
         self.received = received
         self.exchange = exchange
+        self.pair = pair
+        self.about = about
 
     def __str__(self) -> str:
-        return "\n".join(_lines(self.message, self.expected, self.received, self.exchange))
+        return "\n".join(
+            _lines(self.message, self.expected, self.received, self.exchange, self.about)
+        )
 
 
 class CheckSkipped(Exception):
@@ -93,7 +102,8 @@ class Outcome:
     ``message`` is ``""`` when the check passed; for a skip, the reason; for a failure or a
     warning, the failure's own message, with ``expected`` / ``received`` (either may be None)
     and the ``exchange`` it was seen in (None when the check had none to show); for an error,
-    what crashed, and ``crash`` the exception's type, message and place.
+    what crashed, and ``crash`` the exception's type, message and place. ``pair`` and ``about``
+    are the failure's (see :class:`CheckFailed`).
     """
 
     status: Status
@@ -102,6 +112,8 @@ class Outcome:
     received: str | None = None
     exchange: Exchange | None = None
     crash: Crash | None = None
+    pair: Exchange | None = None
+    about: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
         """The details as the console prints them: the message, ``Expected:``, ``Received:``,
@@ -110,7 +122,7 @@ class Outcome:
         (:func:`~conformance._shown.inline`)."""
         if self.status is Status.PASSED:
             return []
-        lines = _lines(self.message, self.expected, self.received, self.exchange)
+        lines = _lines(self.message, self.expected, self.received, self.exchange, self.about)
         if self.crash is not None:
             lines.append(inline(f"At: {self.crash.where}"))
         return lines
@@ -139,12 +151,17 @@ class Outcome:
             expected=hide(self.expected),
             received=hide(self.received),
             exchange=None if self.exchange is None else self.exchange.redacted(secret),
+            pair=None if self.pair is None else self.pair.redacted(secret),
             crash=crash,
         )
 
 
 def _lines(
-    message: str, expected: str | None, received: str | None, exchange: Exchange | None
+    message: str,
+    expected: str | None,
+    received: str | None,
+    exchange: Exchange | None,
+    about: tuple[str, ...] = (),
 ) -> list[str]:
     """One line each (:func:`~conformance._shown.inline`): what a check quotes of an answer
     cannot add a line of its own."""
@@ -154,7 +171,7 @@ def _lines(
     if received is not None:
         lines.append(inline(f"Received: {received}"))
     if exchange is not None:
-        lines.extend(exchange.describe())
+        lines.extend(exchange.describe(keep=about))
     return lines
 
 
@@ -177,6 +194,8 @@ def outcome_of(exc: BaseException | None, severity: Severity) -> Outcome:
             exc.expected,
             exc.received,
             exc.exchange,
+            pair=exc.pair,
+            about=exc.about,
         )
     crash = Crash.of(exc)
     message = f"the check could not complete: {crash.type}: {crash.message}"

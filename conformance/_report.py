@@ -18,6 +18,7 @@ from chatcompat import __version__
 from conformance._colour import MARKS, counts_painted, mark_painted
 from conformance._outcome import Outcome, Status
 from conformance._registry import GROUPS
+from conformance._repro import repro_of
 from conformance._runner import Result, RunResult
 from conformance._shown import inline, markdown_code, shown
 
@@ -126,7 +127,10 @@ def _counts(run: RunResult) -> str:
     )
 
 
-def _check_entry(result: Result) -> dict[str, Any]:
+_REPRODUCED = (Status.FAILED, Status.ERROR, Status.WARNING)
+
+
+def _check_entry(result: Result, max_time: float) -> dict[str, Any]:
     """One check of the JSON report (see :func:`json_report`)."""
     outcome = result.outcome
     crash = outcome.crash
@@ -147,6 +151,7 @@ def _check_entry(result: Result) -> dict[str, Any]:
         "duration_s": round(result.duration, 3),
         "requests": result.requests,
         "tokens": result.tokens,
+        "repro": repro_of(outcome, max_time=max_time) if outcome.status in _REPRODUCED else None,
     }
 
 
@@ -158,11 +163,13 @@ def json_report(run: RunResult, *, price_per_mtok: float | None = None) -> dict[
     status (passed | failed | warning | skipped | error), message, expected, received,
     exchange (:meth:`Exchange.excerpt <conformance._http.Exchange.excerpt>` or None),
     error ({"type", "message", "where"} for status error, else None), duration_s, requests,
-    tokens. ``redirects``: those the run followed (``{"status", "method", "from", "to",
-    "cross_origin"}``, each once, the model listing's and the probe's included). Every string
-    is :func:`~conformance._shown.shown` (LF kept: json.dumps escapes it), and those that are
-    one line by nature (base_url, model, URLs, headers) are :func:`~conformance._shown.inline`
-    (no line break)."""
+    tokens, repro (for a check that failed, warned or crashed with an exchange to show:
+    ``{"requests": [...]}``, the request(s) the failure is about, whole, with a ``curl`` each:
+    :mod:`conformance._repro`; else None). ``redirects``: those the run followed
+    (``{"status", "method", "from", "to", "cross_origin"}``, each once, the model listing's
+    and the probe's included). Every string is :func:`~conformance._shown.shown` (LF kept:
+    json.dumps escapes it), and those that are one line by nature (base_url, model, URLs,
+    headers) are :func:`~conformance._shown.inline` (no line break)."""
     key = run.endpoint.api_key
     report: dict[str, Any] = _shown_strings(
         {
@@ -185,7 +192,7 @@ def json_report(run: RunResult, *, price_per_mtok: float | None = None) -> dict[
             "summary": dict(run.counts),
             "ok": run.ok,
             "redirects": [r.as_json() for r in run.redirects],
-            "checks": [_check_entry(r) for r in _ordered(run)],
+            "checks": [_check_entry(r, run.endpoint.timeout) for r in _ordered(run)],
         },
         key,
     )

@@ -33,6 +33,7 @@ from chatcompat.encoded_secrets import char_forms, secret_source
 __all__ = [
     "REDACTED",
     "cut",
+    "cut_keeping",
     "inline",
     "markdown_code",
     "printable",
@@ -233,6 +234,29 @@ def cut(text: str, limit: int) -> str:
         return text
     half = limit // 2
     return f"{text[:half]} [... {len(text) - 2 * half} of {len(text)} chars ...] {text[-half:]}"
+
+
+def cut_keeping(text: str, limit: int, keep: list[tuple[int, int]]) -> str:
+    """``text`` cut as :func:`cut` cuts it, but the spans ``keep`` ((start, end) offsets, what
+    a failure names) whole: the text between and around them shares what ``limit`` leaves,
+    each stretch cut in its middle. :func:`cut` itself when nothing is kept or nothing cut."""
+    spans = sorted((max(0, a), min(len(text), b)) for a, b in keep if a < b)
+    if len(text) <= limit or not spans:
+        return cut(text, limit)
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    kept = sum(end - start for start, end in merged)
+    share = max(limit - kept, 0) // (len(merged) + 1)
+    parts, at = [], 0
+    for start, end in merged:
+        parts += [cut(text[at:start], share), text[start:end]]
+        at = end
+    parts.append(cut(text[at:], share))
+    return "".join(parts)
 
 
 def shown(

@@ -92,7 +92,9 @@ def test_check_against_the_embedded_mock_passes_and_writes_reports(tmp_path):
             "duration_s",
             "requests",
             "tokens",
+            "repro",  # None here: every check passed or was skipped
         }
+        assert entry["repro"] is None
         assert entry["status"] == ("skipped" if entry["id"] in unclaimed else "passed")
         assert (entry["expected"], entry["received"], entry["exchange"], entry["error"]) == (
             None,

@@ -47,7 +47,11 @@ async def models_list(ctx: Context) -> None:
             exchange=listing,
         )
     one = await ctx.send("GET", f"/models/{ids[0]}")
-    require_status(one, 200)
+    try:
+        require_status(one, 200)
+    except CheckFailed as failure:
+        failure.pair = listing  # the id came from the listing: a reproduction needs both
+        raise
     model = json_body(one)
     error = ctx.validate("model", model)
     if error or model.get("id") != ids[0]:

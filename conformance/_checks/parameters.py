@@ -95,6 +95,7 @@ async def stop(ctx: Context) -> None:
                 expected=repr(expected)[:300],
                 received=repr(content)[:300],
                 exchange=exchange,
+                about=("stop",),
             )
         if not isinstance(content, str) or not full.startswith(content.rstrip()):
             await skip_unless_deterministic(ctx)
@@ -105,6 +106,7 @@ async def stop(ctx: Context) -> None:
                 expected=f"{expected!r} without {leak!r}"[:300],
                 received=f"{content!r} with finish_reason {finish!r}"[:300],
                 exchange=exchange,
+                about=("stop",),
             )
         if finish != "stop" or not isinstance(content, str) or len(content) > len(expected):
             raise CheckFailed(
@@ -112,11 +114,11 @@ async def stop(ctx: Context) -> None:
                 expected=f'{expected!r} with finish_reason "stop"'[:300],
                 received=f"{content!r} with finish_reason {finish!r}"[:300],
                 exchange=exchange,
+                about=("stop",),
             )
     many = await five_stops(ctx)
-    require_status_in(
-        "five stop strings broke the server", many, ANSWERED, expected="400 (or an answer)"
-    )
+    broke = "five stop strings broke the server"
+    require_status_in(broke, many, ANSWERED, expected="400 (or an answer)", about=("stop",))
 
 
 @check(group="response", severity="should")
@@ -131,6 +133,7 @@ async def stop_over_four_refused(ctx: Context) -> None:
         await five_stops(ctx),
         REFUSED,
         expected="400",
+        about=("stop",),
     )
 
 

@@ -294,6 +294,7 @@ async def penalties_lower_repetition(ctx: Context) -> None:
             expected="a greedy answer that the penalties change",
             received=repr(strict[:200]),
             exchange=penalized,
+            pair=rewarded,
         )
     word, repeats = _most_repeated(loose)
     if repeats >= 4 and _most_repeated(strict)[1] >= repeats:
@@ -303,4 +304,5 @@ async def penalties_lower_repetition(ctx: Context) -> None:
             received=f"{_most_repeated(strict)[1]} x {_most_repeated(strict)[0]!r} in "
             f"{strict[:200]!r}",
             exchange=penalized,
+            pair=rewarded,
         )

@@ -52,6 +52,8 @@ __all__ = [
     "MAX_TOKENS",
     "OPERATIONS",
     "RUNS",
+    "SANITIZED_KEYS",
+    "SANITIZED_MARKERS",
     "TOOL_REQUEST",
     "Run",
     "schemathesis_openapi",
@@ -115,17 +117,44 @@ def _retarget(node: Any, old: str, new: str) -> Any:
     return node
 
 
+# What schemathesis's output (its "Reproduce" curl) masks: credentials only. Its defaults also
+# mask every key holding a marker such as "token" or "key" (SanitizationConfig in
+# schemathesis/config/_output.py: DEFAULT_KEYS_TO_SANITIZE, DEFAULT_SENSITIVE_MARKERS), so that
+# "max_tokens": 16 was printed "[Filtered]" and the command got a 400 instead of what it
+# reproduced (issue 13). An empty tuple means the defaults there, so the markers name
+# credentials too.
+SANITIZED_KEYS = (
+    "authorization",
+    "proxy-authorization",
+    "api-key",
+    "x-api-key",
+    "api_key",
+    "cookie",
+    "set-cookie",
+)
+SANITIZED_MARKERS = ("authorization", "api-key", "cookie")
+
+
+def _config() -> Any:
+    """Schemathesis's configuration: its defaults, but output sanitised of credentials only."""
+    from schemathesis.config import OutputConfig, SanitizationConfig, SchemathesisConfig
+
+    sanitization = SanitizationConfig(
+        keys_to_sanitize=SANITIZED_KEYS, sensitive_markers=SANITIZED_MARKERS
+    )
+    return SchemathesisConfig(output=OutputConfig(sanitization=sanitization))
+
+
 @functools.cache
 def _operations(level: schemas.Level) -> dict[str, APIOperation[Any, Any, Any, Any]]:
     """The OpenAPI document's operations by label, its relative $refs pointing at ``level``."""
     import schemathesis
-    from schemathesis.config import SchemathesisConfig
     from schemathesis.core.result import Err
 
     raw = yaml.safe_load(schemas.openapi_text())
     if level != "compatible":
         raw = _retarget(raw, "./compatible/", f"./{level}/")
-    schema = schemathesis.openapi.from_dict(raw, config=SchemathesisConfig())
+    schema = schemathesis.openapi.from_dict(raw, config=_config())
     # Relative $refs resolve from the document's own location (schemas/README.md).
     schema.location = (Path(str(schemas.root())) / "openapi.yaml").resolve().as_uri()
     operations = {}
@@ -198,6 +227,19 @@ def _response(exchange: Exchange, prepared: Any) -> Any:
     )
 
 
+def _reproduction(ctx: Context, case: Case[Any]) -> str:
+    """Schemathesis's curl command for ``case``; with a key, its Authorization header reads the
+    key from $CHATCOMPAT_API_KEY (schemathesis masks the header's value, whatever it is)."""
+    if not ctx.endpoint.api_key:
+        return case.as_curl_command(base_url=ctx.endpoint.base_url)
+    command = case.as_curl_command(
+        headers={"Authorization": "Bearer $CHATCOMPAT_API_KEY"}, base_url=ctx.endpoint.base_url
+    )
+    return command.replace(
+        "-H 'Authorization: [Filtered]'", '-H "Authorization: Bearer $CHATCOMPAT_API_KEY"', 1
+    )
+
+
 def _judge(
     ctx: Context, case: Case[Any], prepared: Any, exchange: Exchange, *, positive: bool
 ) -> CheckFailed | None:
@@ -212,7 +254,7 @@ def _judge(
     )
 
     label = f"{case.method.upper()} {case.path}"
-    reproduce = "Reproduce: " + case.as_curl_command(base_url=ctx.endpoint.base_url)[:600]
+    reproduce = "Reproduce: " + _reproduction(ctx, case)[:600]
     if exchange.status is None:
         return CheckFailed(
             f"{label}: no answer came",

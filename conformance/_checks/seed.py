@@ -62,6 +62,7 @@ async def seed_repro(ctx: Context) -> None:
             expected=f"the same answer in at least {REPRODUCED} of {len(comparable)} runs",
             received=" | ".join(repr(t)[:80] for t in texts),
             exchange=comparable[-1][1],
+            pair=comparable[0][1],
         )
     other_texts = [_text(e)[0] for e in others]
     if all(t == text for t in other_texts):
@@ -71,4 +72,5 @@ async def seed_repro(ctx: Context) -> None:
             expected="other seeds, other samples (a seed must not make sampling greedy)",
             received=repr(text)[:200],
             exchange=others[-1],
+            pair=same[0],
         )

@@ -485,6 +485,7 @@ async def stream_eq_nonstream(ctx: Context) -> None:
             expected=repr(content),
             received=repr(joined),
             exchange=streamed,
+            pair=plain,
         )
     finish = finish_position(entries)
     reason = entries[finish][1]["finish_reason"] if finish is not None else None
@@ -494,4 +495,5 @@ async def stream_eq_nonstream(ctx: Context) -> None:
             expected=repr(choices[0].get("finish_reason")),
             received=repr(reason),
             exchange=streamed,
+            pair=plain,
         )

@@ -106,6 +106,7 @@ async def non_ascii_stream_text(ctx: Context) -> None:
             expected=f"the characters of the non-stream answer: {_around(content, at)}",
             received=_around(joined, at),
             exchange=streamed,
+            pair=plain,
         )
     if joined != content:
         pairs = enumerate(zip(joined, content, strict=False))
@@ -115,6 +116,7 @@ async def non_ascii_stream_text(ctx: Context) -> None:
             expected=_around(content, at),
             received=_around(joined, at),
             exchange=streamed,
+            pair=plain,
         )
 
 

@@ -154,6 +154,29 @@ def test_json_report_version_2_carries_the_outcome_fields(run_result):
         "duration_s": 0.5,
         "requests": 1,
         "tokens": 10,
+        "repro": {
+            "requests": [
+                {
+                    "method": "POST",
+                    "url": "http://h/v1/chat/completions",
+                    # aiohttp's type for a bytes body (the exchange recorded no header)
+                    "headers": {"Content-Type": "application/octet-stream"},
+                    "body": '{"stream": true}',
+                    "body_base64": None,
+                    "stream": True,
+                    "redirects": False,
+                    "max_time_s": 60,
+                    "seen": {
+                        "status": 200,
+                        "content_type": "text/event-stream",
+                        "body": "data: {}\n\n",
+                        "error": None,
+                    },
+                    "curl": "curl -sS -i -N --max-time 60 http://h/v1/chat/completions "
+                    "-H 'Content-Type: application/octet-stream' --data-raw '{\"stream\": true}'",
+                }
+            ]
+        },
     }
     assert checks["crashes"]["status"] == "error"
     assert checks["crashes"]["error"] == {

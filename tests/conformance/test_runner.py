@@ -305,6 +305,12 @@ def test_the_api_key_is_in_no_report_field(tmp_path):
         'Bearer <redacted> key=<redacted> {"user": "<redacted>"}'
     )
     assert (leaks["message"], leaks["expected"]) == ("refused <redacted>", "<redacted>")
+    # the reproduction: the key is a placeholder the curl reads from the environment
+    (request,) = leaks["repro"]["requests"]
+    assert request["headers"]["Authorization"] == "Bearer $CHATCOMPAT_API_KEY"
+    assert request["url"].endswith("/chat/completions?key=<redacted>")
+    assert request["body"] == '{"user": "<redacted>"}'
+    assert '-H "Authorization: Bearer $CHATCOMPAT_API_KEY"' in request["curl"]
 
 
 def test_deadline_leaves_unclaimed_capabilities_skipped():

@@ -17,7 +17,16 @@ import pytest
 from markdown_it import MarkdownIt
 
 from conformance._outcome import Outcome, Status
-from conformance._shown import cut, inline, markdown_code, printable, redact, redact_bytes, shown
+from conformance._shown import (
+    cut,
+    cut_keeping,
+    inline,
+    markdown_code,
+    printable,
+    redact,
+    redact_bytes,
+    shown,
+)
 
 from .test_report import EXCHANGE
 
@@ -220,3 +229,14 @@ def test_markdown_code_keeps_the_text_exactly(text):
     assert cells[0::2] == ["x", "y"]
     (code,) = re.findall(r"<code>(.*?)</code>", cells[1], flags=re.S)
     assert html_unescape(code) == (text or " ").replace("|", "\\x7c")
+
+
+def test_cut_keeping_keeps_the_named_spans_whole_and_cuts_the_rest():
+    text = "a" * 200 + "[KEPT ONE]" + "b" * 200 + "[KEPT TWO]" + "c" * 200
+    one, two = text.index("[KEPT ONE]"), text.index("[KEPT TWO]")
+    kept = cut_keeping(text, 100, [(one, one + 10), (two, two + 10)])
+    assert "[KEPT ONE]" in kept and "[KEPT TWO]" in kept
+    assert kept.startswith("a" * 13) and kept.endswith("c" * 13)  # (100 - 20) // 3 // 2 each
+    assert len(kept) < len(text)
+    assert cut_keeping(text, 100, []) == cut(text, 100)
+    assert cut_keeping("short", 100, [(0, 2)]) == "short"
