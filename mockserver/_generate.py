@@ -307,7 +307,7 @@ class ModelWorker:
             self.loaded = load_model(WEIGHTS_SEED)
             self._model = self.loaded.model
             log.info(
-                "the reference model is ready %.1f s after the start: %s",
+                "the reference model is ready %.1f s after the server started: %s",
                 time.monotonic() - self._started,
                 _how(self.loaded),
             )

@@ -53,6 +53,14 @@ def wait_ready(server: MockServer) -> list[int]:
     raise AssertionError(f"not ready within {READY_WAIT} s: {statuses[-5:]}")
 
 
+def model_source(server: MockServer) -> str:
+    """How the ready server's model came: "built" or "cache"."""
+    assert server.app is not None
+    model = server.app[STATE].model
+    assert model is not None and model.loaded is not None
+    return model.loaded.source
+
+
 def test_health_says_loading_until_the_model_can_answer_then_ok(monkeypatch):
     gate = threading.Event()  # the model's load waits for it: the loading state lasts
     load = _generate.load_model
@@ -84,10 +92,7 @@ def test_a_second_start_reads_the_model_from_the_cache(tmp_path, monkeypatch, ca
     caplog.set_level(logging.INFO, logger="mockserver")
     with MockServer(MockConfig(mode="generate")) as first:
         wait_ready(first)
-        assert first.app is not None
-        built = first.app[STATE].model
-        assert built is not None and built.loaded is not None
-        assert built.loaded.source == "built"
+        assert model_source(first) == "built"
     assert entry_path(0, tmp_path).exists()
     assert "built in" in caplog.text and f"cached in {entry_path(0, tmp_path)}" in caplog.text
 
@@ -98,10 +103,7 @@ def test_a_second_start_reads_the_model_from_the_cache(tmp_path, monkeypatch, ca
     caplog.clear()
     with MockServer(MockConfig(mode="generate")) as second:
         wait_ready(second)
-        assert second.app is not None
-        model = second.app[STATE].model
-        assert model is not None and model.loaded is not None
-        assert model.loaded.source == "cache"
+        assert model_source(second) == "cache"
         request = urllib.request.Request(
             f"{second.base_url}/chat/completions",
             data=json.dumps(
