@@ -78,7 +78,7 @@ def buffered_access_logger(
         def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
             if getattr(request.protocol, "shed", False):
                 return  # counted in the cap's throttled warning instead
-            path = request.path_qs
+            path = request.raw_path  # as sent: no URL object built
             if "?" in path:
                 path = redact_url(path)
             major, minor = request.version

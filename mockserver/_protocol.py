@@ -198,6 +198,7 @@ class _Connection(RequestHandler):
             self._receive(piece)
             if self._rejected or self._force_close or self._close:
                 break
+        self._time_body()
 
     def _receive(self, data: bytes) -> None:
         count, body_before = self._request_count, self._body_pending()
@@ -247,12 +248,24 @@ class _Connection(RequestHandler):
             self._rejected = True
             return
         self._payload = payload
-        if self._body_pending():
-            if self._body_timer is not None:
-                self._body_timer.cancel()
+        if self._body_timer is not None:  # the last body's: this one gets its own
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _time_body(self) -> None:
+        """Bound the wait for the body being read (from the end of its headers, in this
+        turn of the loop) with ``body_timeout``; end the bound once the body is whole. Set
+        after the read, not per piece: a body that came with its headers, as most do, costs
+        no timer (each timer left to fire was a push on the loop's heap of them: 600,000 at
+        10,000 requests a second, ~30 us a request under wrk, issue 14)."""
+        pending = self._body_pending()
+        if pending and self._body_timer is None:
             self._body_timer = self._loop.call_later(
-                self._limits.body_timeout, self._body_late, payload
+                self._limits.body_timeout, self._body_late, self._payload
             )
+        elif not pending and self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
 
     def _headers_late(self, count: int) -> None:
         self._header_timer = None

@@ -26,7 +26,7 @@ LINE = re.compile(
 
 class Request:
     remote, method, version = "127.0.0.1", "GET", (1, 1)
-    path_qs = "/v1/models?api-key=sk-secret-123&limit=2"
+    raw_path = "/v1/models?api-key=sk-secret-123&limit=2"
     headers = MappingProxyType({"User-Agent": "ua"})
     protocol = None
 
