@@ -8,13 +8,21 @@ mock is reported as a ratio of the bare handler that writes the same bytes:
     python bench/mock_throughput.py --duration 2 --rounds 1 --only mock-stream,bare-stream
 
 Targets: ``bare-stream`` (a 67-event stream in one write), ``bare-stream-per-event`` (one write
-per event), ``bare-json`` (the non-stream body); ``mock-stream`` / ``mock-json`` (template
-answers, the same request body every time), ``mock-stream-unique`` / ``mock-json-unique``
-(a different body each request: nothing can be cached), ``mock-replay`` (a built-in cassette);
-``cli-stream`` / ``cli-json``: the same requests to ``chatcompat mock`` started as users start
-it (the console script beside this Python, its log written to a file), where the ``mock-*``
-targets serve ``create_app()`` without an access log.
+per event), ``bare-json`` (the non-stream body): bare aiohttp handlers, served by a plain
+``web.AppRunner`` with aiohttp's defaults (as ``web.run_app`` serves them; no log configured).
+``mock-stream`` / ``mock-json`` (template answers, the same request body every time),
+``mock-stream-unique`` / ``mock-json-unique`` (a different body each request: nothing can be
+cached), ``mock-replay`` (a built-in cassette): ``create_app()`` served by ``start_site`` in this
+script's process, without an access log. ``cli-stream`` / ``cli-json``: the same requests to
+``chatcompat mock`` started as users start it (the console script beside this Python, its
+stderr, where it logs each request, written to a file); ``cli-stream-quiet`` /
+``cli-json-quiet``: the same with ``--log-level warning`` (no line per request).
+Every server is a process of its own, started by a command, its stderr in a file.
 The bare handlers serve bytes the mock made for the same request, so sizes match.
+
+The ratio issue 14 asks for (``cli-*`` at least 0.8x ``bare-*``), side by side:
+
+    python bench/mock_throughput.py --rounds 5 --only bare-stream,cli-stream,bare-json,cli-json
 """
 
 from __future__ import annotations
@@ -73,6 +81,8 @@ TARGETS = {
     "mock-replay": ("mock", REPLAY_BODY, LUA_FIXED),
     "cli-stream": ("cli", STREAM_BODY, LUA_FIXED),
     "cli-json": ("cli", JSON_BODY, LUA_FIXED),
+    "cli-stream-quiet": ("cli-quiet", STREAM_BODY, LUA_FIXED),
+    "cli-json-quiet": ("cli-quiet", JSON_BODY, LUA_FIXED),
 }
 RATIOS = [
     ("mock-stream", "bare-stream"),
@@ -82,6 +92,8 @@ RATIOS = [
     ("mock-json-unique", "bare-json"),
     ("cli-stream", "bare-stream"),
     ("cli-json", "bare-json"),
+    ("cli-stream-quiet", "bare-stream"),
+    ("cli-json-quiet", "bare-json"),
     ("bare-stream-per-event", "bare-stream"),
 ]
 
@@ -140,7 +152,12 @@ def serve(kind: str, port: int) -> None:
         app.router.add_post(PATH, plain if kind == "bare-json" else stream)
 
     async def main() -> None:
-        runner, _ = await start_site(app, "127.0.0.1", port)
+        if kind == "mock":
+            runner, _ = await start_site(app, "127.0.0.1", port)
+        else:  # bare aiohttp: its own runner and site, with its defaults
+            runner = web.AppRunner(app)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
         print("ready", flush=True)
         try:
             await asyncio.Event().wait()
@@ -173,10 +190,12 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _start(kind: str, port: int, log: Path) -> subprocess.Popen[str]:
-    """The server process of ``kind``: the ``chatcompat mock`` command for "cli", else this
-    script serving it; its first line on stdout says it listens."""
-    if kind == "cli":
+    """The server process of ``kind``: the ``chatcompat mock`` command for "cli" and
+    "cli-quiet", else this script serving it; its first line on stdout says it listens."""
+    if kind in ("cli", "cli-quiet"):
         command = [str(Path(sys.executable).with_name("chatcompat")), "mock", "--port", str(port)]
+        if kind == "cli-quiet":
+            command += ["--log-level", "warning"]
     else:
         command = [sys.executable, __file__, "--serve", kind, "--port", str(port)]
     with log.open("a") as stderr:  # the CLI logs each request there

@@ -47,6 +47,8 @@ SCRIPTED_FAULTS = web.AppKey("scripted_faults", ScriptedFaults)  # rules added a
 SCRIPTED_CASSETTES = web.AppKey("scripted_cassettes", ScriptedCassettes)  # loaded at run time
 SCRIPTED_DEFECTS = web.AppKey("scripted_defects", RequestDefects)  # added at run time
 
+LOADING_RETRY_AFTER = 1  # seconds /health tells a client to wait while the model loads
+
 Route = Callable[[MockState, Call], Awaitable[web.StreamResponse]]
 ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
@@ -173,12 +175,26 @@ def _authorise(state: MockState, call: Call) -> None:
         raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
 
 
-def _model_object(config: MockConfig, model_id: str) -> dict[str, Any]:
+def context_length(state: MockState) -> int:
+    """Tokens of prompt and completion a model served takes: the reference model's context
+    when it answers (generate mode, ``--on-miss generate``), else the configured one."""
+    return state.model.context if state.model is not None else state.config.context_length
+
+
+def _model_object(state: MockState, model_id: str) -> dict[str, Any]:
+    """A model card: OpenAI's four fields, then the context length under the names servers
+    use for it (vLLM ``max_model_len``; OpenRouter, Together and Fireworks
+    ``context_length``; Groq ``context_window``), which ``chatcompat check --probe`` reads.
+    OpenAI's Model schema allows fields beyond its four."""
+    config, context = state.config, context_length(state)
     return {
         "id": model_id,
         "object": "model",
         "created": config.created,
         "owned_by": config.owned_by,
+        "max_model_len": context,
+        "context_length": context,
+        "context_window": context,
     }
 
 
@@ -188,7 +204,7 @@ async def list_models(state: MockState, call: Call) -> web.Response:
     state.fault_for(call, None)
     listing = {
         "object": "list",
-        "data": [_model_object(config, m) for m in config.listed_models],
+        "data": [_model_object(state, m) for m in config.listed_models],
     }
     return _json(call.defects.apply("models", listing))
 
@@ -198,7 +214,7 @@ async def retrieve_model(state: MockState, call: Call) -> web.Response:
     model_id = call.request.match_info["model"]
     if model_id in state.config.listed_models or call.defects.apply("retrieve_unknown", False):
         state.fault_for(call, model_id)
-        return _json(_model_object(state.config, model_id))
+        return _json(_model_object(state, model_id))
     raise ApiError(
         404,
         f"The model '{model_id}' does not exist",
@@ -246,7 +262,13 @@ def routes(state: MockState) -> list[web.RouteDef]:
 
 
 async def _health(state: MockState, call: Call) -> web.Response:
-    """GET /health: 200 while the server runs."""
+    """GET /health: 200 ``{"status": "ok"}`` once the server can answer; while the reference
+    model loads (generate mode, ``--on-miss generate``), 503 ``{"status": "loading"}`` with
+    ``Retry-After`` (seconds), as load balancers and Kubernetes readiness probes expect."""
+    if state.model is not None and not state.model.ready.is_set():
+        response = _json({"status": "loading"}, 503)
+        response.headers["Retry-After"] = str(LOADING_RETRY_AFTER)
+        return response
     return _json({"status": "ok"})
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 from chatcompat.request_rules import check_context_length, forced_tools
 from mockserver._answer import Answer, Choice, Token, Usage
 from mockserver._errors import ApiError
+from mockserver._model_cache import LoadedModel, load_model
 from mockserver._round_robin import RoundRobin, Stopped
 
 if TYPE_CHECKING:
@@ -262,33 +263,68 @@ class ModelWorker:
     def __init__(self, sampling: str, *, context_length: int | None = None) -> None:
         self.sampling = sampling  # the reference sampler's dialect: vllm | hf | llamacpp
         self.context_length = context_length
+        self.ready = threading.Event()  # set once the model can answer
+        self.loaded: LoadedModel | None = None  # how the model came (cache or build), once ready
         self._turns = RoundRobin("chatcompat-model")
         self._wakes: LoopWakes | None = None  # of the loop that awaits the live answers
         self._model: Transformer | None = None
         self._tokenizer: Tokenizer | None = None
+        self._started = time.monotonic()
+        self._wait_said = False  # the log said a request waits for the model
+
+    def _say_waiting(self) -> None:
+        """Log (once) that requests wait for the model while it loads."""
+        if not self.ready.is_set() and not self._wait_said:
+            self._wait_said = True
+            log.info(
+                "requests wait for the reference model, loading for %.0f s (GET /health "
+                "says 200 once it can answer)",
+                time.monotonic() - self._started,
+            )
+
+    @property
+    def context(self) -> int:
+        """Tokens prompt and completion share: the model's ``max_seq_len``, or
+        ``context_length`` when smaller (what :meth:`answer` refuses past)."""
+        from reference_model import ModelArgs
+
+        window = ModelArgs().max_seq_len
+        return window if self.context_length is None else min(window, self.context_length)
 
     def _load(self) -> tuple[Transformer, Tokenizer]:
-        """The model and tokenizer, built on first use (on the worker thread)."""
+        """The model and tokenizer, read from the disk cache or built on first use (on the
+        worker thread); logs when they are ready and how long that took."""
         if self._model is None or self._tokenizer is None:
             import torch
 
-            from reference_model import build_model, default_tokenizer
+            from reference_model import default_tokenizer
 
             # Process-wide: the model is tiny, so more intra-op threads only add overhead, and
             # on a loaded machine they spin against each other (the build took 194 s instead of
             # 15 s on 2 busy cores). The weights do not depend on it (the fit runs in float64).
             torch.set_num_threads(1)
             self._tokenizer = default_tokenizer()
-            self._model = build_model(WEIGHTS_SEED)
+            self.loaded = load_model(WEIGHTS_SEED)
+            self._model = self.loaded.model
+            log.info(
+                "the reference model is ready %.1f s after the server started: %s",
+                time.monotonic() - self._started,
+                _how(self.loaded),
+            )
+            self.ready.set()
         return self._model, self._tokenizer
 
     def _building(self) -> Generator[None, None, None]:
         """The model build as a job of one piece."""
-        self._load()
+        try:
+            self._load()
+        except Exception:  # the requests that need it raise it again, each in its answer
+            log.exception("the reference model could not be built")
         yield from ()
 
     def warm_up(self) -> None:
-        """Start building the model in the background."""
+        """Start building the model in the background (:attr:`ready` is set once done)."""
+        self._started = time.monotonic()
         self._turns.submit(self._building())
 
     def close(self, timeout: float = CLOSE_WAIT) -> None:
@@ -312,6 +348,7 @@ class ModelWorker:
         """The answer to stream request ``body`` (see :meth:`streams_live`) while the model
         makes it; returns once the first token is out, raising what a bad request raises
         (an ApiError 503 when the server stops first)."""
+        self._say_waiting()
         loop = asyncio.get_running_loop()
         if self._wakes is None or self._wakes.loop is not loop:
             self._wakes = LoopWakes(loop)
@@ -339,6 +376,7 @@ class ModelWorker:
         not fit in the context (see ``check_context_length``), ConnectionResetError when
         ``client_left()`` says the client has gone first (asked every ``GONE_POLL`` seconds),
         an ApiError 503 when the server stops first. A cancelled caller stops it too."""
+        self._say_waiting()
         cancel = threading.Event()
         future = self._turns.submit(self._generate(body, completion_id, created), cancel)
         future.add_done_callback(partial(_log_stop, completion_id, cancel))
@@ -387,6 +425,14 @@ class ModelWorker:
         choices = tuple(_choice(index, s, tokenizer, logprobs) for index, s in steps.items())
         usage = Usage(generation.prompt_tokens, generation.completion_tokens)
         return replace(_head(body, completion_id, created), choices=choices, usage=usage)
+
+
+def _how(loaded: LoadedModel) -> str:
+    """How the model came, for the log."""
+    if loaded.source == "cache":
+        return f"read from the cache {loaded.path} in {loaded.seconds:.1f} s"
+    kept = "not cached" if loaded.path is None else f"cached in {loaded.path}"
+    return f"built in {loaded.seconds:.1f} s, {kept}"
 
 
 def _stopping() -> ApiError:

@@ -198,6 +198,7 @@ class _Connection(RequestHandler):
             self._receive(piece)
             if self._rejected or self._force_close or self._close:
                 break
+        self._time_body()
 
     def _receive(self, data: bytes) -> None:
         count, body_before = self._request_count, self._body_pending()
@@ -247,12 +248,19 @@ class _Connection(RequestHandler):
             self._rejected = True
             return
         self._payload = payload
-        if self._body_pending():
-            if self._body_timer is not None:
-                self._body_timer.cancel()
-            self._body_timer = self._loop.call_later(
-                self._limits.body_timeout, self._body_late, payload
-            )
+        if self._body_timer is not None:  # the last body's: this one gets its own
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _time_body(self) -> None:
+        """Bound a body on its way by ``body_timeout`` from the end of its headers (this read),
+        ending the bound once it is whole: a body read with its headers costs no timer."""
+        payload, timer, wait = self._payload, self._body_timer, self._limits.body_timeout
+        if payload is not None and not payload.is_eof() and timer is None:
+            self._body_timer = self._loop.call_later(wait, self._body_late, payload)
+        elif (payload is None or payload.is_eof()) and timer is not None:
+            timer.cancel()
+            self._body_timer = None
 
     def _headers_late(self, count: int) -> None:
         self._header_timer = None

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 import threading
 from collections.abc import Callable
 from types import TracebackType
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
+from mockserver._access_log import LOGGER_NAME, AccessLines, buffered_access_logger
 from mockserver._app import create_app
 from mockserver._config import ConnectionLimits, MockConfig
 from mockserver._protocol import MockRunner, listen, throttle_accept_errors
 from mockserver._signals import stop_on_signals
 
-__all__ = ["MockServer", "run_until_signalled", "serve_forever", "start_site"]
+__all__ = ["MockServer", "access_lines", "run_until_signalled", "serve_forever", "start_site"]
 
 
 async def start_site(
@@ -23,12 +27,15 @@ async def start_site(
     port: int,
     *,
     access_log: bool = False,
+    access_log_class: type[AbstractAccessLogger] | None = None,
     shutdown_timeout: float = 1.0,
     reuse_port: bool = False,
     limits: ConnectionLimits | None = None,
 ) -> tuple[web.AppRunner, int]:
     """Start ``app`` on ``host:port`` (0 = a free port); the runner and the bound port.
     On cleanup, requests still running get ``shutdown_timeout`` seconds, then are cancelled;
+    ``access_log`` logs each request, through ``logging`` (logger "aiohttp.access") unless
+    ``access_log_class`` says how (see :mod:`mockserver._access_log`);
     ``reuse_port`` sets SO_REUSEPORT so that several processes can share the port.
     Connections follow ``limits`` (default ``ConnectionLimits()``: header, body and idle
     timeouts, a connection cap; see :mod:`mockserver._protocol`), protocol errors are answered
@@ -38,6 +45,8 @@ async def start_site(
     options: dict[str, object] = {"shutdown_timeout": shutdown_timeout, "auto_decompress": False}
     if not access_log:
         options["access_log"] = None
+    elif access_log_class is not None:
+        options["access_log_class"] = access_log_class
     throttle_accept_errors(asyncio.get_running_loop())
     runner = MockRunner(app, limits or ConnectionLimits(), **options)
     await runner.setup()
@@ -134,16 +143,25 @@ def run_until_signalled(
     banner: Callable[[int], str],
     limits: ConnectionLimits | None = None,
 ) -> None:
-    """Serve ``app`` in the foreground, logging each request, until SIGINT or SIGTERM; prints
-    ``banner(bound_port)`` once listening. Connections follow ``limits`` (see start_site). Stops
-    within a few seconds of the signal, also when a request blocks the loop (see
-    ``_signals.stop_on_signals``)."""
+    """Serve ``app`` in the foreground until SIGINT or SIGTERM, logging each request to stderr
+    (buffered: :mod:`mockserver._access_log`) while the "aiohttp.access" logger is enabled
+    for INFO; prints ``banner(bound_port)`` once listening. Connections follow ``limits``
+    (see start_site). Stops within a few seconds of the signal, also when a request blocks
+    the loop (see ``_signals.stop_on_signals``)."""
 
     async def main() -> None:
         stop = asyncio.Event()
         restore = stop_on_signals(stop)
+        lines = access_lines()
         try:
-            runner, bound = await start_site(app, host, port, access_log=True, limits=limits)
+            runner, bound = await start_site(
+                app,
+                host,
+                port,
+                access_log=lines is not None,
+                access_log_class=None if lines is None else buffered_access_logger(lines),
+                limits=limits,
+            )
             print(banner(bound), flush=True)
             try:
                 await stop.wait()
@@ -151,8 +169,18 @@ def run_until_signalled(
                 await runner.cleanup()
         finally:
             restore()
+            if lines is not None:
+                lines.flush()
 
     asyncio.run(main())
+
+
+def access_lines() -> AccessLines | None:
+    """The buffer of a foreground server's access log on stderr, or None when the
+    "aiohttp.access" logger is not enabled for INFO (``--log-level warning``)."""
+    if not logging.getLogger(LOGGER_NAME).isEnabledFor(logging.INFO):
+        return None
+    return AccessLines(sys.stderr)
 
 
 def serve_forever(config: MockConfig, host: str = "127.0.0.1", port: int = 8000) -> None:

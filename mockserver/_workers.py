@@ -19,9 +19,10 @@ from typing import Any
 
 from aiohttp import web
 
+from mockserver._access_log import LOGGER_NAME, buffered_access_logger
 from mockserver._app import create_app
 from mockserver._config import MockConfig
-from mockserver._server import start_site
+from mockserver._server import access_lines, start_site
 from mockserver._signals import stop_on_signals
 
 __all__ = ["LOG_FORMAT", "WORKER_HEADER", "reserve_port", "serve_workers"]
@@ -57,9 +58,19 @@ async def _worker(config: MockConfig, host: str, port: int, ready: Any) -> None:
     app.on_response_prepare.append(_tag_worker)
     stop = asyncio.Event()
     restore = stop_on_signals(stop)  # within a few seconds, also when the loop is blocked
+    lines = access_lines()
+    logger = (
+        None if lines is None else buffered_access_logger(lines, f"[{os.getpid()}] {LOGGER_NAME}")
+    )
     try:
         runner, _ = await start_site(
-            app, host, port, access_log=True, reuse_port=True, limits=config.limits
+            app,
+            host,
+            port,
+            access_log=lines is not None,
+            access_log_class=logger,
+            reuse_port=True,
+            limits=config.limits,
         )
         ready.put(os.getpid())
         parent = os.getppid()
@@ -71,11 +82,13 @@ async def _worker(config: MockConfig, host: str, port: int, ready: Any) -> None:
             await runner.cleanup()
     finally:
         restore()
+        if lines is not None:
+            lines.flush()
 
 
-def _worker_main(config: MockConfig, host: str, port: int, ready: Any) -> None:
-    """The target of a worker process."""
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+def _worker_main(config: MockConfig, host: str, port: int, ready: Any, level: int) -> None:
+    """The target of a worker process; it logs at ``level``."""
+    logging.basicConfig(level=level, format=LOG_FORMAT)
     asyncio.run(_worker(config, host, port, ready))
 
 
@@ -106,9 +119,11 @@ def serve_workers(
     *,
     start_timeout: float = 30.0,
     stop_timeout: float = 10.0,
+    log_level: int = logging.INFO,
 ) -> int:
     """Serve with ``workers`` processes on one port until SIGINT or SIGTERM (forwarded to the
-    workers); the exit status: 0 after a signal, 1 if a worker died or did not start."""
+    workers, which log at ``log_level``: INFO logs each request); the exit status: 0 after a
+    signal, 1 if a worker died or did not start."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     context = multiprocessing.get_context("spawn")
@@ -126,7 +141,7 @@ def serve_workers(
             port = int(reserved.getsockname()[1])
             for _ in range(workers):
                 started = context.Process(
-                    target=_worker_main, args=(config, host, port, ready), daemon=True
+                    target=_worker_main, args=(config, host, port, ready, log_level), daemon=True
                 )
                 started.start()
                 processes.append(started)

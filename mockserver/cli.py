@@ -25,6 +25,7 @@ from mockserver._workers import LOG_FORMAT, serve_workers
 __all__ = ["API_KEY_VARIABLE", "add_arguments", "add_record_arguments", "run", "run_record"]
 
 API_KEY_VARIABLE = "CHATCOMPAT_MOCK_API_KEY"  # the key the mock wants when --api-key is absent
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _spec(parse: Callable[[str], object]) -> Callable[[str], str]:
@@ -276,6 +277,15 @@ _MOCK_OPTIONS: tuple[Option, ...] = (
             f"minus {FD_RESERVE})",
         },
     ),
+    (
+        ("--log-level",),
+        {
+            "default": "info",
+            "choices": LOG_LEVELS,
+            "help": "info: a line per request (buffered, written every 0.1 s), the model's "
+            "build and readiness; warning: only what goes wrong (default info)",
+        },
+    ),
     (("--list-defects",), {"action": "store_true", "help": "print the defect modes and exit"}),
 )
 
@@ -375,10 +385,11 @@ def run(args: argparse.Namespace) -> int:
         print("chatcompat mock: --workers must be >= 1", file=sys.stderr)
         return 2
     _raise_open_file_limit()
+    level = getattr(logging, args.log_level.upper())
     if args.workers > 1:
-        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-        return serve_workers(config, args.host, args.port, args.workers)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        logging.basicConfig(level=level, format=LOG_FORMAT)
+        return serve_workers(config, args.host, args.port, args.workers, log_level=level)
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(message)s")
     serve_forever(config, args.host, args.port)
     return 0
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -15,6 +16,21 @@ settings.register_profile(
     "chatcompat-tests", deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("chatcompat-tests")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The reference model's disk cache (``$CHATCOMPAT_CACHE``) in a folder of this session,
+    not the user's ``~/.cache``, unless the variable is set already; the CLI processes tests
+    start inherit it."""
+    if os.environ.get("CHATCOMPAT_CACHE"):
+        yield
+        return
+    os.environ["CHATCOMPAT_CACHE"] = str(tmp_path_factory.mktemp("chatcompat-cache"))
+    try:
+        yield
+    finally:
+        os.environ.pop("CHATCOMPAT_CACHE", None)
 
 
 @pytest.fixture

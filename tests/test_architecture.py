@@ -29,6 +29,7 @@ LAZY = {
     ("conformance.cli", "mockserver"),
     ("conformance._oracle", "reference_model"),
     ("mockserver._generate", "reference_model"),
+    ("mockserver._model_cache", "reference_model"),
 }
 
 

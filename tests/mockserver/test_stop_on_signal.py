@@ -108,9 +108,11 @@ def test_sigterm_stops_a_running_generation(tmp_path, workers):
             assert terminated(process, port, tmp_path / "mock.log") == 0
 
 
-def test_sigterm_stops_while_the_model_is_built(tmp_path):
+def test_sigterm_stops_while_the_model_is_built(tmp_path, monkeypatch):
     # the build (torch fit steps) cannot be cut short: the exit waits for it up to the
-    # watchdog, never aborting ("terminate called without an active exception")
+    # watchdog, never aborting ("terminate called without an active exception"); an empty
+    # model cache, so that the model is built, not read
+    monkeypatch.setenv("CHATCOMPAT_CACHE", str(tmp_path / "empty-cache"))
     with mock_process(tmp_path, "--mode", "generate") as (process, port):
         status = terminated(process, port, tmp_path / "mock.log")
     assert status in (0, 128 + signal.SIGTERM), (tmp_path / "mock.log").read_text()
