@@ -37,12 +37,12 @@ from mockserver._redaction import (
     redact_writes,
     request_secrets,
 )
-from mockserver._server import run_until_signalled
 
 __all__ = [
     "MIN_HEADER_SECRET",
     "RecordConfig",
     "create_record_app",
+    "record_exchange",
     "redact",
     "redact_writes",
     "serve_recorder",
@@ -138,22 +138,39 @@ async def _relay(
 
 async def proxy(request: web.Request) -> web.StreamResponse:
     """Forward one request upstream, stream the answer back, and store it as a cassette."""
-    config = request.app[RECORD]
     try:
         raw = await read_body(request)
     except ApiError as unreadable:  # a body that is not what its Content-Encoding says
         return error_response(unreadable)
+    return await record_exchange(request, raw, request.app[RECORD], request.app[SESSION])
+
+
+async def record_exchange(
+    request: web.Request,
+    raw: bytes,
+    config: RecordConfig,
+    session: aiohttp.ClientSession,
+    *,
+    key: str | None = None,
+) -> web.StreamResponse:
+    """Forward ``request`` (its body ``raw``) to ``config.upstream`` with ``session``, stream
+    the answer back and store the exchange as a cassette in ``config.directory``, redacted;
+    ``key`` (when set) goes upstream as ``Authorization: Bearer <key>`` instead of the
+    client's credentials. An unreachable upstream is a 502 in the envelope."""
     path, url = _upstream_url(config, request)
     forward = CIMultiDict(
         (k, v) for k, v in request.headers.items() if k.lower() not in UNSTORED_HEADERS
     )
     forward["Accept-Encoding"] = "identity"
+    if key is not None:
+        forward["Authorization"] = f"Bearer {key}"
     query = request.rel_url.raw_query_string
     secrets = [*config.secrets, *request_secrets(request.headers, query)]
+    secrets += [key] if key else []
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
-        upstream = await request.app[SESSION].request(
+        upstream = await session.request(
             request.method, url, data=raw or None, headers=forward, allow_redirects=False
         )
     except (aiohttp.ClientError, TimeoutError) as exc:
@@ -206,6 +223,8 @@ def create_record_app(config: RecordConfig) -> web.Application:
 
 def serve_recorder(config: RecordConfig, host: str = "127.0.0.1", port: int = 8001) -> None:
     """Record in the foreground until SIGINT or SIGTERM."""
+    from mockserver._server import run_until_signalled  # _server imports the mock's app
+
     run_until_signalled(
         create_record_app(config),
         host,
