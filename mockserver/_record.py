@@ -119,8 +119,9 @@ async def _relay(
     request: web.Request, upstream: aiohttp.ClientResponse, headers: list[tuple[str, str]]
 ) -> tuple[web.StreamResponse, list[Write], float]:
     """Stream ``upstream``'s answer back to ``request`` as it arrives, with ``headers`` (its
-    headers as they can be sent on): the response, its writes (each with the seconds since the
-    previous one, the first since the headers) and the loop time of the last."""
+    headers as they can be sent on): the response (its end not yet written), its writes (each
+    with the seconds since the previous one, the first since the headers) and the loop time of
+    the last."""
     answer_headers = CIMultiDict((k, v) for k, v in headers if k.lower() not in UNSTORED_HEADERS)
     reason = _field_value(upstream.reason) if upstream.reason else None
     response = web.StreamResponse(status=upstream.status, reason=reason, headers=answer_headers)
@@ -132,7 +133,6 @@ async def _relay(
         writes.append(Write(now - last, data))
         last = now
         await response.write(data)
-    await response.write_eof()
     return response, writes, last
 
 
@@ -201,7 +201,8 @@ async def record_exchange(
     )
     saved = save_cassette(cassette, config.directory, _file_name(request.method, path))
     log.info("recorded %s %s -> %s %s", request.method, path, upstream.status, saved)
-    return response
+    await response.write_eof()  # after the cassette is saved: a client that has the whole
+    return response  # answer finds the cassette
 
 
 async def _client_session(app: web.Application) -> AsyncIterator[None]:
