@@ -88,10 +88,10 @@ class Recorder:
 
     def _miss(self, call: Call) -> ApiError:
         request = call.request
-        how = "--record-mode new_episodes" if self.config else "--upstream URL --record-mode once"
+        how = "new_episodes" if self.config else "once or new_episodes, with an upstream"
         return ApiError(
             404,
             f"No cassette in {self.folder} matches {request.method} {request.path} (record "
-            f"mode {self.mode}: replay only). Record it with {how}.",
+            f"mode {self.mode}: replay only). Record it in the record mode {how}.",
             code="cassette_not_found",
         )
