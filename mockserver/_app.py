@@ -71,11 +71,11 @@ def endpoint(
     prefix) want the API key when one is set; with a record mode they are replayed from or
     recorded to cassettes (:mod:`mockserver._upstream`), else in replay mode a request
     matching a cassette gets its answer (unless ``replay`` is off: the route looks them up
-    itself). Every request but a ``control`` route's goes into the request log. One wrapper,
-    no middleware: nothing else runs per request."""
+    itself). With the control routes on, every request but a ``control`` route's goes into
+    the request log. One wrapper, no middleware: nothing else runs per request."""
     replaying = replay and state.replaying and not control
     recorder = None if control else state.recorder
-    log = state.requests
+    log = None if control or not state.config.control else state.requests
 
     async def handler(request: web.Request) -> web.StreamResponse:
         call = Call(request, state.ids.request_id(), state.defects)
@@ -88,7 +88,7 @@ def endpoint(
                 if state.config.api_key is not None:
                     _authorise(state, call)
                 call.raw = await read_body(request)
-            if not control:
+            if log is not None:
                 entry = log.add(request.method, request.path_qs, request.raw_headers, call.raw)
             if under_api and recorder is not None:
                 response = await recorder.answer(state, call)
@@ -99,7 +99,7 @@ def endpoint(
             if response is None:
                 response = await route(state, call)
         except Exception as exc:
-            if entry is None and not control:
+            if entry is None and log is not None:
                 entry = log.add(request.method, request.path_qs, request.raw_headers, call.raw)
             response = error_answer(request, exc, lambda _, e: _render_error(state, call, e))
         if entry is not None:

@@ -5,7 +5,8 @@ An entry keeps what arrived as it arrived (method, path and query, the raw heade
 body bytes, the time) and is read lazily: credentials come out redacted as ``chatcompat record``
 stores them (:data:`~mockserver._cassettes.SECRET_HEADERS` as ``[REDACTED]``, credential query
 parameters too), the body parsed as cassettes store it. Logging costs one small object and a
-deque append per request; the log keeps the newest ``size`` entries.
+deque append per request; the log keeps the newest entries within its bounds. A mock keeps
+it when its control routes are on (``MockConfig.control``: always in the pytest plugin).
 """
 
 from __future__ import annotations
@@ -77,18 +78,26 @@ class LoggedRequest:
 
 
 class RequestLog:
-    """The newest ``size`` requests, oldest first (appended from the server's thread, read and
-    cleared from the test's)."""
+    """The newest requests, oldest first: at most ``size`` of them and ``max_bytes`` of their
+    bodies (appended from the server's thread, read and cleared from the test's)."""
 
-    def __init__(self, size: int = 10_000) -> None:
-        self._entries: deque[LoggedRequest] = deque(maxlen=size)
+    def __init__(self, size: int = 10_000, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self._entries: deque[LoggedRequest] = deque()
+        self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0  # of the bodies kept
 
     def add(
         self, method: str, path_qs: str, headers: tuple[tuple[bytes, bytes], ...], raw: bytes
     ) -> LoggedRequest:
-        """Log one request; the entry (its status is set once the answer is known)."""
+        """Log one request (the oldest ones dropped past the bounds); the entry (its status
+        is set once the answer is known)."""
         entry = LoggedRequest(method, path_qs, headers, raw)
-        self._entries.append(entry)
+        entries = self._entries
+        entries.append(entry)
+        self._bytes += len(raw)
+        while len(entries) > self._size or (self._bytes > self._max_bytes and len(entries) > 1):
+            self._bytes -= len(entries.popleft().raw)
         return entry
 
     def entries(self) -> list[LoggedRequest]:
@@ -98,3 +107,4 @@ class RequestLog:
     def clear(self) -> None:
         """Forget every logged request."""
         self._entries.clear()
+        self._bytes = 0

@@ -94,7 +94,7 @@ class MockState:
         self.scripted_faults = ScriptedFaults()  # rules added at run time
         self.may_fault = bool(config.fault_rules or config.defects)  # without a header
         self.replies = ScriptedReplies()  # queued by tests for the next chat completions
-        self.requests = RequestLog()  # every request received but the control routes'
+        self.requests = RequestLog()  # with control on: every request but the control routes'
 
     def read_fault_header(self, call: Call) -> None:
         """Set ``call``'s defects (the server's, the scripted ones and those its fault header

@@ -8,7 +8,9 @@ import json
 import httpx
 import pytest
 
+from mockserver._app import STATE
 from mockserver._replies import Reply, ScriptedReplies, reply_from_json
+from mockserver._request_log import RequestLog
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "Hi there"}]}
 
@@ -197,3 +199,21 @@ def test_reply_from_json_normalises_tool_calls_and_logprobs():
     )
     with pytest.raises(ValueError, match="logprobs tokens joined"):
         Reply("other", logprobs=({"token": "a", "logprob": 0},))
+
+
+def test_without_control_nothing_is_logged(start_mock):
+    server = start_mock()
+    httpx.post(server.base_url + "/chat/completions", json=CHAT)
+    assert server.app[STATE].requests.entries() == []
+
+
+def test_the_log_keeps_the_newest_within_its_bounds():
+    log = RequestLog(size=3, max_bytes=10)
+    for body in (b"1234", b"5678", b"901"):
+        log.add("POST", "/v1/x", (), body)
+    assert [e.raw for e in log.entries()] == [b"5678", b"901"]  # 10 bytes at most
+    for _ in range(4):
+        log.add("GET", "/v1/models", (), b"")
+    assert [e.method for e in log.entries()] == ["GET"] * 3  # 3 entries at most
+    log.add("POST", "/v1/x", (), b"a body past the bound")  # the newest always stays
+    assert len(log.entries()) == 1
