@@ -6,6 +6,11 @@ conftest) → ``chat_mock_server`` (one mock per session, in a thread on a loopb
 and the fail-first counts and replay order are reset before and after each test). With
 pytest-asyncio, ``chat_mock_async`` runs a mock of the test's own in the test's event loop. A
 session hook stops any server left running.
+
+A test queues replies (``chat_mock.reply``: a reply left unused fails the test), reads the
+request log (``requests``, ``last_request``, ``assert_called``, ``assert_called_with``), and
+with a record mode (the ``chat_mock`` marker, ``--chat-mock-record-mode``, the ini options) gets
+a mock of its own in front of an upstream. The plugin's mocks serve the control routes.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ __all__ = [
     "chat_mock_config",
     "chat_mock_listen_address",
     "chat_mock_server",
+    "check_replies_used",
+    "record_config",
 ]
 
 SERVERS = pytest.StashKey[list[MockServer]]()  # the servers this plugin started in a session
