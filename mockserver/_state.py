@@ -75,9 +75,12 @@ class MockState:
         self.defects = self.request_defects.server  # the configured ones, bound to this server
         # with a record mode: the cassettes of its folder only (created first when missing)
         self.recorder = Recorder(config) if config.record_mode is not None else None
-        builtin = config.builtin_cassettes and self.recorder is None
+        recorder = self.recorder
+        folders = config.cassettes if recorder is None else recorder.folders
         self.cassettes = CassetteStore.from_directories(
-            config.cassettes, builtin=builtin, loose=config.match == "loose"
+            folders,
+            builtin=config.builtin_cassettes and recorder is None,
+            loose=config.match == "loose",
         )
         self.scripted_cassettes = ScriptedCassettes()  # loaded at run time
         self.replaying = config.mode == "replay"

@@ -36,11 +36,12 @@ RECORD_MODES = ("none", "once", "new_episodes", "all")
 
 
 def prepare_cassette_folder(config: MockConfig) -> bool:
-    """Create the cassette folder of ``config``'s record mode when missing; whether it holds
-    no cassette (``once`` records then)."""
+    """Create the cassette folder of ``config``'s record mode when missing (but in mode
+    ``none``, which records nothing); whether it holds no cassette (``once`` records then)."""
     folder = Path(config.cassettes[0])
-    folder.mkdir(parents=True, exist_ok=True)
-    return not any(folder.rglob("*.json"))
+    if config.record_mode != "none":
+        folder.mkdir(parents=True, exist_ok=True)
+    return not folder.is_dir() or not any(folder.rglob("*.json"))
 
 
 class Recorder:
@@ -53,6 +54,7 @@ class Recorder:
         self.records = self.mode in ("all", "new_episodes") or (self.mode == "once" and empty)
         self.replays = self.mode != "all" and not (self.mode == "once" and empty)
         self.folder = config.cassettes[0]
+        self.folders = (self.folder,) if Path(self.folder).is_dir() else ()  # replayed from
         self.key = config.upstream_key
         self.config = None
         if config.upstream is not None:

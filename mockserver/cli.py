@@ -422,7 +422,7 @@ def _record_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.upstream and not args.upstream.startswith(("http://", "https://")):
         print("chatcompat mock: --upstream must be an http(s) URL", file=sys.stderr)
         raise SystemExit(2)
-    if mode is not None:
+    if mode not in (None, "none"):
         Path(args.cassettes[0]).mkdir(parents=True, exist_ok=True)
     key = os.environ.get(args.upstream_key_env) if args.upstream_key_env else None
     return {

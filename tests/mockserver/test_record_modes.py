@@ -145,3 +145,11 @@ def test_the_cli_refuses_a_record_mode_that_cannot_work(args, message, tmp_path)
     )
     assert done.returncode == 2
     assert message in done.stderr
+
+
+def test_none_creates_no_folder(start_mock, tmp_path):
+    missing = tmp_path / "missing"
+    answer = ask(start_mock(record_mode="none", cassettes=(str(missing),)))
+    assert answer.status_code == 404
+    assert "No cassette in" in answer.json()["error"]["message"]
+    assert not missing.exists()
