@@ -16,6 +16,7 @@ class Token:
     text: str = ""
     tool_calls: tuple[dict[str, Any], ...] = ()  # delta fragments, OpenAI's stream shape
     logprobs: tuple[dict[str, Any], ...] = ()  # chat logprobs entries for this step's text
+    refusal: str = ""  # a piece of a refusal (the message's "refusal", not its content)
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,11 @@ class Choice:
     def content(self) -> str:
         """The text of the whole choice."""
         return "".join(t.text for t in self.tokens)
+
+    @property
+    def refusal(self) -> str | None:
+        """The refusal of the whole choice; None when it refuses nothing."""
+        return "".join(t.refusal for t in self.tokens) or None
 
     @property
     def tool_calls(self) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from aiohttp import web
 from mockserver._body import read_body
 from mockserver._cassettes import CassetteStore, ScriptedCassettes
 from mockserver._config import MockConfig
+from mockserver._control import CONTROL_ROUTES
 from mockserver._defects import RequestDefects
 from mockserver._delivery import send_cassette
 from mockserver._errors import ApiError, Handler, error_answer, error_body
@@ -60,31 +61,51 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 def endpoint(
-    state: MockState, route: Route, *, api: bool | None = True, replay: bool = True
+    state: MockState,
+    route: Route,
+    *,
+    api: bool | None = True,
+    replay: bool = True,
+    control: bool = False,
 ) -> Handler:
     """``route`` as an aiohttp handler. Every answer gets an ``x-request-id`` (streams before
     they start) and every error the envelope; API routes (``api``; None: those under the
-    prefix) want the API key when one is set, and in replay mode a request matching a cassette
-    gets its answer (unless ``replay`` is off: the route looks them up itself). One wrapper, no
-    middleware: nothing else runs per request."""
-    replaying = replay and state.replaying
+    prefix) want the API key when one is set; with a record mode they are replayed from or
+    recorded to cassettes (:mod:`mockserver._upstream`), else in replay mode a request
+    matching a cassette gets its answer (unless ``replay`` is off: the route looks them up
+    itself). With the control routes on, every request but a ``control`` route's goes into
+    the request log. One wrapper, no middleware: nothing else runs per request."""
+    replaying = replay and state.replaying and not control
+    recorder = None if control else state.recorder
+    log = None if control or not state.config.control else state.requests
 
     async def handler(request: web.Request) -> web.StreamResponse:
         call = Call(request, state.ids.request_id(), state.defects)
+        entry = None
         try:
             response = None
             state.read_fault_header(call)
-            if _under_api(state, api, request):
+            under_api = _under_api(state, api, request)
+            if under_api:
                 if state.config.api_key is not None:
                     _authorise(state, call)
                 call.raw = await read_body(request)
-                found = find_cassette(state, call) if replaying else None
+            if log is not None:
+                entry = log.add(request.method, request.path_qs, request.raw_headers, call.raw)
+            if under_api and recorder is not None:
+                response = await recorder.answer(state, call)
+            elif under_api and replaying:
+                found = find_cassette(state, call)
                 if found is not None:
                     response = await send_cassette(state, call, *found)
             if response is None:
                 response = await route(state, call)
         except Exception as exc:
+            if entry is None and log is not None:
+                entry = log.add(request.method, request.path_qs, request.raw_headers, call.raw)
             response = error_answer(request, exc, lambda _, e: _render_error(state, call, e))
+        if entry is not None:
+            entry.status = response.status
         if not response.prepared and "x-request-id" not in response.headers:
             response.headers["x-request-id"] = call.id
         return response
@@ -250,11 +271,20 @@ def routes(state: MockState) -> list[web.RouteDef]:
         web.get("/health", endpoint(state, _health, api=False), expect_handler=quiet),
         web.get("/openapi.json", endpoint(state, openapi, api=False), expect_handler=quiet),
     ]
+    if state.config.control:
+        control = _expect(state)
+        table += [
+            web.route(method, path, endpoint(state, route, control=True), expect_handler=control)
+            for method, path, route in CONTROL_ROUTES
+        ]
     other = _expect(state, api=None)
-    for route in list(table):
-        allowed = (route.method, "HEAD") if route.method == "GET" else (route.method,)
+    methods: dict[str, tuple[str, ...]] = {}  # path -> the methods its routes answer
+    for route in table:
+        get = ("HEAD",) if route.method == "GET" else ()
+        methods[route.path] = (*methods.get(route.path, ()), route.method, *get)
+    for path, allowed in methods.items():
         handler = endpoint(state, _not_allowed(allowed), api=None)
-        table.append(web.route("*", route.path, handler, expect_handler=other))
+        table.append(web.route("*", path, handler, expect_handler=other))
     table.append(
         web.route("*", "/{path:.*}", endpoint(state, _unknown_url, api=None), expect_handler=other)
     )
@@ -311,5 +341,7 @@ def create_app(config: MockConfig | None = None) -> web.Application:
     if state.model is not None:
         app[MODEL] = state.model
         app.cleanup_ctx.append(_model_lifecycle)
+    if state.recorder is not None:
+        app.cleanup_ctx.append(state.recorder.lifecycle)
     app.router.add_routes(routes(state))
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from dataclasses import InitVar, dataclass
+from dataclasses import InitVar, dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -96,6 +96,11 @@ class MockConfig:
     # which chat requests are answered (mockserver._lenient): strict (OpenAI's 400 rules),
     # schema (whatever OpenAI's published schema accepts), off (any JSON object)
     validation: str = "strict"
+    # issue 14: control routes, record modes (mockserver._control, mockserver._upstream)
+    control: bool = False  # serve the control routes under /_chatcompat
+    record_mode: str | None = None  # none | once | new_episodes | all, in cassettes[0]
+    upstream: str | None = None  # the API base recorded from (record modes but none)
+    upstream_key: str | None = field(default=None, repr=False)  # sent upstream as the key
     dialect: InitVar[str | None] = None  # the old name of flavour (a DeprecationWarning)
 
     def __post_init__(self, dialect: str | None) -> None:
@@ -131,6 +136,25 @@ class MockConfig:
                 raise ValueError(f"unknown {name} {value!r}; known: {list(known)}")
         if not self.speed >= 0:
             raise ValueError(f"speed must be >= 0, got {self.speed!r}")
+        self._check_record_mode()
+
+    def _check_record_mode(self) -> None:
+        """ValueError for a record mode that cannot work (mockserver._upstream)."""
+        if self.upstream is not None and not self.upstream.startswith(("http://", "https://")):
+            raise ValueError(f"upstream must be an http(s) URL, got {self.upstream!r}")
+        if self.record_mode is None:
+            if self.upstream is not None:
+                raise ValueError("an upstream needs a record_mode (none, once, new_episodes, all)")
+            return
+        if self.record_mode not in ("none", "once", "new_episodes", "all"):
+            raise ValueError(
+                f"unknown record_mode {self.record_mode!r}; known: "
+                "['none', 'once', 'new_episodes', 'all']"
+            )
+        if not self.cassettes:
+            raise ValueError("a record mode needs a cassette folder (cassettes)")
+        if self.record_mode != "none" and self.upstream is None:
+            raise ValueError(f"record_mode {self.record_mode!r} needs an upstream to record from")
 
     @property
     def generates(self) -> bool:

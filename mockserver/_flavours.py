@@ -196,6 +196,9 @@ def _message(choice: Choice, flavour: Flavour) -> dict[str, Any]:
     calls = choice.tool_calls
     message: dict[str, Any] = {"role": "assistant", "content": None if calls else choice.content}
     message.update(copy.deepcopy(flavour.message_extra))
+    refusal = choice.refusal
+    if refusal is not None:
+        message["content"], message["refusal"] = None, refusal
     if calls:
         message["tool_calls"] = calls
     return message
@@ -275,7 +278,9 @@ class ChoiceChunks:
 
     def _token_chunk(self, token: Token, finish: str | None) -> dict[str, Any]:
         delta: dict[str, Any] = {}
-        if token.text or not token.tool_calls:
+        if token.refusal:
+            delta["refusal"] = token.refusal
+        elif token.text or not token.tool_calls:
             delta["content"] = token.text
         if token.tool_calls:
             delta["tool_calls"] = [copy.deepcopy(t) for t in token.tool_calls]

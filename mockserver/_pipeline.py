@@ -27,14 +27,16 @@ from mockserver._errors import ApiError, error_body
 from mockserver._faults import with_multibyte
 from mockserver._flavours import LiveChunks, completion_body, stream_chunks
 from mockserver._generate import LiveAnswer
-from mockserver._plan import plan_answer
+from mockserver._plan import Plan, plan_answer, valid_body
 from mockserver._rendered import Rendered
+from mockserver._replies import reply_answer
 from mockserver._sources import find_cassette, live_answer, whole_answer
 from mockserver._sse import (
     DONE,
     SSE_CONTENT_TYPE,
     encode_chunk,
     encode_chunks,
+    encode_data,
     encode_error,
     write_as_made,
 )
@@ -50,6 +52,10 @@ JSON_CONTENT_TYPE = "application/json"
 async def chat_completion(state: MockState, call: Call) -> web.StreamResponse:
     """The answer to a chat completion request, stage by stage."""
     _check_content_type(call.request)
+    if state.replies:  # a test scripted the next answers
+        scripted = await _send_reply(state, call)
+        if scripted is not None:
+            return scripted
     # this body was validated and answered before (by the server's own defects)
     own = call.defects is state.defects
     kept = state.answers.get(call.raw) if own else None
@@ -69,6 +75,34 @@ async def chat_completion(state: MockState, call: Call) -> web.StreamResponse:
     if plan.keep and own:
         state.answers.put(call.raw, rendered)
     return await send(state, call, rendered, plan)
+
+
+async def _send_reply(state: MockState, call: Call) -> web.StreamResponse | None:
+    """The scripted reply matching ``call``'s valid body, through encode, timing and faults
+    (a status fault is raised first and leaves the reply queued); None when none matches
+    or the body is invalid (the usual stages answer it)."""
+    try:
+        body = valid_body(state, call)
+    except ApiError:
+        return None
+    reply = state.replies.first(body)
+    if reply is None:
+        return None
+    fault = state.fault_for(call, body["model"])
+    state.replies.use(reply)
+    if reply.status is not None:
+        reply.raise_error()
+    plan = Plan("scripted", fault, state.timed)
+    stream = body.get("stream") is True
+    if reply.chunks is not None:
+        events = [encode_chunk(c) if isinstance(c, dict) else encode_data(c) for c in reply.chunks]
+        if reply.done:
+            events.append(DONE)
+        rendered = Rendered(body["model"], True, tuple(events), SSE_CONTENT_TYPE, len(events))
+        return await send(state, call, rendered, plan)
+    answers = state.answers
+    answer = reply_answer(reply, body, completion_id=answers.completion_id, created=answers.created)
+    return await send(state, call, render(state, answer, stream=stream, defects=call.defects), plan)
 
 
 def _check_content_type(request: web.Request) -> None:

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest_asyncio
 
 from mockserver._app import create_app
 from mockserver._config import MockConfig
 from mockserver._server import start_site
-from mockserver.pytest_plugin import ChatMock
+from mockserver.pytest_plugin import ChatMock, check_replies_used
 
 __all__ = ["chat_mock_async"]
 
@@ -21,9 +22,11 @@ async def chat_mock_async(
 ) -> AsyncIterator[ChatMock]:
     """A mock of the test's own, served by the test's event loop (aiohttp, a free port)."""
     host, _ = chat_mock_listen_address
-    app = create_app(chat_mock_config)
+    app = create_app(replace(chat_mock_config, control=True))
     runner, port = await start_site(app, host, 0, limits=chat_mock_config.limits)
     try:
-        yield ChatMock(runner.app, host, port)
+        mock = ChatMock(runner.app, host, port)
+        yield mock
+        check_replies_used(mock)
     finally:
         await runner.cleanup()

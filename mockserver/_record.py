@@ -37,12 +37,12 @@ from mockserver._redaction import (
     redact_writes,
     request_secrets,
 )
-from mockserver._server import run_until_signalled
 
 __all__ = [
     "MIN_HEADER_SECRET",
     "RecordConfig",
     "create_record_app",
+    "record_exchange",
     "redact",
     "redact_writes",
     "serve_recorder",
@@ -119,8 +119,9 @@ async def _relay(
     request: web.Request, upstream: aiohttp.ClientResponse, headers: list[tuple[str, str]]
 ) -> tuple[web.StreamResponse, list[Write], float]:
     """Stream ``upstream``'s answer back to ``request`` as it arrives, with ``headers`` (its
-    headers as they can be sent on): the response, its writes (each with the seconds since the
-    previous one, the first since the headers) and the loop time of the last."""
+    headers as they can be sent on): the response (its end not yet written), its writes (each
+    with the seconds since the previous one, the first since the headers) and the loop time of
+    the last."""
     answer_headers = CIMultiDict((k, v) for k, v in headers if k.lower() not in UNSTORED_HEADERS)
     reason = _field_value(upstream.reason) if upstream.reason else None
     response = web.StreamResponse(status=upstream.status, reason=reason, headers=answer_headers)
@@ -132,28 +133,44 @@ async def _relay(
         writes.append(Write(now - last, data))
         last = now
         await response.write(data)
-    await response.write_eof()
     return response, writes, last
 
 
 async def proxy(request: web.Request) -> web.StreamResponse:
     """Forward one request upstream, stream the answer back, and store it as a cassette."""
-    config = request.app[RECORD]
     try:
         raw = await read_body(request)
     except ApiError as unreadable:  # a body that is not what its Content-Encoding says
         return error_response(unreadable)
+    return await record_exchange(request, raw, request.app[RECORD], request.app[SESSION])
+
+
+async def record_exchange(
+    request: web.Request,
+    raw: bytes,
+    config: RecordConfig,
+    session: aiohttp.ClientSession,
+    *,
+    key: str | None = None,
+) -> web.StreamResponse:
+    """Forward ``request`` (its body ``raw``) to ``config.upstream`` with ``session``, stream
+    the answer back and store the exchange as a cassette in ``config.directory``, redacted;
+    ``key`` (when set) goes upstream as ``Authorization: Bearer <key>`` instead of the
+    client's credentials. An unreachable upstream is a 502 in the envelope."""
     path, url = _upstream_url(config, request)
     forward = CIMultiDict(
         (k, v) for k, v in request.headers.items() if k.lower() not in UNSTORED_HEADERS
     )
     forward["Accept-Encoding"] = "identity"
+    if key is not None:
+        forward["Authorization"] = f"Bearer {key}"
     query = request.rel_url.raw_query_string
     secrets = [*config.secrets, *request_secrets(request.headers, query)]
+    secrets += [key] if key else []
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
-        upstream = await request.app[SESSION].request(
+        upstream = await session.request(
             request.method, url, data=raw or None, headers=forward, allow_redirects=False
         )
     except (aiohttp.ClientError, TimeoutError) as exc:
@@ -184,7 +201,8 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     )
     saved = save_cassette(cassette, config.directory, _file_name(request.method, path))
     log.info("recorded %s %s -> %s %s", request.method, path, upstream.status, saved)
-    return response
+    await response.write_eof()  # after the cassette is saved: a client that has the whole
+    return response  # answer finds the cassette
 
 
 async def _client_session(app: web.Application) -> AsyncIterator[None]:
@@ -206,6 +224,8 @@ def create_record_app(config: RecordConfig) -> web.Application:
 
 def serve_recorder(config: RecordConfig, host: str = "127.0.0.1", port: int = 8001) -> None:
     """Record in the foreground until SIGINT or SIGTERM."""
+    from mockserver._server import run_until_signalled  # _server imports the mock's app
+
     run_until_signalled(
         create_record_app(config),
         host,

@@ -26,8 +26,9 @@ from mockserver._template import template_answer
 
 __all__ = ["Source", "choose_source", "find_cassette", "live_answer", "whole_answer"]
 
-# What answers a valid request: the answer cache, a template, the reference model (whole or live)
-Source = Literal["cached", "template", "model", "live"]
+# What answers a valid request: the answer cache, a template, the reference model (whole or
+# live), a test's scripted reply
+Source = Literal["cached", "template", "model", "live", "scripted"]
 
 
 def find_cassette(

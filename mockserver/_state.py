@@ -27,6 +27,9 @@ from mockserver._faults import (
 from mockserver._flavours import FLAVOURS
 from mockserver._generate import ModelWorker
 from mockserver._rendered import AnswerCache
+from mockserver._replies import ScriptedReplies
+from mockserver._request_log import RequestLog
+from mockserver._upstream import Recorder
 
 __all__ = ["Call", "Ids", "MockState"]
 
@@ -61,16 +64,23 @@ class Call:
 
 class MockState:
     """What one server holds: its config and what the config builds (active defects, the
-    cassettes, the reference model, the answer cache, the id and timing generators), and what
-    tests script while it runs (faults, cassettes, fail-first counts)."""
+    cassettes, the reference model, the answer cache, the id and timing generators), what
+    tests script while it runs (faults, cassettes, fail-first counts, replies) and the log of
+    the requests it received."""
 
     def __init__(self, config: MockConfig) -> None:
         self.config = config
         self.flavour = FLAVOURS[config.flavour]
         self.request_defects = RequestDefects(config.defects)  # + scripted, + per request
         self.defects = self.request_defects.server  # the configured ones, bound to this server
+        # with a record mode: the cassettes of its folder only (created first when missing)
+        self.recorder = Recorder(config) if config.record_mode is not None else None
+        recorder = self.recorder
+        folders = config.cassettes if recorder is None else recorder.folders
         self.cassettes = CassetteStore.from_directories(
-            config.cassettes, builtin=config.builtin_cassettes, loose=config.match == "loose"
+            folders,
+            builtin=config.builtin_cassettes and recorder is None,
+            loose=config.match == "loose",
         )
         self.scripted_cassettes = ScriptedCassettes()  # loaded at run time
         self.replaying = config.mode == "replay"
@@ -87,6 +97,8 @@ class MockState:
         self.fail_counter = FailCounter()  # fail-first attempts per key
         self.scripted_faults = ScriptedFaults()  # rules added at run time
         self.may_fault = bool(config.fault_rules or config.defects)  # without a header
+        self.replies = ScriptedReplies()  # queued by tests for the next chat completions
+        self.requests = RequestLog()  # with control on: every request but the control routes'
 
     def set_validation(self, level: str) -> None:
         """Validate the following requests at ``level`` (strict, schema, off); the answers

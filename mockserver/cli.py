@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from chatcompat.cli import DeprecatedSpelling
@@ -20,6 +21,7 @@ from mockserver._generate import ModelUnavailable, require_reference_model
 from mockserver._record import RecordConfig, serve_recorder
 from mockserver._server import serve_forever
 from mockserver._timing import parse_delay
+from mockserver._upstream import RECORD_MODES
 from mockserver._workers import LOG_FORMAT, serve_workers
 
 __all__ = ["API_KEY_VARIABLE", "add_arguments", "add_record_arguments", "run", "run_record"]
@@ -184,6 +186,39 @@ _MOCK_OPTIONS: tuple[Option, ...] = (
             "metavar": "DIR",
             "help": "replay the cassettes in DIR (repeatable; searched in order, before the "
             "built-in seed cassettes)",
+        },
+    ),
+    # issue 14: record modes and control routes (mockserver._upstream, mockserver._control)
+    (
+        ("--upstream",),
+        {
+            "metavar": "URL",
+            "help": "the API base to record from with --record-mode (e.g. "
+            "https://api.openai.com/v1); the client's key goes upstream unless --upstream-key-env",
+        },
+    ),
+    (
+        ("--record-mode",),
+        {
+            "choices": RECORD_MODES,
+            "help": "vcrpy's record modes, in the first --cassettes DIR: none = replay only, a "
+            "miss is 404; once = record if DIR has no cassette, else replay only; new_episodes "
+            "= replay known, record new; all = always record (default with --upstream: once)",
+        },
+    ),
+    (
+        ("--upstream-key-env",),
+        {
+            "metavar": "VAR",
+            "help": "send the key in environment variable VAR upstream instead of the client's",
+        },
+    ),
+    (
+        ("--control",),
+        {
+            "action": "store_true",
+            "help": "serve the control routes under /_chatcompat (scripted replies, the "
+            "request log, reset); they want --api-key too when one is set",
         },
     ),
     (
@@ -373,6 +408,7 @@ def run(args: argparse.Namespace) -> int:
         speed=args.speed,
         sampling=args.sampling,
         validation=args.validation,
+        **_record_options(args),
     )
     try:
         if config.generates:
@@ -392,6 +428,31 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(message)s")
     serve_forever(config, args.host, args.port)
     return 0
+
+
+def _record_options(args: argparse.Namespace) -> dict[str, Any]:
+    """MockConfig's control and record-mode fields from the options; the cassette folder of a
+    record mode made when missing. SystemExit(2) for a record mode without its folder or
+    upstream."""
+    mode = args.record_mode or ("once" if args.upstream else None)
+    if mode is not None and not args.cassettes:
+        print("chatcompat mock: --record-mode needs --cassettes DIR", file=sys.stderr)
+        raise SystemExit(2)
+    if mode not in (None, "none") and not args.upstream:
+        print(f"chatcompat mock: --record-mode {mode} needs --upstream URL", file=sys.stderr)
+        raise SystemExit(2)
+    if args.upstream and not args.upstream.startswith(("http://", "https://")):
+        print("chatcompat mock: --upstream must be an http(s) URL", file=sys.stderr)
+        raise SystemExit(2)
+    if mode not in (None, "none"):
+        Path(args.cassettes[0]).mkdir(parents=True, exist_ok=True)
+    key = os.environ.get(args.upstream_key_env) if args.upstream_key_env else None
+    return {
+        "control": args.control,
+        "record_mode": mode,
+        "upstream": args.upstream,
+        "upstream_key": key,
+    }
 
 
 def _raise_open_file_limit() -> None:
