@@ -28,6 +28,12 @@ REQUEST_TIMEOUT = 60
 CHECK_TIMEOUT = 240
 
 
+# The property checks draw their requests (hypothesis, schemathesis): what they draw varies with
+# the modules loaded, so a defect they catch only sometimes is not listed in its row (see the
+# head of kill_matrix.toml), and their failure beside the listed checks is not a mistake.
+BROAD_CHECKS = frozenset({"prop_valid_requests", "prop_invalid_requests", "schemathesis_openapi"})
+
+
 def failed_ids(server, model="m"):
     """The checks that caught something (failed; a "should" check warns), and the run."""
     endpoint = Endpoint(
@@ -149,14 +155,17 @@ def test_every_unreproduced_check_is_a_template_row_s_check_with_a_reason():
 def test_defect_is_caught_by_its_check(start_mock, defect):
     server = start_mock(models=("m",), defects=(defect,), api_key=KEY)
     failed, result = failed_ids(server)
-    assert failed == set(caught_by(defect)), said(result, failed ^ set(caught_by(defect)))
+    listed = set(caught_by(defect))
+    # a broad property check not listed may catch the defect too, by what it happened to draw
+    unexpected = {check for check in failed - listed if check not in BROAD_CHECKS}
+    assert listed <= failed and not unexpected, said(result, (listed - failed) | unexpected)
     message = next(r.outcome.text for r in result.results if r.check.id == caught_by(defect)[0])
     assert "Sent: " in message or "Received: " in message
     # ... and the repro curl of every failed check shows it (but those listed, with why)
     clean = start_mock(models=("m",), api_key=KEY)
     problems = unreproduced(server, clean, result)
-    listed = UNREPRODUCED.get(defect, {})
-    assert set(problems) == set(listed), problems
+    unshown = UNREPRODUCED.get(defect, {})
+    assert set(problems) == set(unshown), problems
 
 
 # Generate mode: the reference model samples, so the sampling checks can pass and fail for real.
