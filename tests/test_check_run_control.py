@@ -180,8 +180,10 @@ def test_without_a_terminal_colour_is_off_by_default():
 
 def test_a_pipe_shows_each_check_as_it_finishes_before_the_run_ends():
     """``chatcompat check | cat``: the first check's line arrives while the last check is still
-    held by the server (its stream's first event is 60 s away), so before the run ends."""
-    with mock_process("--ttft", "60") as url:
+    held by the server (its stream stops for 60 s after the first event; a stall fault holds
+    streams only, so the preflight's chat request is answered at once), so before the run
+    ends."""
+    with mock_process("--fault", "stall-after=1;stall=60") as url:
         run = subprocess.Popen(
             [sys.executable, "-m", "chatcompat", "check", "--base-url", url, "--model", "m",
              "--check", "models_list", "--check", "sse_done", "--timeout", "120"],

@@ -19,6 +19,8 @@ import pytest
 from conformance import CAPABILITIES, CHECKS, PROFILES
 from mockserver import DEFECTS, QUIRKS
 
+from . import test_cli
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 TEXT = README.read_text("utf-8")
@@ -34,7 +36,6 @@ def load(name: str, path: Path) -> ModuleType:
 
 
 readme_tables = load("readme_tables", ROOT / "scripts" / "readme_tables.py")
-test_cli = load("readme_test_cli", ROOT / "tests" / "test_cli.py")
 # The console scripts of the environment running the tests (chatcompat, pytest) come first.
 ENV = {
     **{k: v for k, v in os.environ.items() if k != "CHATCOMPAT_API_KEY"},
