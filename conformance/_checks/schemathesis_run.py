@@ -36,7 +36,7 @@ from conformance._checks.properties import (
     stream_problem,
 )
 from conformance._context import WEATHER_TOOL, Context
-from conformance._http import Exchange
+from conformance._http import SECRET_HEADERS, Exchange
 from conformance._outcome import CheckFailed
 from conformance._registry import check
 from conformance.strategies import example_requests
@@ -122,16 +122,8 @@ def _retarget(node: Any, old: str, new: str) -> Any:
 # schemathesis/config/_output.py: DEFAULT_KEYS_TO_SANITIZE, DEFAULT_SENSITIVE_MARKERS), so that
 # "max_tokens": 16 was printed "[Filtered]" and the command got a 400 instead of what it
 # reproduced (issue 13). An empty tuple means the defaults there, so the markers name
-# credentials too.
-SANITIZED_KEYS = (
-    "authorization",
-    "proxy-authorization",
-    "api-key",
-    "x-api-key",
-    "api_key",
-    "cookie",
-    "set-cookie",
-)
+# credentials too. The keys: the credential headers the suite never records, and two more.
+SANITIZED_KEYS = tuple(sorted(SECRET_HEADERS | {"api_key", "set-cookie"}))
 SANITIZED_MARKERS = ("authorization", "api-key", "cookie")
 
 
