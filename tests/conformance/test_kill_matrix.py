@@ -31,7 +31,7 @@ CHECK_TIMEOUT = 240
 # The property checks draw their requests (hypothesis, schemathesis): what they draw varies with
 # the modules loaded, so a defect they catch only sometimes is not listed in its row (see the
 # head of kill_matrix.toml), and their failure beside the listed checks is not a mistake.
-BROAD_CHECKS = frozenset({"prop_valid_requests", "prop_invalid_requests", "schemathesis_openapi"})
+BROAD_CHECKS = frozenset(c.id for c in CHECKS.values() if c.group == "property")
 
 
 def failed_ids(server, model="m"):
