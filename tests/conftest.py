@@ -4,11 +4,18 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+import conformance
 from mockserver import MockConfig, MockServer
+
+# Whether the tests run against the installed package (a wheel in site-packages: tox, CI) rather
+# than the source tree (an editable install). hypothesis mixes the constants of local source into
+# what it draws and caches them, so a run's draws, and the files it writes, differ between the two.
+INSTALLED_PACKAGE = "site-packages" in Path(conformance.__file__).parts
 
 # Tests assert behaviour, not speed: no per-example deadline and no "generation is too slow"
 # health check anywhere, so that a busy machine (load average 10 on 2 cores) fails nothing.

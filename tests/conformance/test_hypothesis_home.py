@@ -9,13 +9,11 @@ from pathlib import Path
 
 from hypothesis import configuration
 
-import conformance
 from conformance._hypothesis_home import hypothesis_home, hypothesis_home_outside_cwd
 
+from ..conftest import INSTALLED_PACKAGE
+
 PROPERTY_CHECKS = ("prop_valid_requests", "prop_invalid_requests", "schemathesis_openapi")
-# hypothesis caches the constants of local source only: of an editable install, not of a wheel
-# in site-packages (tox, CI), which leaves it nothing to write
-SOURCE_TREE = "site-packages" not in Path(conformance.__file__).parts
 
 
 def test_check_writes_hypothesis_files_to_the_cache_not_the_cwd(tmp_path):
@@ -35,7 +33,7 @@ def test_check_writes_hypothesis_files_to_the_cache_not_the_cwd(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 passed" in done.stdout
     assert list(cwd.iterdir()) == []
-    if SOURCE_TREE:  # then hypothesis wrote its files: to the cache
+    if not INSTALLED_PACKAGE:  # hypothesis writes the constants of local source: to the cache
         assert (cache / "chatcompat" / "hypothesis" / "constants").is_dir()
 
 
