@@ -24,6 +24,7 @@ from mockserver._faults import FailCounter, ScriptedFaults
 from mockserver._generate import ModelWorker, require_reference_model
 from mockserver._openapi import openapi_document
 from mockserver._pipeline import chat_completion
+from mockserver._quick import QUICK_PATH, QuickPath
 from mockserver._sources import find_cassette
 from mockserver._sse import DONE, encode_error, encode_error_line
 from mockserver._state import Call, MockState
@@ -343,5 +344,7 @@ def create_app(config: MockConfig | None = None) -> web.Application:
         app.cleanup_ctx.append(_model_lifecycle)
     if state.recorder is not None:
         app.cleanup_ctx.append(state.recorder.lifecycle)
+    if config.quick_path:
+        app[QUICK_PATH] = QuickPath(state)
     app.router.add_routes(routes(state))
     return app

@@ -98,6 +98,9 @@ class MockConfig:
     validation: str = "strict"
     # issue 14: control routes, record modes (mockserver._control, mockserver._upstream)
     control: bool = False  # serve the control routes under /_chatcompat
+    # a repeated chat completion answered from the answer cache by the connection layer
+    # (mockserver._quick); off: every request goes through aiohttp's request machinery
+    quick_path: bool = True
     record_mode: str | None = None  # none | once | new_episodes | all, in cassettes[0]
     upstream: str | None = None  # the API base recorded from (record modes but none)
     upstream_key: str | None = field(default=None, repr=False)  # sent upstream as the key

@@ -23,6 +23,12 @@ The rules, and why:
   order, RFC 9112 section 9.3.2). Nothing after the malformed request is parsed.
 - **No path.** ``CONNECT`` and ``OPTIONS *`` get 405 with ``Allow`` (the router matches paths
   only and would answer aiohttp's text/plain 404).
+- **The quick path.** A read that holds one whole request on an idle connection whose parser
+  holds nothing (its last read ended a request) is first offered to the app's quick path
+  (:mod:`mockserver._quick`): a repeated chat completion is answered there, written at once,
+  access-logged and counted as aiohttp would; anything else is parsed as usual. A read that
+  holds one whole request is fed to the parser in one piece (it cannot lose a request before
+  a malformed one).
 
 aiohttp answers what its HTTP parser rejects itself, in text/plain, from
 ``RequestHandler.handle_error``, with no documented hook
@@ -38,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import socket
 import time
 from typing import Any
@@ -51,6 +58,7 @@ from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
 from mockserver._config import ACCEPT_BURST, LISTEN_QUEUE, ConnectionLimits
 from mockserver._errors import ApiError, error_body, error_response
+from mockserver._quick import QUICK_PATH, QuickAnswer, QuickPath
 from mockserver._redaction import redact_url
 from mockserver._rejections import not_a_path, protocol_error, unsupported_encoding
 
@@ -147,16 +155,38 @@ def _pieces(data: bytes) -> list[bytes]:
     return pieces
 
 
+# A header block's Content-Length and Transfer-Encoding lines (see _one_request).
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)[ \t]*\r\n", re.IGNORECASE)
+_CHUNKED = re.compile(rb"\r\ntransfer-encoding:", re.IGNORECASE)
+
+
+def _one_request(data: bytes) -> bool:
+    """Whether ``data`` (read at a request's start) ends within the first request it holds:
+    its header block, then a Content-Length body that ends with ``data``."""
+    end = data.find(b"\r\n\r\n")
+    if end == -1:
+        return True  # no header block ends here: the parser finds one request at most
+    head = data[: end + 2]
+    rest = len(data) - end - 4
+    found = _CONTENT_LENGTH.findall(head)
+    if not found:
+        return rest == 0 and _CHUNKED.search(head) is None
+    return len(found) == 1 and int(found[0]) == rest and _CHUNKED.search(head) is None
+
+
 class _Connection(RequestHandler):
     """One client connection, with the header, body and write deadlines of ``limits``."""
 
     __slots__ = (
         "_body_timer",
+        "_clean",
         "_header_timer",
         "_heard",
         "_limits",
+        "_log_fields",
         "_opened",
         "_payload",
+        "_quick",
         "_rejected",
         "_warnings",
         "_write_timer",
@@ -164,9 +194,19 @@ class _Connection(RequestHandler):
     )
 
     def __init__(
-        self, manager: web.Server, limits: ConnectionLimits, warnings: _Warnings, **kwargs: Any
+        self,
+        manager: web.Server,
+        limits: ConnectionLimits,
+        warnings: _Warnings,
+        quick: QuickPath | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(manager, **kwargs)
+        logger = self.access_logger if self._logging_enabled else None
+        # the quick path logs by fields (_access_log's buffered logger); another logger: no path
+        self._log_fields = getattr(logger, "fields", None)
+        self._quick = quick if logger is None or self._log_fields is not None else None
+        self._clean = True  # the parser holds no byte of a request it has not finished
         self._limits, self._warnings = limits, warnings
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
@@ -193,12 +233,66 @@ class _Connection(RequestHandler):
     def data_received(self, data: bytes) -> None:
         if self._rejected:
             return  # the connection closes once the malformed request is answered
+        if self._quick is not None and data and self._clean and self._idle():
+            answer = self._quick.answer(data)
+            if answer is not None:
+                self._answer_quickly(answer)
+                return
         self._heard = self._heard or bool(data)
-        for piece in _pieces(data):
-            self._receive(piece)
-            if self._rejected or self._force_close or self._close:
-                break
+        count, pending = self._request_count, self._payload if self._body_pending() else None
+        fed = pending.total_bytes if pending is not None else 0
+        if pending is None and _one_request(data):
+            self._receive(data)
+            ended = self._request_count != count  # its headers, and the body they announce
+        else:
+            for piece in _pieces(data):
+                self._receive(piece)
+                if self._rejected or self._force_close or self._close:
+                    break
+            # the body on its way, all of this read and no more
+            ended = pending is not None and pending.total_bytes - fed == len(data)
+        if data:
+            self._clean = ended and not self._body_pending()
         self._time_body()
+
+    def _idle(self) -> bool:
+        """Whether no request is queued, being answered or on its way, and the connection
+        stays open after an answer."""
+        return not (
+            self._messages
+            or self._request_in_progress
+            or self._force_close
+            or self._close
+            or self.transport is None
+            or self.writing_paused
+            or self._upgraded
+            or not self._keepalive
+        )
+
+    def _answer_quickly(self, answer: QuickAnswer) -> None:
+        """Write ``answer`` and do what aiohttp's request loop does after an answer: count the
+        request, log it, push back the idle timeout."""
+        loop, started = self._loop, self._loop.time()
+        assert self.transport is not None and self._manager is not None
+        self._heard = True
+        self._cancel_header_timer()
+        self._request_count += 1
+        self._manager.requests_count += 1
+        self.transport.write(answer.data)
+        if self._log_fields is not None:
+            peer = self.peername  # as aiohttp's request.remote says it
+            remote = str(peer[0]) if isinstance(peer, (list, tuple)) else peer and str(peer)
+            quick = self._quick
+            assert quick is not None
+            self._log_fields(
+                remote, "POST", quick.path, (1, 1), 200, answer.body_length,
+                loop.time() - started, answer.agent,
+            )  # fmt: skip
+        if self._keepalive_timeout:  # as RequestHandler.start after an answer
+            close_time = loop.time() + self._keepalive_timeout
+            self._next_keepalive_close_time = close_time
+            if self._keepalive_handle is None:
+                self._keepalive_handle = loop.call_at(close_time, self._process_keepalive)
 
     def _receive(self, data: bytes) -> None:
         count, body_before = self._request_count, self._body_pending()
@@ -377,9 +471,17 @@ class _Server(web.Server):
     of the cap at once, so that finding them, a pass over all connections, is paid once per
     that many accepts. Requests naming no path are answered here."""
 
-    def __init__(self, handler: Any, *, limits: ConnectionLimits, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        limits: ConnectionLimits,
+        quick: QuickPath | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(self._handle, **kwargs)
         self._app_handler = handler
+        self.quick = quick
         self.limits, self.cap = limits, limits.connection_cap()
         self.batch = max(1, min(self.cap, 1 << 20) // 64)
         self.warnings = _Warnings()
@@ -396,7 +498,9 @@ class _Server(web.Server):
         return response
 
     def __call__(self) -> RequestHandler:
-        return _Connection(self, self.limits, self.warnings, loop=self._loop, **self._kwargs)
+        return _Connection(
+            self, self.limits, self.warnings, self.quick, loop=self._loop, **self._kwargs
+        )
 
     def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
         super().connection_lost(handler, exc)
@@ -431,7 +535,9 @@ class _Server(web.Server):
 
 class MockRunner(web.AppRunner):
     """An AppRunner whose server is :class:`_Server` (connections with ``limits``); idle
-    keep-alive connections close after ``limits.idle_timeout``."""
+    keep-alive connections close after ``limits.idle_timeout``. The app's quick path
+    (``app[QUICK_PATH]``) answers on its connections unless the app has response-prepare
+    hooks (they would not run there)."""
 
     def __init__(self, app: web.Application, limits: ConnectionLimits, **kwargs: Any) -> None:
         kwargs.setdefault("access_log_class", AccessLogger)
@@ -440,12 +546,14 @@ class MockRunner(web.AppRunner):
 
     async def _make_server(self) -> web.Server:
         made = await super()._make_server()
+        quick = None if self.app.on_response_prepare else self.app.get(QUICK_PATH)
         return _Server(
             made.request_handler,
             request_factory=made.request_factory,
             handler_cancellation=made.handler_cancellation,
             loop=asyncio.get_running_loop(),
             limits=self._limits,
+            quick=quick,
             **made._kwargs,
         )
 

@@ -321,6 +321,15 @@ _MOCK_OPTIONS: tuple[Option, ...] = (
             "build and readiness; warning: only what goes wrong (default info)",
         },
     ),
+    (
+        ("--no-quick-path",),
+        {
+            "dest": "quick_path",
+            "action": "store_false",
+            "help": "answer a repeated chat completion through aiohttp's request machinery too, "
+            "not from the answer cache in the connection layer (same bytes, more CPU)",
+        },
+    ),
     (("--list-defects",), {"action": "store_true", "help": "print the defect modes and exit"}),
 )
 
@@ -408,6 +417,7 @@ def run(args: argparse.Namespace) -> int:
         speed=args.speed,
         sampling=args.sampling,
         validation=args.validation,
+        quick_path=args.quick_path,
         **_record_options(args),
     )
     try:

@@ -1,0 +1,162 @@
+"""The quick path: a chat completion request whose body was answered before, answered again by
+the connection layer from the answer cache, without aiohttp's request, task and response.
+
+Why: a load test, or a client's test suite, sends the same body again and again; its answer is
+kept bytes (:mod:`mockserver._rendered`) that need only a fresh id and time. aiohttp's request
+machinery around them (a request object, a task, the router, the response's headers) costs
+more CPU than everything else a request takes: ``chatcompat mock`` answered 0.54x the
+non-stream and 0.68x the streams a bare aiohttp handler did (``bench/mock_throughput.py``,
+issue 14).
+
+What it answers: a request whose bytes are read whole in one read on an idle connection, and
+which the usual path would answer with the kept bytes and nothing else:
+
+- ``POST {prefix}/chat/completions HTTP/1.1``, no query string;
+- headers that aiohttp's parser reads the same way (each ``name: value`` line of visible
+  ASCII, at most 8,190 bytes in all), one ``Content-Length`` that the body fills, at most one
+  ``Content-Type``, which names JSON; no ``Connection``, ``Transfer-Encoding``,
+  ``Content-Encoding``, ``Expect`` or ``Upgrade`` header, nor the fault headers;
+- a server without anything that could change the answer: no API key, configured defects or
+  faults, timing pauses, control routes (the request log), record mode, response-prepare
+  hooks (workers) nor anything a test scripted (replies, faults, defects, cassettes);
+- a body in the answer cache (validated and answered before: every cached body is a valid
+  request; the cache is emptied when the validation level changes).
+
+Anything else, and every request when ``MockConfig.quick_path`` is off (``chatcompat mock
+--no-quick-path``), goes the usual way. The answer's bytes are those the usual path writes:
+the same status line, headers in the same order (aiohttp's ``Date`` and ``Server``), body and
+access-log line; ``tests/mockserver/test_quick_path.py`` holds the two paths to that.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from aiohttp import web
+from aiohttp.helpers import rfc822_formatted_time
+from aiohttp.http import SERVER_SOFTWARE
+
+from mockserver._faults import FAULT_HEADER, FAULT_KEY_HEADER
+from mockserver._rendered import Rendered
+from mockserver._sse import SSE_HEADERS
+from mockserver._state import MockState
+
+__all__ = ["QUICK_PATH", "QuickAnswer", "QuickPath"]
+
+MAX_HEADER_BYTES = 8190  # aiohttp's max_field_size: a longer block may be refused there
+# A header block aiohttp reads as it is: lines of a token, a colon and visible ASCII, spaces
+# and tabs (no obs-fold, no control characters, no bytes past 0x7e).
+_HEADER_BLOCK = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e]*\r\n)*")
+_HEADER = re.compile(rb"([^:\r\n]+):[ \t]*([^\r\n]*?)[ \t]*\r\n")
+# Headers after which the usual path answers otherwise (or aiohttp reads the body otherwise).
+_UNQUICK = frozenset(
+    {
+        b"connection",
+        b"transfer-encoding",
+        b"content-encoding",
+        b"expect",
+        b"upgrade",
+        FAULT_HEADER.lower().encode(),
+        FAULT_KEY_HEADER.lower().encode(),
+    }
+)
+_JSON_HEAD = "Content-Type: {content_type}\r\nx-request-id: {id}\r\n"
+_SSE_HEAD = (
+    "".join(f"{name}: {value}\r\n" for name, value in SSE_HEADERS.items())
+    + "x-request-id: {id}\r\nContent-Type: {content_type}; charset=utf-8\r\n"
+)
+
+
+class QuickAnswer:
+    """One request answered on the quick path: the bytes to write, and what the access log
+    says of it (bytes written, as aiohttp's ``body_length``: head and body; User-Agent)."""
+
+    __slots__ = ("agent", "body_length", "data")
+
+    def __init__(self, data: bytes, body_length: int, agent: str) -> None:
+        self.data, self.body_length, self.agent = data, body_length, agent
+
+
+class QuickPath:
+    """The quick path of one server's chat completions (see the module's doc); ``answered``
+    counts the requests it answered."""
+
+    def __init__(self, state: MockState) -> None:
+        self.state = state
+        self.path = f"{state.config.prefix}/chat/completions"
+        self.request_line = f"POST {self.path} HTTP/1.1\r\n".encode()
+        self.answered = 0
+
+    def open(self) -> bool:
+        """Whether nothing on the server could change a kept answer (checked per request: tests
+        script replies, faults, defects and cassettes while the server runs)."""
+        state = self.state
+        config = state.config
+        return not (
+            state.may_fault
+            or state.timed
+            or state.replies
+            or state.scripted_faults.rules
+            or state.request_defects.scripted
+            or state.scripted_cassettes.stores
+            or state.recorder is not None
+            or config.control
+            or config.api_key is not None
+        )
+
+    def answer(self, data: bytes) -> QuickAnswer | None:
+        """The answer to the request that is all of ``data``, or None when it is not one the
+        quick path answers (then aiohttp parses it as usual)."""
+        line = self.request_line
+        if not data.startswith(line):
+            return None
+        end = data.find(b"\r\n\r\n", len(line) - 2)
+        if end == -1 or end - len(line) > MAX_HEADER_BYTES:
+            return None
+        block = data[len(line) : end + 2]
+        if _HEADER_BLOCK.fullmatch(block) is None:
+            return None
+        length = content_type = agent = None
+        for name, value in _HEADER.findall(block):
+            name = name.lower()
+            if name == b"content-length":
+                if length is not None or not value.isdigit():
+                    return None
+                length = int(value)
+            elif name == b"content-type":
+                if content_type is not None:
+                    return None
+                content_type = value
+            elif name == b"user-agent" and agent is None:  # the first, as headers.get reads
+                agent = value.decode("ascii")
+            elif name in _UNQUICK:
+                return None
+        body = data[end + 4 :]
+        if length != len(body) or not (content_type is None or b"json" in content_type.lower()):
+            return None
+        if not self.open():
+            return None
+        kept = self.state.answers.get(body)
+        if kept is None:
+            return None
+        self.answered += 1
+        return self._answer(kept, "-" if agent is None else agent)
+
+    def _answer(self, kept: Rendered, agent: str) -> QuickAnswer:
+        """``kept`` stamped with a fresh id and time, after the headers the usual path sends
+        (:func:`mockserver._delivery.send`, ``_sse.write_stream``'s one write)."""
+        state = self.state
+        body = state.answers.stamp(kept.body, state.ids.completion_id(), int(time.time()))
+        template = _SSE_HEAD if kept.stream else _JSON_HEAD
+        head = (
+            "HTTP/1.1 200 OK\r\n"
+            + template.format(content_type=kept.content_type, id=state.ids.request_id())
+            + f"Content-Length: {len(body)}\r\nDate: {rfc822_formatted_time()}\r\n"
+            f"Server: {SERVER_SOFTWARE}\r\n\r\n"
+        )
+        data = head.encode("latin-1") + body
+        return QuickAnswer(data, len(data), agent)  # aiohttp's body_length counts the head too
+
+
+QUICK_PATH = web.AppKey("quick_path", QuickPath)  # the app's, when MockConfig.quick_path is on
