@@ -13,9 +13,10 @@ which the usual path would answer with the kept bytes and nothing else:
 
 - ``POST {prefix}/chat/completions HTTP/1.1``, no query string;
 - headers that aiohttp's parser reads the same way (each ``name: value`` line of visible
-  ASCII, at most 8,190 bytes in all), one ``Content-Length`` that the body fills, at most one
-  ``Content-Type``, which names JSON; no ``Connection``, ``Transfer-Encoding``,
-  ``Content-Encoding``, ``Expect`` or ``Upgrade`` header, nor the fault headers;
+  ASCII, at most 8,190 bytes and 100 lines in all, none of aiohttp's ``SINGLETON_HEADERS``
+  twice), a ``Content-Length`` that the body fills, a ``Content-Type`` (if any) naming JSON;
+  no ``Connection`` but ``keep-alive``, no ``Transfer-Encoding``, ``Content-Encoding``,
+  ``Expect`` or ``Upgrade``, nor the fault headers;
 - a server without anything that could change the answer: no API key, configured defects or
   faults, timing pauses, control routes (the request log), record mode, response-prepare
   hooks (workers) nor anything a test scripted (replies, faults, defects, cassettes);
@@ -36,6 +37,7 @@ import time
 from aiohttp import web
 from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE
+from aiohttp.http_parser import SINGLETON_HEADERS
 
 from mockserver._faults import FAULT_HEADER, FAULT_KEY_HEADER
 from mockserver._rendered import Rendered
@@ -45,14 +47,17 @@ from mockserver._state import MockState
 __all__ = ["QUICK_PATH", "QuickAnswer", "QuickPath"]
 
 MAX_HEADER_BYTES = 8190  # aiohttp's max_field_size: a longer block may be refused there
+MAX_HEADERS = 100  # aiohttp refuses more than 128
 # A header block aiohttp reads as it is: lines of a token, a colon and visible ASCII, spaces
 # and tabs (no obs-fold, no control characters, no bytes past 0x7e).
 _HEADER_BLOCK = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e]*\r\n)*")
 _HEADER = re.compile(rb"([^:\r\n]+):[ \t]*([^\r\n]*?)[ \t]*\r\n")
+# Headers aiohttp refuses to see twice (RFC 9110's singletons: a 400)
+_SINGLETONS = frozenset(name.encode() for name in SINGLETON_HEADERS)
 # Headers after which the usual path answers otherwise (or aiohttp reads the body otherwise).
 _UNQUICK = frozenset(
     {
-        b"connection",
+        b"connection",  # but "keep-alive", HTTP/1.1's default (httpx sends it)
         b"transfer-encoding",
         b"content-encoding",
         b"expect",
@@ -117,18 +122,26 @@ class QuickPath:
         block = data[len(line) : end + 2]
         if _HEADER_BLOCK.fullmatch(block) is None:
             return None
+        headers = _HEADER.findall(block)
+        if len(headers) > MAX_HEADERS:
+            return None
         length = content_type = agent = None
-        for name, value in _HEADER.findall(block):
+        seen: set[bytes] = set()
+        for name, value in headers:
             name = name.lower()
+            if name in _SINGLETONS:
+                if name in seen:
+                    return None
+                seen.add(name)
             if name == b"content-length":
-                if length is not None or not value.isdigit():
+                if not value.isdigit():
                     return None
                 length = int(value)
             elif name == b"content-type":
-                if content_type is not None:
-                    return None
                 content_type = value
-            elif name == b"user-agent" and agent is None:  # the first, as headers.get reads
+            elif name == b"connection" and value.lower() == b"keep-alive":
+                continue
+            elif name == b"user-agent":
                 agent = value.decode("ascii")
             elif name in _UNQUICK:
                 return None
