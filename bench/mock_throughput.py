@@ -16,7 +16,9 @@ cached), ``mock-replay`` (a built-in cassette): ``create_app()`` served by ``sta
 script's process, without an access log. ``cli-stream`` / ``cli-json``: the same requests to
 ``chatcompat mock`` started as users start it (the console script beside this Python, its
 stderr, where it logs each request, written to a file); ``cli-stream-quiet`` /
-``cli-json-quiet``: the same with ``--log-level warning`` (no line per request).
+``cli-json-quiet``: the same with ``--log-level warning`` (no line per request);
+``cli-stream-usual`` / ``cli-json-usual``: the same with ``--no-quick-path`` (every request
+through aiohttp's request machinery and the answer pipeline; see ``mockserver/_quick.py``).
 Every server is a process of its own, started by a command, its stderr in a file.
 The bare handlers serve bytes the mock made for the same request, so sizes match.
 
@@ -83,7 +85,10 @@ TARGETS = {
     "cli-json": ("cli", JSON_BODY, LUA_FIXED),
     "cli-stream-quiet": ("cli-quiet", STREAM_BODY, LUA_FIXED),
     "cli-json-quiet": ("cli-quiet", JSON_BODY, LUA_FIXED),
+    "cli-stream-usual": ("cli-usual", STREAM_BODY, LUA_FIXED),
+    "cli-json-usual": ("cli-usual", JSON_BODY, LUA_FIXED),
 }
+CLI_OPTIONS = {"cli": [], "cli-quiet": ["--log-level", "warning"], "cli-usual": ["--no-quick-path"]}
 RATIOS = [
     ("mock-stream", "bare-stream"),
     ("mock-stream-unique", "bare-stream"),
@@ -94,6 +99,8 @@ RATIOS = [
     ("cli-json", "bare-json"),
     ("cli-stream-quiet", "bare-stream"),
     ("cli-json-quiet", "bare-json"),
+    ("cli-stream-usual", "bare-stream"),
+    ("cli-json-usual", "bare-json"),
     ("bare-stream-per-event", "bare-stream"),
 ]
 
@@ -190,12 +197,12 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _start(kind: str, port: int, log: Path) -> subprocess.Popen[str]:
-    """The server process of ``kind``: the ``chatcompat mock`` command for "cli" and
-    "cli-quiet", else this script serving it; its first line on stdout says it listens."""
-    if kind in ("cli", "cli-quiet"):
+    """The server process of ``kind``: the ``chatcompat mock`` command for "cli",
+    "cli-quiet" and "cli-usual", else this script serving it; its first line on stdout says it
+    listens."""
+    if kind in CLI_OPTIONS:
         command = [str(Path(sys.executable).with_name("chatcompat")), "mock", "--port", str(port)]
-        if kind == "cli-quiet":
-            command += ["--log-level", "warning"]
+        command += CLI_OPTIONS[kind]
     else:
         command = [sys.executable, __file__, "--serve", kind, "--port", str(port)]
     with log.open("a") as stderr:  # the CLI logs each request there

@@ -8,7 +8,7 @@ for streams / non-stream answers, issue 14). Here a request's fields are kept in
 the buffer made into lines by f-strings (the time formatted once per second) and written in
 one write at most every ``FLUSH_INTERVAL`` seconds by the event loop, and at the server's stop.
 The lines read as the ``logging`` ones did (``logging.basicConfig``'s "%(asctime)s %(name)s
-%(message)s" over :class:`mockserver._protocol.AccessLogger`'s message); other log records are
+%(message)s" over :class:`AccessLogger`'s message); other log records are
 written at once, so a warning may come up to ``FLUSH_INTERVAL`` before the lines of the requests
 before it.
 """
@@ -24,10 +24,36 @@ from aiohttp.abc import AbstractAccessLogger
 
 from mockserver._redaction import redact_url
 
-__all__ = ["FLUSH_INTERVAL", "LOGGER_NAME", "AccessLines", "buffered_access_logger"]
+__all__ = [
+    "FLUSH_INTERVAL",
+    "LOGGER_NAME",
+    "AccessLines",
+    "AccessLogger",
+    "buffered_access_logger",
+]
 
 FLUSH_INTERVAL = 0.1  # seconds a line may wait in the buffer
 LOGGER_NAME = "aiohttp.access"  # the name the lines carry, as aiohttp's access logger's
+
+
+class AccessLogger(AbstractAccessLogger):
+    """aiohttp's access log line without its own timestamp, with credentials in the query
+    string (``?api-key=...``) written as ``[REDACTED]``."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if getattr(request.protocol, "shed", False):
+            return  # counted in the cap's throttled warning instead
+        self.logger.info(
+            '%s "%s %s HTTP/%d.%d" %d %d %.3fs "%s"',
+            request.remote,
+            request.method,
+            redact_url(request.path_qs),
+            *request.version,
+            response.status,
+            response.body_length,
+            time,
+            request.headers.get("User-Agent", "-"),
+        )
 
 
 class AccessLines:
@@ -85,7 +111,7 @@ def buffered_access_logger(
 ) -> type[AbstractAccessLogger]:
     """An aiohttp access logger class (``AppRunner(access_log_class=...)``) that writes each
     request's line to ``lines``, after the time and ``name`` (a worker's: "[PID] " first):
-    the fields of :class:`mockserver._protocol.AccessLogger` (credentials in the query
+    the fields of :class:`AccessLogger` (credentials in the query
     redacted; shed connections not logged). Its ``fields`` method logs a request answered
     without aiohttp's request objects (:mod:`mockserver._quick`)."""
 

@@ -36,39 +36,33 @@ aiohttp answers what its HTTP parser rejects itself, in text/plain, from
 So this module, and only this one, subclasses ``RequestHandler``, ``web.Server`` and
 ``web.AppRunner`` (aiohttp 3.14). It reads these private names: RequestHandler's
 ``_request_count``, ``_messages``, ``_waiter``, ``_request_in_progress``, ``_force_close``,
-``_close``, ``_manager``; Server's ``_kwargs``, ``_loop`` and ``_connections``; and the
-parser-error message type ``_ErrInfo``."""
+``_close``, ``_manager``, ``_upgraded``, ``_logging_enabled`` and, to answer on the quick path
+as its request loop does after an answer, ``_keepalive``, ``_keepalive_timeout``,
+``_next_keepalive_close_time``, ``_keepalive_handle``, ``_process_keepalive``; Server's
+``_kwargs``, ``_loop`` and ``_connections``; and the parser-error message type ``_ErrInfo``."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import re
-import socket
 import time
 from typing import Any
 
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import ContentEncodingError
 from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
-from mockserver._config import ACCEPT_BURST, LISTEN_QUEUE, ConnectionLimits
+from mockserver._access_log import AccessLogger
+from mockserver._config import ConnectionLimits
 from mockserver._errors import ApiError, error_body, error_response
 from mockserver._quick import QUICK_PATH, QuickAnswer, QuickPath
-from mockserver._redaction import redact_url
+from mockserver._reads import one_request, pieces
 from mockserver._rejections import not_a_path, protocol_error, unsupported_encoding
 
-__all__ = [
-    "AccessLogger",
-    "MockRunner",
-    "Throttled",
-    "listen",
-    "throttle_accept_errors",
-]
+__all__ = ["MockRunner", "Throttled"]
 
 log = logging.getLogger("mockserver")
 THROTTLE_SECONDS = 10.0  # a recurring warning is logged at most once per this many seconds
@@ -94,26 +88,6 @@ class Throttled:
         self.count, self.last = 0, now
 
 
-class AccessLogger(AbstractAccessLogger):
-    """aiohttp's access log line without its own timestamp, with credentials in the query
-    string (``?api-key=...``) written as ``[REDACTED]``."""
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        if getattr(request.protocol, "shed", False):
-            return  # counted in the cap's throttled warning instead
-        self.logger.info(
-            '%s "%s %s HTTP/%d.%d" %d %d %.3fs "%s"',
-            request.remote,
-            request.method,
-            redact_url(request.path_qs),
-            *request.version,
-            response.status,
-            response.body_length,
-            time,
-            request.headers.get("User-Agent", "-"),
-        )
-
-
 class _BodyUnreadable(ApiError, TimeoutError):
     """A body that will not arrive whole (too slow, or its chunked framing broke): an ApiError
     for the handler reading it, and a TimeoutError so that aiohttp's lingering read after the
@@ -136,42 +110,6 @@ class _Warnings:
 
 # Seconds a new connection has to send its first byte before the cap counts it as stalled.
 FIRST_BYTE_GRACE = 1.0
-# A data_received is fed to the parser in at most this many pieces (see _pieces).
-MAX_PIECES = 64
-
-
-def _pieces(data: bytes) -> list[bytes]:
-    """``data`` cut after each ``\\r\\n\\r\\n`` (the end of a header block or of a chunked
-    body), at most MAX_PIECES pieces: fed one by one, the requests parsed before a malformed
-    one in the same read are kept (aiohttp's parser raises, and the requests it parsed in that
-    call are lost)."""
-    pieces: list[bytes] = []
-    start = 0
-    while len(pieces) < MAX_PIECES - 1 and (end := data.find(b"\r\n\r\n", start)) != -1:
-        pieces.append(data[start : end + 4])
-        start = end + 4
-    if start < len(data) or not pieces:
-        pieces.append(data[start:])
-    return pieces
-
-
-# A header block's Content-Length and Transfer-Encoding lines (see _one_request).
-_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)[ \t]*\r\n", re.IGNORECASE)
-_CHUNKED = re.compile(rb"\r\ntransfer-encoding:", re.IGNORECASE)
-
-
-def _one_request(data: bytes) -> bool:
-    """Whether ``data`` (read at a request's start) ends within the first request it holds:
-    its header block, then a Content-Length body that ends with ``data``."""
-    end = data.find(b"\r\n\r\n")
-    if end == -1:
-        return True  # no header block ends here: the parser finds one request at most
-    head = data[: end + 2]
-    rest = len(data) - end - 4
-    found = _CONTENT_LENGTH.findall(head)
-    if not found:
-        return rest == 0 and _CHUNKED.search(head) is None
-    return len(found) == 1 and int(found[0]) == rest and _CHUNKED.search(head) is None
 
 
 class _Connection(RequestHandler):
@@ -241,11 +179,11 @@ class _Connection(RequestHandler):
         self._heard = self._heard or bool(data)
         count, pending = self._request_count, self._payload if self._body_pending() else None
         fed = pending.total_bytes if pending is not None else 0
-        if pending is None and _one_request(data):
+        if pending is None and one_request(data):
             self._receive(data)
             ended = self._request_count != count  # its headers, and the body they announce
         else:
-            for piece in _pieces(data):
+            for piece in pieces(data):
                 self._receive(piece)
                 if self._rejected or self._force_close or self._close:
                     break
@@ -556,53 +494,3 @@ class MockRunner(web.AppRunner):
             quick=quick,
             **made._kwargs,
         )
-
-
-async def listen(runner: web.AppRunner, host: str, port: int, *, reuse_port: bool) -> int:
-    """Serve ``runner`` on every address of ``host`` (port 0: one free port for all); the port.
-    Each socket queues up to LISTEN_QUEUE connections in the kernel while asyncio accepts
-    ACCEPT_BURST of them per turn of the loop (it takes both from one ``backlog``): a long
-    queue drops no connection attempt in a flood, a short burst keeps the descriptors a flood
-    takes at once within FD_RESERVE."""
-    family = socket.AF_UNSPEC
-    infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
-    for address_family, kind, proto, _, address in dict.fromkeys(infos):
-        sock = socket.socket(address_family, kind, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if address_family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind((address[0], port, *address[2:]))
-            port = sock.getsockname()[1]
-            await web.SockSite(runner, sock, backlog=ACCEPT_BURST).start()
-        except BaseException:
-            sock.close()
-            raise
-        sock.listen(LISTEN_QUEUE)  # asyncio listened with ACCEPT_BURST
-    return int(port)
-
-
-_ACCEPT_FAILED = "socket.accept() out of system resource"
-
-
-def throttle_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
-    """Have ``loop`` log its failures to accept a connection (EMFILE: out of file descriptors,
-    ENOBUFS, ...) at most once per interval: asyncio logs each one, with a traceback, up to
-    100 times per listening socket per turn of the loop. Other errors go where they went."""
-    previous = loop.get_exception_handler()
-    if getattr(previous, "throttles_accept", False):
-        return
-    warn = Throttled("cannot accept connections: %s; retrying every second")
-
-    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        if context.get("message") == _ACCEPT_FAILED:
-            warn(context.get("exception"))
-        elif previous is not None:
-            previous(loop, context)
-        else:
-            loop.default_exception_handler(context)
-
-    handler.throttles_accept = True  # type: ignore[attr-defined]
-    loop.set_exception_handler(handler)

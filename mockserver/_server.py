@@ -15,7 +15,8 @@ from aiohttp.abc import AbstractAccessLogger
 from mockserver._access_log import LOGGER_NAME, AccessLines, buffered_access_logger
 from mockserver._app import create_app
 from mockserver._config import ConnectionLimits, MockConfig
-from mockserver._protocol import MockRunner, listen, throttle_accept_errors
+from mockserver._listen import listen, throttle_accept_errors
+from mockserver._protocol import MockRunner
 from mockserver._signals import stop_on_signals
 
 __all__ = ["MockServer", "access_lines", "run_until_signalled", "serve_forever", "start_site"]

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from mockserver import ConnectionLimits, MockConfig, MockServer
 from mockserver._config import FD_RESERVE
-from mockserver._protocol import throttle_accept_errors
+from mockserver._listen import throttle_accept_errors
 
 from ..conftest import captured_logs
 
@@ -348,7 +348,7 @@ async def test_accept_failures_are_logged_once_per_interval_and_other_errors_pas
 
 
 def test_the_access_log_redacts_credentials_in_the_query(start_mock):
-    from mockserver._protocol import AccessLogger
+    from mockserver._access_log import AccessLogger
 
     class Request:
         remote, method, version = "127.0.0.1", "GET", (1, 1)
