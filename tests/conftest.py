@@ -3,6 +3,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -87,3 +90,24 @@ def captured_logs(*names):
         for logger, level in zip(loggers, levels, strict=True):
             logger.removeHandler(handler)
             logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def cli_mock(stderr_path: Path, *args: str) -> Iterator[str]:
+    """``chatcompat mock --port 0 ARGS`` as users start it, its stderr in ``stderr_path``:
+    yields the URL its banner prints (``http://127.0.0.1:PORT/v1``); stopped by SIGTERM."""
+    with stderr_path.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "chatcompat", "mock", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().split(" on ")[-1].strip()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        if process.stdout is not None:
+            process.stdout.close()

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import re
-import signal
-import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -17,6 +15,8 @@ from types import MappingProxyType
 import pytest
 
 from mockserver._access_log import AccessLines, buffered_access_logger
+
+from ..conftest import cli_mock
 
 LINE = re.compile(
     r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} aiohttp\.access 127\.0\.0\.1 "
@@ -77,26 +77,12 @@ def test_a_worker_names_its_pid():
 )
 def test_the_cli_logs_each_request_unless_quiet(tmp_path: Path, args: list[str], logged: int):
     log = tmp_path / "mock.log"
-    with log.open("w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "chatcompat", "mock", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-    try:
-        assert process.stdout is not None
-        banner = process.stdout.readline()
-        url = re.sub(r"/v1$", "/health", banner.split(" on ")[-1].strip())
+    with cli_mock(log, *args) as base_url:
+        url = re.sub(r"/v1$", "/health", base_url)
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         for _ in range(3):
             with opener.open(url, timeout=30) as response:
                 assert response.status == 200
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
-        if process.stdout is not None:
-            process.stdout.close()
     lines = [line for line in log.read_text().splitlines() if "aiohttp.access" in line]
     assert len(lines) == logged, log.read_text()
     assert all(LINE.fullmatch(line) for line in lines), lines

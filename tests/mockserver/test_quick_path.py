@@ -10,9 +10,7 @@ import http.client
 import json
 import os
 import re
-import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -28,6 +26,8 @@ from mockserver._app import SCRIPTED_CASSETTES, SCRIPTED_DEFECTS, SCRIPTED_FAULT
 from mockserver._cassettes import builtin_cassettes
 from mockserver._quick import QUICK_PATH
 from mockserver._replies import Reply
+
+from ..conftest import cli_mock
 
 NET = 30.0  # seconds: a safety net for an answer that should come at once
 EXAMPLES = int(os.environ.get("QUICK_PATH_EXAMPLES", "60"))  # heads the property test draws
@@ -325,27 +325,14 @@ def test_the_official_client_gets_quick_answers(start_mock: Start):
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_the_cli_logs_a_quick_answer_as_the_usual_one(tmp_path: Path):
     log = tmp_path / "mock.log"
-    with log.open("w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "chatcompat", "mock", "--port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-    try:
-        assert process.stdout is not None
-        port = int(process.stdout.readline().strip().rsplit(":", 1)[1].split("/")[0])
+    with cli_mock(log) as base_url:
+        port = int(base_url.rsplit(":", 1)[1].split("/")[0])
         data = request(STREAM)
         with socket.create_connection(("127.0.0.1", port), timeout=NET) as sock:
             reader = Reader(sock)
             for _ in range(2):
                 sock.sendall(data)
                 assert b"200 OK" in reader.answer()
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
-        if process.stdout is not None:
-            process.stdout.close()
     lines = [line for line in log.read_text().splitlines() if "aiohttp.access" in line]
     pattern = re.compile(
         r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} aiohttp\.access 127\.0\.0\.1 "
