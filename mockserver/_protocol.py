@@ -23,12 +23,12 @@ The rules, and why:
   order, RFC 9112 section 9.3.2). Nothing after the malformed request is parsed.
 - **No path.** ``CONNECT`` and ``OPTIONS *`` get 405 with ``Allow`` (the router matches paths
   only and would answer aiohttp's text/plain 404).
-- **The quick path.** A read that holds one whole request on an idle connection whose parser
-  holds nothing (its last read ended a request) is first offered to the app's quick path
-  (:mod:`mockserver._quick`): a repeated chat completion is answered there, written at once,
-  access-logged and counted as aiohttp would; anything else is parsed as usual. A read that
-  holds one whole request is fed to the parser in one piece (it cannot lose a request before
-  a malformed one).
+- **The quick path.** A read on an idle connection whose parser holds nothing is first offered
+  to the app's quick path (:mod:`mockserver._quick`, :mod:`mockserver._quick_reads`): a repeated
+  chat completion is answered there, written at once, access-logged and counted as aiohttp
+  would; a head it would take is held a moment for its body; anything else is parsed as
+  usual. A read that holds one whole request is fed to the parser in one piece (it cannot lose
+  a request before a malformed one).
 
 aiohttp answers what its HTTP parser rejects itself, in text/plain, from
 ``RequestHandler.handle_error``, with no documented hook
@@ -58,7 +58,8 @@ from aiohttp.web_protocol import RequestHandler, _ErrInfo
 from mockserver._access_log import AccessLogger
 from mockserver._config import ConnectionLimits
 from mockserver._errors import ApiError, error_body, error_response
-from mockserver._quick import QUICK_PATH, QuickAnswer, QuickPath
+from mockserver._quick import QUICK_PATH, QuickPath
+from mockserver._quick_reads import QuickReads
 from mockserver._reads import one_request, pieces
 from mockserver._rejections import not_a_path, protocol_error, unsupported_encoding
 
@@ -112,19 +113,17 @@ class _Warnings:
 FIRST_BYTE_GRACE = 1.0
 
 
-class _Connection(RequestHandler):
-    """One client connection, with the header, body and write deadlines of ``limits``."""
+class _Connection(QuickReads):
+    """One client connection, with the header, body and write deadlines of ``limits``, whose
+    reads are offered to the app's quick path first (see :class:`QuickReads`)."""
 
     __slots__ = (
         "_body_timer",
-        "_clean",
         "_header_timer",
         "_heard",
         "_limits",
-        "_log_fields",
         "_opened",
         "_payload",
-        "_quick",
         "_rejected",
         "_warnings",
         "_write_timer",
@@ -140,11 +139,7 @@ class _Connection(RequestHandler):
         **kwargs: Any,
     ) -> None:
         super().__init__(manager, **kwargs)
-        logger = self.access_logger if self._logging_enabled else None
-        # the quick path logs by fields (_access_log's buffered logger); another logger: no path
-        self._log_fields = getattr(logger, "fields", None)
-        self._quick = quick if logger is None or self._log_fields is not None else None
-        self._clean = True  # the parser holds no byte of a request it has not finished
+        self._start_quick_reads(quick)
         self._limits, self._warnings = limits, warnings
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
@@ -171,11 +166,16 @@ class _Connection(RequestHandler):
     def data_received(self, data: bytes) -> None:
         if self._rejected:
             return  # the connection closes once the malformed request is answered
-        if self._quick is not None and data and self._clean and self._idle():
-            answer = self._quick.answer(data)
-            if answer is not None:
-                self._answer_quickly(answer)
-                return
+        if self._quick is not None:
+            unanswered = self._offer(data)
+            if unanswered is None:
+                return  # answered on the quick path, or a head held for its body
+            data = unanswered
+        self._parse(data)
+
+    def _parse(self, data: bytes) -> None:
+        """Feed ``data`` to aiohttp's parser: in one piece when it holds one whole request,
+        else cut after each header block; then note whether the parser holds nothing."""
         self._heard = self._heard or bool(data)
         count, pending = self._request_count, self._payload if self._body_pending() else None
         fed = pending.total_bytes if pending is not None else 0
@@ -193,45 +193,6 @@ class _Connection(RequestHandler):
             self._clean = ended and not self._body_pending()
         self._time_body()
 
-    def _idle(self) -> bool:
-        """Whether no request is queued, being answered or on its way, and the connection
-        stays open after an answer."""
-        return not (
-            self._messages
-            or self._request_in_progress
-            or self._force_close
-            or self._close
-            or self.transport is None
-            or self.writing_paused
-            or self._upgraded
-            or not self._keepalive
-        )
-
-    def _answer_quickly(self, answer: QuickAnswer) -> None:
-        """Write ``answer`` and do what aiohttp's request loop does after an answer: count the
-        request, log it, push back the idle timeout."""
-        loop, started = self._loop, self._loop.time()
-        assert self.transport is not None and self._manager is not None
-        self._heard = True
-        self._cancel_header_timer()
-        self._request_count += 1
-        self._manager.requests_count += 1
-        self.transport.write(answer.data)
-        if self._log_fields is not None:
-            peer = self.peername  # as aiohttp's request.remote says it
-            remote = str(peer[0]) if isinstance(peer, (list, tuple)) else peer and str(peer)
-            quick = self._quick
-            assert quick is not None
-            self._log_fields(
-                remote, "POST", quick.path, (1, 1), 200, answer.body_length,
-                loop.time() - started, answer.agent,
-            )  # fmt: skip
-        if self._keepalive_timeout:  # as RequestHandler.start after an answer
-            close_time = loop.time() + self._keepalive_timeout
-            self._next_keepalive_close_time = close_time
-            if self._keepalive_handle is None:
-                self._keepalive_handle = loop.call_at(close_time, self._process_keepalive)
-
     def _receive(self, data: bytes) -> None:
         count, body_before = self._request_count, self._body_pending()
         super().data_received(data)
@@ -245,6 +206,12 @@ class _Connection(RequestHandler):
             self._header_timer = self._loop.call_later(
                 self._limits.header_timeout, self._headers_late, count
             )
+
+    def _head_whole(self) -> None:
+        """A head is whole (held for its body, or answered on the quick path): its header
+        deadline is over."""
+        self._heard = True
+        self._cancel_header_timer()
 
     def _body_pending(self) -> bool:
         return self._payload is not None and not self._payload.is_eof()
@@ -352,6 +319,7 @@ class _Connection(RequestHandler):
             self._header_timer = None
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        self._drop_held()
         self._cancel_header_timer()
         for timer in (self._body_timer, self._write_timer):
             if timer is not None:

@@ -8,8 +8,9 @@ more CPU than everything else a request takes: ``chatcompat mock`` answered 0.54
 non-stream and 0.68x the streams a bare aiohttp handler did (``bench/mock_throughput.py``,
 issue 14).
 
-What it answers: a request whose bytes are read whole in one read on an idle connection, and
-which the usual path would answer with the kept bytes and nothing else:
+What it answers: a request whose bytes come whole on an idle connection (in one read, or a
+head and its body in the reads that follow it, :mod:`mockserver._quick_reads`), and which the
+usual path would answer with the kept bytes and nothing else:
 
 - ``POST {prefix}/chat/completions HTTP/1.1``, no query string;
 - headers that aiohttp's parser reads the same way (each ``name: value`` line of visible
@@ -17,9 +18,11 @@ which the usual path would answer with the kept bytes and nothing else:
   twice), a ``Content-Length`` that the body fills, a ``Content-Type`` (if any) naming JSON;
   no ``Connection`` but ``keep-alive``, no ``Transfer-Encoding``, ``Content-Encoding``,
   ``Expect`` or ``Upgrade``, nor the fault headers;
-- a server without anything that could change the answer: no API key, configured defects or
-  faults, timing pauses, control routes (the request log), record mode, response-prepare
-  hooks (workers) nor anything a test scripted (replies, faults, defects, cassettes);
+- the API key, when the server has one, as ``Authorization: Bearer <key>`` (a missing or wrong
+  one goes the usual way, to its 401);
+- a server without anything that could change the answer: no configured defects or faults,
+  timing pauses, control routes (the request log), record mode, response-prepare hooks
+  (workers) nor anything a test scripted (replies, faults, defects, cassettes);
 - a body in the answer cache (validated and answered before: every cached body is a valid
   request; the cache is emptied when the validation level changes).
 
@@ -31,8 +34,10 @@ access-log line; ``tests/mockserver/test_quick_path.py`` holds the two paths to 
 
 from __future__ import annotations
 
+import hmac
 import re
 import time
+from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.helpers import rfc822_formatted_time
@@ -83,6 +88,48 @@ class QuickAnswer:
         self.data, self.body_length, self.agent = data, body_length, agent
 
 
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """What the quick path reads of a request's headers."""
+
+    length: int | None  # Content-Length
+    json: bool  # no Content-Type, or one naming JSON (else the usual path's 400)
+    agent: str  # User-Agent, "-" without one
+    authorization: bytes | None  # the first Authorization (aiohttp's headers.get reads it)
+
+
+def _read_head(block: bytes) -> _Head | None:
+    """The headers of ``block`` (the lines after the request line, each ending in CRLF), or
+    None when aiohttp would read them otherwise or the usual path would answer otherwise."""
+    if _HEADER_BLOCK.fullmatch(block) is None:
+        return None
+    headers = _HEADER.findall(block)
+    if len(headers) > MAX_HEADERS:
+        return None
+    length = content_type = agent = authorization = None
+    seen: set[bytes] = set()
+    for name, value in headers:
+        name = name.lower()
+        if name in _SINGLETONS:
+            if name in seen:
+                return None
+            seen.add(name)
+        if name == b"content-length":
+            if not value.isdigit():
+                return None
+            length = int(value)
+        elif name == b"content-type":
+            content_type = value
+        elif name == b"user-agent":
+            agent = value.decode("ascii")
+        elif name == b"authorization":
+            authorization = value if authorization is None else authorization
+        elif name in _UNQUICK and not (name == b"connection" and value.lower() == b"keep-alive"):
+            return None
+    json = content_type is None or b"json" in content_type.lower()
+    return _Head(length, json, "-" if agent is None else agent, authorization)
+
+
 class QuickPath:
     """The quick path of one server's chat completions (see the module's doc); ``answered``
     counts the requests it answered."""
@@ -107,54 +154,45 @@ class QuickPath:
             or state.scripted_cassettes.stores
             or state.recorder is not None
             or config.control
-            or config.api_key is not None
         )
 
-    def answer(self, data: bytes) -> QuickAnswer | None:
-        """The answer to the request that is all of ``data``, or None when it is not one the
-        quick path answers (then aiohttp parses it as usual)."""
+    def read(self, data: bytes) -> QuickAnswer | int | None:
+        """The answer to the request that is all of ``data``; or, when ``data`` is a head the
+        quick path would take and the start of its body, how many bytes of the body are still
+        to come; None when the request is not one the quick path answers (then aiohttp parses
+        it as usual)."""
         line = self.request_line
         if not data.startswith(line):
             return None
         end = data.find(b"\r\n\r\n", len(line) - 2)
         if end == -1 or end - len(line) > MAX_HEADER_BYTES:
             return None
-        block = data[len(line) : end + 2]
-        if _HEADER_BLOCK.fullmatch(block) is None:
+        head = _read_head(data[len(line) : end + 2])
+        if head is None or head.length is None or not head.json:
             return None
-        headers = _HEADER.findall(block)
-        if len(headers) > MAX_HEADERS:
+        missing = head.length - (len(data) - end - 4)
+        if missing < 0 or not self.open() or not self._authorised(head.authorization):
             return None
-        length = content_type = agent = None
-        seen: set[bytes] = set()
-        for name, value in headers:
-            name = name.lower()
-            if name in _SINGLETONS:
-                if name in seen:
-                    return None
-                seen.add(name)
-            if name == b"content-length":
-                if not value.isdigit():
-                    return None
-                length = int(value)
-            elif name == b"content-type":
-                content_type = value
-            elif name == b"connection" and value.lower() == b"keep-alive":
-                continue
-            elif name == b"user-agent":
-                agent = value.decode("ascii")
-            elif name in _UNQUICK:
-                return None
-        body = data[end + 4 :]
-        if length != len(body) or not (content_type is None or b"json" in content_type.lower()):
-            return None
-        if not self.open():
-            return None
-        kept = self.state.answers.get(body)
+        if missing:
+            return missing
+        kept = self.state.answers.get(data[end + 4 :])
         if kept is None:
             return None
         self.answered += 1
-        return self._answer(kept, "-" if agent is None else agent)
+        return self._answer(kept, head.agent)
+
+    def _authorised(self, authorization: bytes | None) -> bool:
+        """Whether a request with this ``Authorization`` passes the key check (none without a
+        key; else ``Bearer <the key>``, compared in constant time as ``_app._authorise`` does:
+        a missing or wrong key goes the usual way, to its 401)."""
+        key = self.state.config.api_key
+        if key is None:
+            return True
+        if not authorization:
+            return False
+        scheme, _, token = authorization.partition(b" ")
+        expected = key.encode("utf-8", "surrogatepass")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), expected)
 
     def _answer(self, kept: Rendered, agent: str) -> QuickAnswer:
         """``kept`` stamped with a fresh id and time, after the headers the usual path sends

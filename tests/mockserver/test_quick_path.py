@@ -152,6 +152,29 @@ def test_connection_keep_alive_is_http_1_1s_default_and_quick(start_mock: Start)
     assert masked(got[1]) == masked(expected[1])
 
 
+@pytest.mark.parametrize(
+    ("authorization", "quick"),
+    [
+        ("Bearer sk-test", True),
+        ("bearer   sk-test  ", True),  # the scheme in any case, the token stripped
+        ("Bearer sk-other", False),
+        ("Basic sk-test", False),
+        ("Bearer", False),
+        (None, False),
+    ],
+)
+def test_with_an_api_key_only_the_right_key_is_quick(
+    start_mock: Start, authorization: str | None, quick: bool
+):
+    servers = start_mock(api_key="sk-test"), start_mock(api_key="sk-test", quick_path=False)
+    warm = request(CHAT, "Authorization: Bearer sk-test")
+    data = request(CHAT, *([] if authorization is None else [f"Authorization: {authorization}"]))
+    got, expected = (exchange(server, warm, data)[1] for server in servers)
+    assert answered(servers[0]) == int(quick)
+    assert masked(got) == masked(expected)
+    assert got.startswith(b"HTTP/1.1 200 " if quick else b"HTTP/1.1 401 ")
+
+
 def gzipped(body: dict) -> bytes:
     return gzip.compress(json.dumps(body).encode())
 
@@ -209,24 +232,67 @@ def test_pipelined_requests_are_parsed_by_aiohttp_and_answered_in_order(start_mo
     assert [b"text/event-stream" in a for a in answers] == [False, True, False]
 
 
-def test_a_request_sent_in_pieces_goes_the_usual_way_and_the_next_whole_one_is_quick(
-    start_mock: Start,
-):
+@pytest.mark.parametrize("cut", [0, 4, 30], ids=["head", "head-and-4", "head-and-30"])
+def test_a_head_and_its_body_in_two_writes_are_quick(start_mock: Start, cut: int):
+    """httpx (under the official clients) writes a request's head and body apart."""
     server = start_mock()
     data = request(CHAT)
+    split = data.index(b"\r\n\r\n") + 4 + cut
+    with socket.create_connection(("127.0.0.1", server.port), timeout=NET) as sock:
+        reader = Reader(sock)
+        sock.sendall(data)
+        first = reader.answer()  # cached now
+        sock.sendall(data[:split])
+        time.sleep(0.005)
+        sock.sendall(data[split:])
+        second = reader.answer()
+    assert answered(server) == 1
+    assert masked(first) == masked(second)
+
+
+def test_a_held_head_whose_body_is_late_goes_the_usual_way(start_mock: Start):
+    server = start_mock()
+    data = request(CHAT)
+    head, body = data.split(b"\r\n\r\n")
     with socket.create_connection(("127.0.0.1", server.port), timeout=NET) as sock:
         reader = Reader(sock)
         sock.sendall(data)
         reader.answer()  # cached now
-        head, body = data.split(b"\r\n\r\n")
-        sock.sendall(head + b"\r\n\r\n")
-        time.sleep(0.2)
-        sock.sendall(body)
+        sock.sendall(head + b"\r\n\r\n" + body[:3])
+        time.sleep(0.3)  # past the hold: the parser has it, waiting for the body
+        sock.sendall(body[3:])
         assert b"200 OK" in reader.answer()
         assert answered(server) == 0
-        sock.sendall(data)
+        sock.sendall(data)  # the parser ended that request: the next one is quick
         assert b"200 OK" in reader.answer()
         assert answered(server) == 1
+
+
+def test_a_held_head_then_a_pipelined_request_is_parsed_whole(start_mock: Start):
+    server = start_mock()
+    data = request(CHAT)
+    split = data.index(b"\r\n\r\n") + 4
+    with socket.create_connection(("127.0.0.1", server.port), timeout=NET) as sock:
+        reader = Reader(sock)
+        sock.sendall(data)
+        reader.answer()
+        sock.sendall(data[:split])
+        time.sleep(0.005)
+        sock.sendall(data[split:] + request(STREAM))  # the body, then another request
+        answers = [reader.answer(), reader.answer()]
+    assert answered(server) == 0
+    assert [b"text/event-stream" in a for a in answers] == [False, True]
+
+
+def test_a_connection_closed_while_a_head_is_held_leaves_nothing_behind(start_mock: Start):
+    server = start_mock()
+    data = request(CHAT)
+    exchange(server, data)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=NET) as sock:
+        sock.sendall(data[: data.index(b"\r\n\r\n") + 4])
+    time.sleep(0.2)  # past the hold: its timer must not feed a closed connection
+    assert b"200 OK" in exchange(server, data)[0]
+    assert answered(server) == 1
 
 
 def fault(server: MockServer) -> None:
@@ -252,7 +318,6 @@ def cassette(server: MockServer) -> None:
 # servers (configured, or scripted once the body is cached) whose answers the quick path
 # cannot give: (config, what to script, the body sent twice, what the second answer holds)
 CLOSED = {
-    "api-key": ({"api_key": "sk-test"}, None, CHAT, b"HTTP/1.1 401 "),
     "defect": ({"defects": ("missing-done",)}, None, STREAM, b"HTTP/1.1 200 "),
     "fault": ({"faults": ("status=503;fail-first=9",)}, None, CHAT, b"HTTP/1.1 503 "),
     "timing": ({"ttft": 0.01}, None, CHAT, b"HTTP/1.1 200 "),
