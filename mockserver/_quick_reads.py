@@ -9,7 +9,9 @@ and body in two writes (httpx, under the official openai clients, does), which c
 two reads: a head the quick path would take is then held, up to ``HOLD_SECONDS`` and
 ``MAX_HELD`` bytes, until its body is whole; then the request is answered here, or the held
 bytes and what followed go to the parser together, as if read at once. A head whose body does
-not come in time goes to the parser alone (its body deadline then runs as usual).
+not come in time goes to the parser alone (its body deadline then runs as usual), and so does a
+held head when the server shuts down; while a head is held, the idle timeout does not close
+the connection.
 """
 
 from __future__ import annotations
@@ -69,13 +71,23 @@ class QuickReads(RequestHandler):
             self._held = data
             self._head_whole()
             self._hold_timer = self._loop.call_later(HOLD_SECONDS, self._release)
+            # the request came in time: the idle timeout must not close it while it is held
+            hold_end = self._loop.time() + 2 * HOLD_SECONDS
+            self._next_keepalive_close_time = max(self._next_keepalive_close_time, hold_end)
             return None
         return data
 
+    def close(self) -> None:
+        """aiohttp's close (the server shutting down: requests in progress may finish), after
+        a held head is parsed: it is a request in progress too."""
+        if self._held:
+            self._release()
+        super().close()
+
     def _release(self) -> None:
-        """The held head's body did not come in time: parse what came."""
-        self._hold_timer = None
-        data, self._held = self._held, b""
+        """Parse the held head and what came of its body (it did not come whole in time)."""
+        data = self._held
+        self._drop_held()
         if data and self.transport is not None:
             self._parse(data)
 

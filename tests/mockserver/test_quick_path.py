@@ -5,6 +5,7 @@ request to a server where something could change the answer."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import http.client
 import json
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 from mockserver import FLAVOURS, ConnectionLimits, MockServer
 from mockserver._app import SCRIPTED_CASSETTES, SCRIPTED_DEFECTS, SCRIPTED_FAULTS, STATE
 from mockserver._cassettes import builtin_cassettes
+from mockserver._protocol import _Connection
 from mockserver._quick import QUICK_PATH
 from mockserver._replies import Reply
 
@@ -469,3 +471,51 @@ def _exchange_or_close(server: MockServer, warm: bytes, data: bytes) -> bytes:
             return reader.answer()
         except AssertionError:  # closed without a whole answer
             return reader.data
+
+
+def _in_server(server: MockServer, act: Callable[[], object]) -> object:
+    """``act()``'s result, run on ``server``'s event loop (its connections live there)."""
+    assert server._loop is not None
+
+    async def run() -> object:
+        return act()
+
+    return asyncio.run_coroutine_threadsafe(run(), server._loop).result(NET)
+
+
+def test_a_held_head_is_not_closed_by_the_idle_timeout_nor_lost_at_shutdown(start_mock: Start):
+    server = start_mock()
+    data = request(CHAT)
+    split = data.index(b"\r\n\r\n") + 4
+    with socket.create_connection(("127.0.0.1", server.port), timeout=NET) as sock:
+        reader = Reader(sock)
+        sock.sendall(data)
+        reader.answer()  # cached now
+        (connection,) = connections(server)
+        loop = server._loop
+        assert loop is not None
+
+        def head_at_the_idle_deadline() -> bool:
+            connection._next_keepalive_close_time = loop.time()  # the idle timeout is due
+            connection.data_received(data[:split])  # held for its body
+            connection._process_keepalive()  # the idle timer fires now
+            return connection.transport is not None and bool(connection._held)
+
+        assert _in_server(server, head_at_the_idle_deadline)
+        sock.sendall(data[split:])
+        assert b"200 OK" in reader.answer()
+        assert answered(server) == 1
+
+        def head_then_shutdown() -> bool:
+            connection.data_received(data[:split])
+            connection.close()  # what the server's shutdown does first
+            return not connection._held and bool(connection._messages)
+
+        # handed to aiohttp as a request in progress, as the usual path has it by then (aiohttp
+        # reads nothing more once closing: shutdown gives it its timeout, then cancels it)
+        assert _in_server(server, head_then_shutdown)
+
+
+def connections(server: MockServer) -> list[_Connection]:
+    assert server._runner is not None and server._runner.server is not None
+    return [c for c in server._runner.server._open if isinstance(c, _Connection)]  # type: ignore[attr-defined]
