@@ -173,9 +173,10 @@ class _Connection(QuickReads):
             data = unanswered
         self._parse(data)
 
-    def _parse(self, data: bytes) -> None:
+    def _parse(self, data: bytes, since: float | None = None) -> None:
         """Feed ``data`` to aiohttp's parser: in one piece when it holds one whole request,
-        else cut after each header block; then note whether the parser holds nothing."""
+        else cut after each header block; then note whether the parser holds nothing. A body
+        left on its way is bounded from ``since`` (a head held by the quick path), else now."""
         self._heard = self._heard or bool(data)
         count, pending = self._request_count, self._payload if self._body_pending() else None
         fed = pending.total_bytes if pending is not None else 0
@@ -191,7 +192,7 @@ class _Connection(QuickReads):
             ended = pending is not None and pending.total_bytes - fed == len(data)
         if data:
             self._clean = ended and not self._body_pending()
-        self._time_body()
+        self._time_body(since)
 
     def _receive(self, data: bytes) -> None:
         count, body_before = self._request_count, self._body_pending()
@@ -251,12 +252,14 @@ class _Connection(QuickReads):
             self._body_timer.cancel()
             self._body_timer = None
 
-    def _time_body(self) -> None:
-        """Bound a body on its way by ``body_timeout`` from the end of its headers (this read),
-        ending the bound once it is whole: a body read with its headers costs no timer."""
+    def _time_body(self, since: float | None = None) -> None:
+        """Bound a body on its way by ``body_timeout`` from the end of its headers (this read,
+        or ``since``), ending the bound once it is whole: a body read with its headers costs no
+        timer."""
         payload, timer, wait = self._payload, self._body_timer, self._limits.body_timeout
         if payload is not None and not payload.is_eof() and timer is None:
-            self._body_timer = self._loop.call_later(wait, self._body_late, payload)
+            due = (self._loop.time() if since is None else since) + wait
+            self._body_timer = self._loop.call_at(due, self._body_late, payload)
         elif (payload is None or payload.is_eof()) and timer is not None:
             timer.cancel()
             self._body_timer = None
@@ -319,7 +322,7 @@ class _Connection(QuickReads):
             self._header_timer = None
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._drop_held()
+        self._quick_lost()
         self._cancel_header_timer()
         for timer in (self._body_timer, self._write_timer):
             if timer is not None:

@@ -12,12 +12,14 @@ What it answers: a request whose bytes come whole on an idle connection (in one 
 head and its body in the reads that follow it, :mod:`mockserver._quick_reads`), and which the
 usual path would answer with the kept bytes and nothing else:
 
-- ``POST {prefix}/chat/completions HTTP/1.1``, no query string;
+- ``POST {prefix}/chat/completions HTTP/1.1``, no query string, a prefix of plain path
+  characters (one the router would percent-decode keeps the quick path shut);
 - headers that aiohttp's parser reads the same way (each ``name: value`` line of visible
   ASCII, at most 8,190 bytes and 100 lines in all, none of aiohttp's ``SINGLETON_HEADERS``
-  twice), a ``Content-Length`` that the body fills, a ``Content-Type`` (if any) naming JSON;
-  no ``Connection`` but ``keep-alive``, no ``Transfer-Encoding``, ``Content-Encoding``,
-  ``Expect`` or ``Upgrade``, nor the fault headers;
+  twice), among those clients send that change nothing (``_QUICK_HEADERS``: ``Host``, which
+  must be there, ``User-Agent``, ``Accept``, ``Authorization``, ``Connection: keep-alive``,
+  ...) and ``x-`` headers but the fault headers; a ``Content-Length`` that the body fills and
+  a ``Content-Type`` (if any) naming JSON;
 - the API key, when the server has one, as ``Authorization: Bearer <key>`` (a missing or wrong
   one goes the usual way, to its 401);
 - a server without anything that could change the answer: no configured defects or faults,
@@ -29,7 +31,9 @@ usual path would answer with the kept bytes and nothing else:
 Anything else, and every request when ``MockConfig.quick_path`` is off (``chatcompat mock
 --no-quick-path``), goes the usual way. The answer's bytes are those the usual path writes:
 the same status line, headers in the same order (aiohttp's ``Date`` and ``Server``), body and
-access-log line; ``tests/mockserver/test_quick_path.py`` holds the two paths to that.
+access-log line; ``tests/mockserver/test_quick_path.py`` holds the two paths to that. One
+difference is kept: a client that half-closes its side after its request (``nc -N``) gets its
+answer here, where aiohttp closes the connection at the end of input without one.
 """
 
 from __future__ import annotations
@@ -56,21 +60,43 @@ MAX_HEADERS = 100  # aiohttp refuses more than 128
 # A header block aiohttp reads as it is: lines of a token, a colon and visible ASCII, spaces
 # and tabs (no obs-fold, no control characters, no bytes past 0x7e).
 _HEADER_BLOCK = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e]*\r\n)*")
-_HEADER = re.compile(rb"([^:\r\n]+):[ \t]*([^\r\n]*?)[ \t]*\r\n")
+_HEADER = re.compile(rb"([^:\r\n]+):([^\r\n]*)\r\n")  # the value stripped after: linear time
 # Headers aiohttp refuses to see twice (RFC 9110's singletons: a 400)
 _SINGLETONS = frozenset(name.encode() for name in SINGLETON_HEADERS)
-# Headers after which the usual path answers otherwise (or aiohttp reads the body otherwise).
-_UNQUICK = frozenset(
+# The headers a quick request may have: those clients send (curl, wrk, httpx and the openai
+# SDKs, browsers' fetch) that change nothing in aiohttp's reading nor in the answer, and any
+# x- header but the fault headers. Any other (Upgrade, Expect, Transfer-Encoding,
+# Content-Encoding, Proxy-Connection, Sec-WebSocket-Key1, TE, ...): the usual path.
+_QUICK_HEADERS = frozenset(
     {
-        b"connection",  # but "keep-alive", HTTP/1.1's default (httpx sends it)
-        b"transfer-encoding",
-        b"content-encoding",
-        b"expect",
-        b"upgrade",
-        FAULT_HEADER.lower().encode(),
-        FAULT_KEY_HEADER.lower().encode(),
+        b"host",
+        b"user-agent",
+        b"accept",
+        b"accept-encoding",
+        b"accept-language",
+        b"authorization",
+        b"cache-control",
+        b"connection",  # "keep-alive" only: HTTP/1.1's default (httpx sends it)
+        b"content-length",
+        b"content-type",
+        b"cookie",
+        b"idempotency-key",
+        b"openai-beta",
+        b"openai-organization",
+        b"openai-project",
+        b"origin",
+        b"pragma",
+        b"referer",
+        b"traceparent",
+        b"tracestate",
+        b"baggage",
     }
 )
+_FAULT_HEADERS = frozenset({FAULT_HEADER.lower().encode(), FAULT_KEY_HEADER.lower().encode()})
+# A prefix the quick path can compare as sent: a path of unreserved and sub-delimiter
+# characters (no percent-encoding, "?", "#", space or non-ASCII, which the router decodes).
+_PLAIN_PREFIX = re.compile(r"(?:/[A-Za-z0-9._~!$&'()*+,;=:@-]+)*")
+MAX_LENGTH_DIGITS = 18  # a Content-Length of more digits (leading zeros aside): the usual path
 _JSON_HEAD = "Content-Type: {content_type}\r\nx-request-id: {id}\r\n"
 _SSE_HEAD = (
     "".join(f"{name}: {value}\r\n" for name, value in SSE_HEADERS.items())
@@ -109,23 +135,28 @@ def _read_head(block: bytes) -> _Head | None:
     length = content_type = agent = authorization = None
     seen: set[bytes] = set()
     for name, value in headers:
-        name = name.lower()
+        name, value = name.lower(), value.strip(b" \t")
+        if name not in _QUICK_HEADERS and (not name.startswith(b"x-") or name in _FAULT_HEADERS):
+            return None
         if name in _SINGLETONS:
             if name in seen:
                 return None
             seen.add(name)
         if name == b"content-length":
-            if not value.isdigit():
+            digits = value.lstrip(b"0") or b"0"  # int() refuses over 4,300 digits, zeros too
+            if not value.isdigit() or len(digits) > MAX_LENGTH_DIGITS:
                 return None
-            length = int(value)
+            length = int(digits)
         elif name == b"content-type":
             content_type = value
         elif name == b"user-agent":
             agent = value.decode("ascii")
         elif name == b"authorization":
             authorization = value if authorization is None else authorization
-        elif name in _UNQUICK and not (name == b"connection" and value.lower() == b"keep-alive"):
+        elif name == b"connection" and value.lower() != b"keep-alive":
             return None
+    if b"host" not in seen:  # aiohttp refuses an HTTP/1.1 request without one
+        return None
     json = content_type is None or b"json" in content_type.lower()
     return _Head(length, json, "-" if agent is None else agent, authorization)
 
@@ -137,7 +168,9 @@ class QuickPath:
     def __init__(self, state: MockState) -> None:
         self.state = state
         self.path = f"{state.config.prefix}/chat/completions"
-        self.request_line = f"POST {self.path} HTTP/1.1\r\n".encode()
+        # no request line matches a prefix the router would decode: the path stays shut
+        plain = _PLAIN_PREFIX.fullmatch(state.config.prefix) is not None
+        self.request_line = f"POST {self.path} HTTP/1.1\r\n".encode() if plain else b"\0"
         self.answered = 0
 
     def open(self) -> bool:

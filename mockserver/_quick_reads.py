@@ -36,7 +36,16 @@ class QuickReads(RequestHandler):
     its keep-alive timer's ``_keepalive_timeout``, ``_next_keepalive_close_time``,
     ``_keepalive_handle``, ``_process_keepalive`` (aiohttp 3.14)."""
 
-    __slots__ = ("_clean", "_held", "_hold_timer", "_log_fields", "_quick")
+    __slots__ = (
+        "_clean",
+        "_held",
+        "_held_at",
+        "_held_need",
+        "_hold_timer",
+        "_log_fields",
+        "_quick",
+        "_unlogged",
+    )
 
     def _start_quick_reads(self, quick: QuickPath | None) -> None:
         """Offer reads to ``quick`` (None: never), unless the access logger cannot log an
@@ -46,10 +55,13 @@ class QuickReads(RequestHandler):
         self._quick = quick if logger is None or self._log_fields is not None else None
         self._clean = True  # the parser holds no byte of a request it has not finished
         self._held = b""  # a head (and the start of its body) waiting for the rest
+        self._held_need = 0  # the bytes of the held request: its head and whole body
+        self._held_at = 0.0  # when its head came (the loop's time)
         self._hold_timer: asyncio.TimerHandle | None = None
+        self._unlogged: tuple[float, QuickAnswer] | None = None  # written, not yet drained
 
-    def _parse(self, data: bytes) -> None:
-        raise NotImplementedError  # the subclass feeds aiohttp's parser
+    def _parse(self, data: bytes, since: float | None = None) -> None:
+        raise NotImplementedError  # the subclass feeds aiohttp's parser (a body since ``since``)
 
     def _head_whole(self) -> None:
         raise NotImplementedError  # the subclass stops its header deadline
@@ -59,7 +71,13 @@ class QuickReads(RequestHandler):
         else the bytes for the parser."""
         if self._held:
             data = self._held + data
+            if len(data) < self._held_need:
+                self._held = data  # still short: held until the same deadline
+                return None
+            whole = len(data) == self._held_need
             self._drop_held()
+            if not whole:  # the body and more (the next request): all to the parser
+                return data
         quick = self._quick
         if not data or quick is None or not self._clean or not self._idle():
             return data
@@ -68,14 +86,20 @@ class QuickReads(RequestHandler):
             self._answer_quickly(found)
             return None
         if found is not None and len(data) + found <= MAX_HELD:
-            self._held = data
-            self._head_whole()
-            self._hold_timer = self._loop.call_later(HOLD_SECONDS, self._release)
-            # the request came in time: the idle timeout must not close it while it is held
-            hold_end = self._loop.time() + 2 * HOLD_SECONDS
-            self._next_keepalive_close_time = max(self._next_keepalive_close_time, hold_end)
+            self._hold(data, len(data) + found)
             return None
         return data
+
+    def _hold(self, data: bytes, need: int) -> None:
+        """Hold ``data``, a head and the start of its body, until ``need`` bytes have come or
+        HOLD_SECONDS have passed."""
+        loop = self._loop
+        self._held, self._held_need, self._held_at = data, need, loop.time()
+        self._head_whole()
+        self._hold_timer = loop.call_later(HOLD_SECONDS, self._release)
+        # the request came in time: the idle timeout must not close it while it is held
+        hold_end = self._held_at + 2 * HOLD_SECONDS
+        self._next_keepalive_close_time = max(self._next_keepalive_close_time, hold_end)
 
     def close(self) -> None:
         """aiohttp's close (the server shutting down: requests in progress may finish), after
@@ -85,11 +109,17 @@ class QuickReads(RequestHandler):
         super().close()
 
     def _release(self) -> None:
-        """Parse the held head and what came of its body (it did not come whole in time)."""
-        data = self._held
+        """Parse the held head and what came of its body (it did not come whole in time); the
+        body's deadline counts from the head's arrival."""
+        data, since = self._held, self._held_at
         self._drop_held()
         if data and self.transport is not None:
-            self._parse(data)
+            self._parse(data, since)
+
+    def _quick_lost(self) -> None:
+        """The connection is gone: a held head and an unread answer's line with it."""
+        self._drop_held()
+        self._unlogged = None
 
     def _drop_held(self) -> None:
         if self._hold_timer is not None:
@@ -98,10 +128,14 @@ class QuickReads(RequestHandler):
         self._held = b""
 
     def _idle(self) -> bool:
-        """Whether no request is queued, being answered or on its way, and the connection
+        """Whether aiohttp's request loop waits for a request (none queued, being answered, or
+        popped and not yet started: answering then would overtake it), and the connection
         stays open after an answer."""
+        waiter = self._waiter
         return not (
-            self._messages
+            waiter is None
+            or waiter.done()
+            or self._messages
             or self._request_in_progress
             or self._force_close
             or self._close
@@ -121,16 +155,31 @@ class QuickReads(RequestHandler):
         self._manager.requests_count += 1
         self.transport.write(answer.data)
         if self._log_fields is not None:
-            peer = self.peername  # as aiohttp's request.remote says it
-            remote = str(peer[0]) if isinstance(peer, (list, tuple)) else peer and str(peer)
-            quick = self._quick
-            assert quick is not None
-            self._log_fields(
-                remote, "POST", quick.path, (1, 1), 200, answer.body_length,
-                loop.time() - started, answer.agent,
-            )  # fmt: skip
+            if self.writing_paused:  # logged once drained, as aiohttp logs after write_eof
+                self._unlogged = (started, answer)
+            else:
+                self._log(started, answer)
         if self._keepalive_timeout:  # as RequestHandler.start after an answer
             close_time = loop.time() + self._keepalive_timeout
             self._next_keepalive_close_time = close_time
             if self._keepalive_handle is None:
                 self._keepalive_handle = loop.call_at(close_time, self._process_keepalive)
+
+    def _log(self, started: float, answer: QuickAnswer) -> None:
+        """The access-log line of ``answer``, written since ``started``."""
+        assert self._log_fields is not None and self._quick is not None
+        peer = self.peername  # as aiohttp's request.remote says it
+        remote = str(peer[0]) if isinstance(peer, (list, tuple)) else peer and str(peer)
+        self._log_fields(
+            remote, "POST", self._quick.path, (1, 1), 200, answer.body_length,
+            self._loop.time() - started, answer.agent,
+        )  # fmt: skip
+
+    def resume_writing(self) -> None:
+        """aiohttp's, then the line of a quick answer that waited for the client to read it
+        (one that never drains is not logged: the write timeout's warning counts it)."""
+        super().resume_writing()
+        if self._unlogged is not None and not self.writing_paused:
+            started, answer = self._unlogged
+            self._unlogged = None
+            self._log(started, answer)

@@ -25,9 +25,11 @@ GET = b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n"
         (POST.replace(b"13", b"13\r\nContent-Length: 13") + BODY, False),
         (POST.replace(b"Content-Length: 13", b"Transfer-Encoding: chunked"), False),
         (POST.replace(b"Content-Length", b"content-LENGTH") + BODY, True),
+        (POST.replace(b"13", b"0" * 5000 + b"13") + BODY, True),  # leading zeros: the same
+        (POST.replace(b"13", b"9" * 5000) + BODY, False),  # past any read, and int() refuses it
     ],
     ids=["post", "get", "partial-head", "partial-body", "next-begins", "two-gets", "extra",
-         "two-lengths", "chunked", "case"],
+         "two-lengths", "chunked", "case", "leading-zeros", "5000-digits"],
 )  # fmt: skip
 def test_one_request_says_whether_a_read_ends_within_its_first_request(data: bytes, whole: bool):
     assert one_request(data) is whole
