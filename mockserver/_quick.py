@@ -25,8 +25,11 @@ usual path would answer with the kept bytes and nothing else:
 - a server without anything that could change the answer: no configured defects or faults,
   timing pauses, control routes (the request log), record mode, response-prepare hooks
   (workers) nor anything a test scripted (replies, faults, defects, cassettes);
-- a body in the answer cache (validated and answered before: every cached body is a valid
-  request; the cache is emptied when the validation level changes).
+- a body within ``max_body_bytes`` and in the answer cache (validated and answered before:
+  every cached body is a valid request; the cache is emptied when the validation level
+  changes), whose answer fits the transport's buffer below its high-water mark (64 KiB by
+  default: a larger answer, or one behind unread bytes, would leave aiohttp waiting for the
+  client to read it, the request still in progress).
 
 Anything else, and every request when ``MockConfig.quick_path`` is off (``chatcompat mock
 --no-quick-path``), goes the usual way. The answer's bytes are those the usual path writes:
@@ -57,6 +60,7 @@ __all__ = ["QUICK_PATH", "QuickAnswer", "QuickPath"]
 
 MAX_HEADER_BYTES = 8190  # aiohttp's max_field_size: a longer block may be refused there
 MAX_HEADERS = 100  # aiohttp refuses more than 128
+MAX_HEAD_BYTES = 1024  # the most an answer's status line and headers take (about 200)
 # A header block aiohttp reads as it is: lines of a token, a colon and visible ASCII, spaces
 # and tabs (no obs-fold, no control characters, no bytes past 0x7e).
 _HEADER_BLOCK = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e]*\r\n)*")
@@ -189,11 +193,11 @@ class QuickPath:
             or config.control
         )
 
-    def read(self, data: bytes) -> QuickAnswer | int | None:
-        """The answer to the request that is all of ``data``; or, when ``data`` is a head the
-        quick path would take and the start of its body, how many bytes of the body are still
-        to come; None when the request is not one the quick path answers (then aiohttp parses
-        it as usual)."""
+    def read(self, data: bytes, room: int) -> QuickAnswer | int | None:
+        """The answer to the request that is all of ``data``, if it takes at most ``room``
+        bytes; or, when ``data`` is a head the quick path would take and the start of its body,
+        how many bytes of the body are still to come; None when the request is not one the
+        quick path answers (then aiohttp parses it as usual)."""
         line = self.request_line
         if not data.startswith(line):
             return None
@@ -204,12 +208,14 @@ class QuickPath:
         if head is None or head.length is None or not head.json:
             return None
         missing = head.length - (len(data) - end - 4)
-        if missing < 0 or not self.open() or not self._authorised(head.authorization):
+        if missing < 0 or head.length > self.state.config.max_body_bytes:
+            return None  # the body and more; a body past the limit: its 413 at once
+        if not self.open() or not self._authorised(head.authorization):
             return None
         if missing:
             return missing
         kept = self.state.answers.get(data[end + 4 :])
-        if kept is None:
+        if kept is None or len(kept.body) + MAX_HEAD_BYTES > room:
             return None
         self.answered += 1
         return self._answer(kept, head.agent)

@@ -44,7 +44,6 @@ class QuickReads(RequestHandler):
         "_hold_timer",
         "_log_fields",
         "_quick",
-        "_unlogged",
     )
 
     def _start_quick_reads(self, quick: QuickPath | None) -> None:
@@ -58,7 +57,6 @@ class QuickReads(RequestHandler):
         self._held_need = 0  # the bytes of the held request: its head and whole body
         self._held_at = 0.0  # when its head came (the loop's time)
         self._hold_timer: asyncio.TimerHandle | None = None
-        self._unlogged: tuple[float, QuickAnswer] | None = None  # written, not yet drained
 
     def _parse(self, data: bytes, since: float | None = None) -> None:
         raise NotImplementedError  # the subclass feeds aiohttp's parser (a body since ``since``)
@@ -81,7 +79,7 @@ class QuickReads(RequestHandler):
         quick = self._quick
         if not data or quick is None or not self._clean or not self._idle():
             return data
-        found = quick.read(data)
+        found = quick.read(data, self._room())
         if isinstance(found, QuickAnswer):
             self._answer_quickly(found)
             return None
@@ -89,6 +87,16 @@ class QuickReads(RequestHandler):
             self._hold(data, len(data) + found)
             return None
         return data
+
+    def _room(self) -> int:
+        """Bytes an answer may have so that the transport's buffer stays within its high-water
+        mark once it is written: the answer is then done, as aiohttp's is once its write_eof
+        returns without waiting for the client to read (past the mark aiohttp would wait,
+        the request still in progress, with the deadlines and shutdown that go with it)."""
+        transport = self.transport
+        assert transport is not None
+        high = transport.get_write_buffer_limits()[1]
+        return int(high - transport.get_write_buffer_size())
 
     def _hold(self, data: bytes, need: int) -> None:
         """Hold ``data``, a head and the start of its body, until ``need`` bytes have come or
@@ -117,9 +125,8 @@ class QuickReads(RequestHandler):
             self._parse(data, since)
 
     def _quick_lost(self) -> None:
-        """The connection is gone: a held head and an unread answer's line with it."""
+        """The connection is gone: a held head with it."""
         self._drop_held()
-        self._unlogged = None
 
     def _drop_held(self) -> None:
         if self._hold_timer is not None:
@@ -155,10 +162,7 @@ class QuickReads(RequestHandler):
         self._manager.requests_count += 1
         self.transport.write(answer.data)
         if self._log_fields is not None:
-            if self.writing_paused:  # logged once drained, as aiohttp logs after write_eof
-                self._unlogged = (started, answer)
-            else:
-                self._log(started, answer)
+            self._log(started, answer)
         if self._keepalive_timeout:  # as RequestHandler.start after an answer
             close_time = loop.time() + self._keepalive_timeout
             self._next_keepalive_close_time = close_time
@@ -174,12 +178,3 @@ class QuickReads(RequestHandler):
             remote, "POST", self._quick.path, (1, 1), 200, answer.body_length,
             self._loop.time() - started, answer.agent,
         )  # fmt: skip
-
-    def resume_writing(self) -> None:
-        """aiohttp's, then the line of a quick answer that waited for the client to read it
-        (one that never drains is not logged: the write timeout's warning counts it)."""
-        super().resume_writing()
-        if self._unlogged is not None and not self.writing_paused:
-            started, answer = self._unlogged
-            self._unlogged = None
-            self._log(started, answer)

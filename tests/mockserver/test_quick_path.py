@@ -6,6 +6,7 @@ request to a server where something could change the answer."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import http.client
 import json
@@ -14,7 +15,8 @@ import re
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -82,6 +84,17 @@ class Reader:
             self._more()
         answer, self.data = self.data[:size], self.data[size:]
         return answer
+
+
+@contextlib.contextmanager
+def warm(server: MockServer, data: bytes) -> Iterator[tuple[socket.socket, Reader]]:
+    """A connection on which ``data`` was answered once: its body cached, aiohttp's request
+    loop waiting for the next request."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=NET) as sock:
+        reader = Reader(sock)
+        sock.sendall(data)
+        reader.answer()
+        yield sock, reader
 
 
 def exchange(server: MockServer, *requests: bytes, pause: float = 0.0) -> list[bytes]:
@@ -170,9 +183,9 @@ def test_with_an_api_key_only_the_right_key_is_quick(
     start_mock: Start, authorization: str | None, quick: bool
 ):
     servers = start_mock(api_key="sk-test"), start_mock(api_key="sk-test", quick_path=False)
-    warm = request(CHAT, "Authorization: Bearer sk-test")
+    first = request(CHAT, "Authorization: Bearer sk-test")
     data = request(CHAT, *([] if authorization is None else [f"Authorization: {authorization}"]))
-    got, expected = (exchange(server, warm, data)[1] for server in servers)
+    got, expected = (exchange(server, first, data)[1] for server in servers)
     assert answered(servers[0]) == int(quick)
     assert masked(got) == masked(expected)
     assert got.startswith(b"HTTP/1.1 200 " if quick else b"HTTP/1.1 401 ")
@@ -221,9 +234,9 @@ LEFT_ALONE = {
 @pytest.mark.parametrize("name", sorted(LEFT_ALONE))
 def test_requests_the_quick_path_leaves_to_aiohttp(start_mock: Start, name: str):
     quick, usual = start_mock(), start_mock(quick_path=False)
-    warm, data = request(CHAT), LEFT_ALONE[name]
+    first, data = request(CHAT), LEFT_ALONE[name]
 
-    got, expected = exchange(quick, warm, data), exchange(usual, warm, data)
+    got, expected = exchange(quick, first, data), exchange(usual, first, data)
     assert answered(quick) == 0, name
     assert masked(got[1]) == masked(expected[1]), name
 
@@ -266,15 +279,13 @@ def test_a_head_and_its_body_in_two_writes_are_quick(start_mock: Start, cut: int
     server = start_mock()
     data = request(CHAT)
     split = data.index(b"\r\n\r\n") + 4 + cut
-    with socket.create_connection(("127.0.0.1", server.port), timeout=NET) as sock:
-        reader = Reader(sock)
-        sock.sendall(data)
-        first = reader.answer()  # cached now
+    first = exchange(server, data)[0]  # cached now
+    with warm(server, data) as (sock, reader):
         sock.sendall(data[:split])
         time.sleep(0.005)
         sock.sendall(data[split:])
         second = reader.answer()
-    assert answered(server) == 1
+    assert answered(server) == 2  # the warm one, then the split one
     assert masked(first) == masked(second)
 
 
@@ -282,10 +293,7 @@ def test_a_held_head_whose_body_is_late_goes_the_usual_way(start_mock: Start):
     server = start_mock()
     data = request(CHAT)
     head, body = data.split(b"\r\n\r\n")
-    with socket.create_connection(("127.0.0.1", server.port), timeout=NET) as sock:
-        reader = Reader(sock)
-        sock.sendall(data)
-        reader.answer()  # cached now
+    with warm(server, data) as (sock, reader):  # cached now
         sock.sendall(head + b"\r\n\r\n" + body[:3])
         time.sleep(0.3)  # past the hold: the parser has it, waiting for the body
         sock.sendall(body[3:])
@@ -300,10 +308,7 @@ def test_a_held_head_then_a_pipelined_request_is_parsed_whole(start_mock: Start)
     server = start_mock()
     data = request(CHAT)
     split = data.index(b"\r\n\r\n") + 4
-    with socket.create_connection(("127.0.0.1", server.port), timeout=NET) as sock:
-        reader = Reader(sock)
-        sock.sendall(data)
-        reader.answer()
+    with warm(server, data) as (sock, reader):
         sock.sendall(data[:split])
         time.sleep(0.005)
         sock.sendall(data[split:] + request(STREAM))  # the body, then another request
@@ -490,12 +495,9 @@ def test_any_head_gets_the_same_answer_on_both_paths(start_mock: Start):
     assert answered(quick) > 0  # the heads without an odd line
 
 
-def _exchange_or_close(server: MockServer, warm: bytes, data: bytes) -> bytes:
-    """The answer to ``data`` after ``warm`` on one connection, or what came before it closed."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=NET) as sock:
-        reader = Reader(sock)
-        sock.sendall(warm)
-        reader.answer()
+def _exchange_or_close(server: MockServer, first: bytes, data: bytes) -> bytes:
+    """The answer to ``data`` after ``first`` on one connection, or what came before it closed."""
+    with warm(server, first) as (sock, reader):
         sock.sendall(data)
         try:
             return reader.answer()
@@ -517,10 +519,7 @@ def test_a_held_head_is_not_closed_by_the_idle_timeout_nor_lost_at_shutdown(star
     server = start_mock()
     data = request(CHAT)
     split = data.index(b"\r\n\r\n") + 4
-    with socket.create_connection(("127.0.0.1", server.port), timeout=NET) as sock:
-        reader = Reader(sock)
-        sock.sendall(data)
-        reader.answer()  # cached now
+    with warm(server, data) as (sock, reader):  # cached now
         (connection,) = connections(server)
         loop = server._loop
         assert loop is not None
@@ -558,10 +557,7 @@ def test_a_request_read_while_the_one_before_starts_waits_its_turn(start_mock: S
     before = request({**CHAT, "model": "first"}, "X-Chatcompat-Fault-Key: k")  # the usual way
     cached = request({**CHAT, "model": "second"})
     exchange(server, cached)
-    with socket.create_connection(("127.0.0.1", server.port), timeout=NET) as sock:
-        reader = Reader(sock)
-        sock.sendall(request(CHAT))
-        reader.answer()  # the connection's request loop waits now
+    with warm(server, request(CHAT)) as (_, reader):  # the request loop waits now
         (connection,) = connections(server)
         loop = server._loop
         assert loop is not None
@@ -578,10 +574,7 @@ def test_nothing_is_answered_after_a_connection_close_answer(start_mock: Start):
     server = start_mock()
     cached = request(CHAT)
     exchange(server, cached)
-    with socket.create_connection(("127.0.0.1", server.port), timeout=NET) as sock:
-        reader = Reader(sock)
-        sock.sendall(cached)
-        reader.answer()
+    with warm(server, cached) as (sock, reader):
         (connection,) = connections(server)
         loop = server._loop
         assert loop is not None
@@ -599,10 +592,7 @@ def test_a_held_body_keeps_its_deadlines(start_mock: Start):
     server = start_mock(limits=ConnectionLimits(body_timeout=30.0))
     data = request(CHAT)
     split = data.index(b"\r\n\r\n") + 4
-    with socket.create_connection(("127.0.0.1", server.port), timeout=NET) as sock:
-        reader = Reader(sock)
-        sock.sendall(data)
-        reader.answer()  # cached, and the request loop waits
+    with warm(server, data) as (sock, reader):  # cached, and the request loop waits
         (connection,) = connections(server)
 
         def trickle() -> tuple[bool, bool, float]:
@@ -643,3 +633,56 @@ def test_a_long_run_of_blanks_in_a_value_is_read_as_aiohttp_reads_it(start_mock:
     data = request(CHAT, "X-Blank: a" + " " * 8000 + "b", "User-Agent-X: " + "\t " * 10)
     got, expected = exchange(quick, data, data), exchange(usual, data, data)
     assert [masked(a) for a in got] == [masked(a) for a in expected]
+
+
+# found by a second red-team pass: an answer that the transport cannot take below its high-water
+# mark leaves aiohttp's handler waiting for the client to read it (the request in progress:
+# deadlines, shutdown and the access log follow that); the quick path leaves it to aiohttp
+BIG = {**STREAM, "n": 8, "max_tokens": 200}  # ~400 KB of events
+
+
+def test_an_answer_past_the_buffers_high_water_mark_goes_the_usual_way(start_mock: Start):
+    quick, usual = start_mock(), start_mock(quick_path=False)
+    data = request(BIG)
+    got, expected = exchange(quick, data, data), exchange(usual, data, data)
+    assert len(got[1]) > 64 * 1024
+    assert answered(quick) == 0
+    assert masked(got[1]) == masked(expected[1])
+
+
+def test_a_small_answer_behind_unread_bytes_goes_the_usual_way(start_mock: Start):
+    server = start_mock()
+    data = request(CHAT)
+    with warm(server, data) as (sock, reader):
+        (connection,) = connections(server)
+
+        quick = connection._quick
+        assert quick is not None
+        # 100 bytes of room left in the buffer: too few for the answer
+        assert _in_server(server, lambda: quick.read(data, 100)) is None
+        sock.sendall(data)
+        assert b"200 OK" in reader.answer()
+        assert answered(server) == 1  # with the buffer empty, quick
+
+
+def test_a_head_announcing_a_body_past_the_limit_is_not_held(start_mock: Start):
+    """Its 413 comes at once, not after the hold."""
+    quick, usual = (
+        start_mock(max_body_bytes=1000),
+        start_mock(max_body_bytes=1000, quick_path=False),
+    )
+    data = request(b"x" * 2000, "Content-Length: 500000")
+    for server in (quick, usual):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=NET) as sock:
+            sock.sendall(request(CHAT))
+            Reader(sock).answer()
+            (connection,) = connections(server)
+            held = _in_server(server, partial(_feed, connection, data))
+            assert held == b""
+            assert Reader(sock).answer().startswith(b"HTTP/1.1 413 ")
+
+
+def _feed(connection: _Connection, data: bytes) -> bytes:
+    """What ``connection`` holds once ``data`` is read."""
+    connection.data_received(data)
+    return connection._held
