@@ -2,16 +2,19 @@
 it, a head held a moment for the body that follows it, and an answer written and accounted for
 as aiohttp's request loop does after an answer.
 
-A read is offered when the connection is idle (nothing queued, being answered or closing, its
-answers being read) and aiohttp's parser holds no byte of an unfinished request (``_clean``:
-the last read ended a request, or was answered here). HTTP clients often send a request's head
-and body in two writes (httpx, under the official openai clients, does), which can arrive as
-two reads: a head the quick path would take is then held, up to ``HOLD_SECONDS`` and
-``MAX_HELD`` bytes, until its body is whole; then the request is answered here, or the held
-bytes and what followed go to the parser together, as if read at once. A head whose body does
-not come in time goes to the parser alone (its body deadline then runs as usual), and so does a
-held head when the server shuts down; while a head is held, the idle timeout does not close
-the connection.
+A read is offered when the connection is idle (aiohttp's request loop waits for a request:
+nothing queued, being answered or closing; writes not paused) and aiohttp's parser holds no
+byte of an unfinished request (``_clean``: the last read ended a request, or was answered
+here). An answer is written here only when the transport's buffer takes it below its
+high-water mark (``_room``): then it is done, as aiohttp's is when its write_eof does not wait.
+
+HTTP clients often send a request's head and body in two writes (httpx, under the official
+openai clients, does), which can arrive as two reads: a head the quick path would take is then
+held, up to ``HOLD_SECONDS`` and ``MAX_HELD`` bytes, until its body is whole; then the request
+is answered here, or the held bytes and what followed go to the parser together, as if read at
+once. A head whose body does not come in time goes to the parser alone (its body deadline then
+runs as usual), and so does a held head when the server shuts down; while a head is held, the
+idle timeout does not close the connection.
 """
 
 from __future__ import annotations
