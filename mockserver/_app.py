@@ -6,13 +6,13 @@ in AppKeys."""
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from mockserver._api_key import bearer_matches
 from mockserver._body import read_body
 from mockserver._cassettes import CassetteStore, ScriptedCassettes
 from mockserver._config import MockConfig
@@ -186,14 +186,7 @@ def _authorise(state: MockState, call: Call) -> None:
             "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
             code="invalid_api_key",
         )
-    scheme, _, token = header.partition(" ")
-    expected = state.config.api_key or ""
-    # constant time: hmac.compare_digest on bytes (str would reject non-ASCII keys);
-    # surrogatepass encodes any str, also the surrogates of undecodable header bytes
-    same = hmac.compare_digest(
-        token.strip().encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
-    )
-    if scheme.lower() != "bearer" or not same:
+    if not bearer_matches(header, state.config.api_key or ""):
         raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
 
 

@@ -41,7 +41,6 @@ answer here, where aiohttp closes the connection at the end of input without one
 
 from __future__ import annotations
 
-import hmac
 import re
 import time
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE
 from aiohttp.http_parser import SINGLETON_HEADERS
 
+from mockserver._api_key import bearer_matches
 from mockserver._faults import FAULT_HEADER, FAULT_KEY_HEADER
 from mockserver._rendered import Rendered
 from mockserver._sse import SSE_HEADERS
@@ -109,13 +109,13 @@ _SSE_HEAD = (
 
 
 class QuickAnswer:
-    """One request answered on the quick path: the bytes to write, and what the access log
-    says of it (bytes written, as aiohttp's ``body_length``: head and body; User-Agent)."""
+    """One request answered on the quick path: the bytes to write (head and body: what
+    aiohttp's ``body_length`` counts, which the access log says), and its User-Agent."""
 
-    __slots__ = ("agent", "body_length", "data")
+    __slots__ = ("agent", "data")
 
-    def __init__(self, data: bytes, body_length: int, agent: str) -> None:
-        self.data, self.body_length, self.agent = data, body_length, agent
+    def __init__(self, data: bytes, agent: str) -> None:
+        self.data, self.agent = data, agent
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,16 +222,14 @@ class QuickPath:
 
     def _authorised(self, authorization: bytes | None) -> bool:
         """Whether a request with this ``Authorization`` passes the key check (none without a
-        key; else ``Bearer <the key>``, compared in constant time as ``_app._authorise`` does:
-        a missing or wrong key goes the usual way, to its 401)."""
+        key; else the endpoint's rule, :func:`bearer_matches`: a missing or wrong key goes the
+        usual way, to its 401). Head values here are ASCII (``_HEADER_BLOCK``)."""
         key = self.state.config.api_key
         if key is None:
             return True
         if not authorization:
             return False
-        scheme, _, token = authorization.partition(b" ")
-        expected = key.encode("utf-8", "surrogatepass")
-        return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), expected)
+        return bearer_matches(authorization.decode("ascii"), key)
 
     def _answer(self, kept: Rendered, agent: str) -> QuickAnswer:
         """``kept`` stamped with a fresh id and time, after the headers the usual path sends
@@ -245,8 +243,7 @@ class QuickPath:
             + f"Content-Length: {len(body)}\r\nDate: {rfc822_formatted_time()}\r\n"
             f"Server: {SERVER_SOFTWARE}\r\n\r\n"
         )
-        data = head.encode("latin-1") + body
-        return QuickAnswer(data, len(data), agent)  # aiohttp's body_length counts the head too
+        return QuickAnswer(head.encode("latin-1") + body, agent)
 
 
 QUICK_PATH = web.AppKey("quick_path", QuickPath)  # the app's, when MockConfig.quick_path is on

@@ -178,6 +178,6 @@ class QuickReads(RequestHandler):
         peer = self.peername  # as aiohttp's request.remote says it
         remote = str(peer[0]) if isinstance(peer, (list, tuple)) else peer and str(peer)
         self._log_fields(
-            remote, "POST", self._quick.path, (1, 1), 200, answer.body_length,
+            remote, "POST", self._quick.path, (1, 1), 200, len(answer.data),
             self._loop.time() - started, answer.agent,
         )  # fmt: skip

@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from mockserver import _app as app_module
+from mockserver import _api_key as api_key_module
 from mockserver import cli
 
 KEY = "sk-clé-ü-0123"  # not ASCII: compare_digest on str would raise TypeError
@@ -66,7 +66,7 @@ def test_the_key_is_compared_in_constant_time(start_mock, monkeypatch):
         compared.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(app_module.hmac, "compare_digest", spy)
+    monkeypatch.setattr(api_key_module.hmac, "compare_digest", spy)
     server = start_mock(api_key=KEY)
     assert get_models(server, b"Bearer wrong")[0] == 401
     assert compared == [(b"wrong", KEY.encode())]
