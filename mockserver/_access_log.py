@@ -16,6 +16,7 @@ before it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any, TextIO
 
@@ -41,19 +42,38 @@ class AccessLogger(AbstractAccessLogger):
     string (``?api-key=...``) written as ``[REDACTED]``."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        if getattr(request.protocol, "shed", False):
-            return  # counted in the cap's throttled warning instead
-        self.logger.info(
-            '%s "%s %s HTTP/%d.%d" %d %d %.3fs "%s"',
+        if getattr(request.protocol, "shed", False) or not self.logger.isEnabledFor(logging.INFO):
+            return  # a shed one is counted in the cap's throttled warning instead
+        message = _message(
             request.remote,
             request.method,
-            redact_url(request.path_qs),
-            *request.version,
+            request.path_qs,
+            request.version,
             response.status,
             response.body_length,
             time,
             request.headers.get("User-Agent", "-"),
         )
+        self.logger.info("%s", message)
+
+
+def _message(
+    remote: str | None,
+    method: str,
+    path: str,
+    version: tuple[int, int],
+    status: int,
+    length: int,
+    took: float,
+    agent: str,
+) -> str:
+    """A request's access line after its time and logger name, as aiohttp's (its default
+    format, credentials in the query ``[REDACTED]``): both loggers here write it."""
+    if "?" in path:
+        path = redact_url(path)
+    major, minor = version
+    request = f"{method} {path} HTTP/{major}.{minor}"
+    return f'{remote} "{request}" {status} {length} {took:.3f}s "{agent}"'
 
 
 class AccessLines:
@@ -93,13 +113,8 @@ class AccessLines:
             self.out.flush()
 
     def _line(self, kept: _Fields) -> str:
-        clock, name, remote, method, path, (major, minor), status, length, took, agent = kept
-        if "?" in path:
-            path = redact_url(path)
-        return (
-            f"{self._asctime(clock)} {name} {remote} "
-            f'"{method} {path} HTTP/{major}.{minor}" {status} {length} {took:.3f}s "{agent}"'
-        )
+        clock, name, *fields = kept
+        return f"{self._asctime(clock)} {name} {_message(*fields)}"
 
 
 # time, logger name, remote, method, path, (major, minor), status, body bytes, seconds, agent

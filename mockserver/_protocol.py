@@ -33,7 +33,8 @@ The rules, and why:
 aiohttp answers what its HTTP parser rejects itself, in text/plain, from
 ``RequestHandler.handle_error``, with no documented hook
 (https://github.com/aio-libs/aiohttp/issues/3287), and has no header, body or write timeout.
-So this module, and only this one, subclasses ``RequestHandler``, ``web.Server`` and
+So this module, and only this one (with :mod:`mockserver._quick_reads`, the RequestHandler
+its connection builds on), subclasses ``RequestHandler``, ``web.Server`` and
 ``web.AppRunner`` (aiohttp 3.14). It reads these private names: RequestHandler's
 ``_request_count``, ``_messages``, ``_waiter``, ``_request_in_progress``, ``_force_close``,
 ``_close``, ``_manager``, ``_upgraded``, ``_logging_enabled`` and, to answer on the quick path
